@@ -1,0 +1,94 @@
+"""Process settings from the environment (and a ``.env`` file), frozen at start-up.
+
+Every variable of the interface's table is here. Secrets are ``SecretStr`` so that a
+stray ``repr`` or log line shows ``**********``. Nothing is required at load time:
+each command asks for what it needs with :meth:`Settings.require`, which names the
+missing variables instead of failing on ones the command never uses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MissingSettingError(Exception):
+    """A command needs environment variables that are not set."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        plural = "s" if len(names) > 1 else ""
+        super().__init__(
+            f"missing environment variable{plural}: {', '.join(names)} "
+            "(set it in the environment or in .env; see README, Configuration)"
+        )
+
+
+class Settings(BaseSettings):
+    """The environment of one bot process."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    polaris_api_url: str | None = Field(default=None, alias="POLARIS_API_URL")
+    polaris_project_id: str | None = Field(default=None, alias="POLARIS_PROJECT_ID")
+    polaris_api_key: SecretStr | None = Field(default=None, alias="POLARIS_API_KEY")
+    slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
+    watchdog_rules: Path = Field(default=Path("rules.toml"), alias="WATCHDOG_RULES")
+    watchdog_listen: str = Field(default="0.0.0.0:8080", alias="WATCHDOG_LISTEN")
+    watchdog_state: Path = Field(default=Path("watchdog.db"), alias="WATCHDOG_STATE")
+    watchdog_log_format: str = Field(default="auto", alias="WATCHDOG_LOG_FORMAT")
+
+    @field_validator(
+        "polaris_api_url",
+        "polaris_project_id",
+        "polaris_api_key",
+        "slack_bot_token",
+        "slack_signing_secret",
+        "slack_app_token",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # `FOO=` in a .env file means "not set", not "set to the empty string".
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        # slack-sdk joins method names with urljoin: without the slash the last path
+        # segment would be replaced instead of extended.
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("watchdog_log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        if value not in {"auto", "json", "console"}:
+            raise ValueError("WATCHDOG_LOG_FORMAT must be auto, json or console")
+        return value
+
+    def require(self, *env_names: str) -> None:
+        """Raise :class:`MissingSettingError` naming every unset variable of ``env_names``."""
+        by_alias = {(info.alias or name): name for name, info in type(self).model_fields.items()}
+        missing = [env for env in env_names if getattr(self, by_alias[env]) is None]
+        if missing:
+            raise MissingSettingError(missing)
+
+    @property
+    def listen_host_port(self) -> tuple[str, int]:
+        """``WATCHDOG_LISTEN`` split into host and port."""
+        host, sep, port = self.watchdog_listen.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ValueError(f"WATCHDOG_LISTEN must be host:port, got {self.watchdog_listen!r}")
+        return host or "0.0.0.0", int(port)
+
+
+POLARIS_VARS = ("POLARIS_API_URL", "POLARIS_PROJECT_ID", "POLARIS_API_KEY")
