@@ -1,0 +1,499 @@
+"""Tests for the pure rule evaluators: matching, reset-aware increase, windows, each kind."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from watchdog.notifications import Condition
+from watchdog.polaris_models import UNLIMITED_PARSE_EXCEPTIONS, Job
+from watchdog.rules import evaluate, increase, matches, needs_samples, window
+from watchdog.rulesfile import (
+    BudgetRule,
+    ExecutionRule,
+    HealthRule,
+    Match,
+    RateRule,
+    RatioRule,
+    RisingRule,
+    StalledRule,
+    parse_ruleset,
+)
+from watchdog.samples import SampleBook, Series
+
+JOB_ID = "6f1c2a7e-5b1d-4c3e-9a2b-1d2e3f4a5b6c"
+OTHER_ID = "0b9e8d7c-6a5b-4c3d-8e2f-1a0b9c8d7e6f"
+T0 = 1_722_500_000.0  # 2024-08-01T08:13:20Z
+TICK = 30.0
+SKIPPED = "numRowsSkippedByError"
+PROCESSED = "numRowsProcessed"
+
+
+def make_job(**overrides: Any) -> Job:
+    raw: dict[str, Any] = {
+        "id": JOB_ID,
+        "type": "streaming",
+        "executionStatus": "running",
+        "health": {"status": "ok"},
+        "target": {"type": "table", "tableName": "clicks_raw"},
+        "maxParseExceptions": 1000,
+        "lastUpdatedTimestamp": "2024-08-01T08:00:00Z",
+    }
+    raw.update(overrides)
+    return Job.model_validate(raw)
+
+
+def feed(book: SampleBook, metric: str, values: Sequence[float], *, job_id: str = JOB_ID) -> float:
+    """Record ``values`` one tick apart from T0; return the last tick's time (the "now")."""
+    t = T0
+    for index, value in enumerate(values):
+        t = T0 + index * TICK
+        book.record(job_id, metric, t, value)
+    return t
+
+
+def rising(**overrides: Any) -> RisingRule:
+    fields: dict[str, Any] = {
+        "name": "skips",
+        "metric": SKIPPED,
+        "increase": 100.0,
+        "within": 600.0,
+    }
+    return RisingRule(**{**fields, **overrides})
+
+
+# -- matches ----------------------------------------------------------------------------
+
+
+def test_match_filters_on_job_type() -> None:
+    """A rule restricted to streaming jobs ignores a batch job."""
+    rule = rising(match=Match(type=("streaming",)))
+    assert matches(rule, make_job(), T0)
+    assert not matches(rule, make_job(type="batch"), T0)
+
+
+def test_match_filters_on_execution_status() -> None:
+    """A rule restricted to running jobs ignores a suspended one."""
+    rule = rising(match=Match(execution_status=("running",)))
+    assert matches(rule, make_job(), T0)
+    assert not matches(rule, make_job(executionStatus="suspended"), T0)
+
+
+def test_match_table_is_a_case_sensitive_glob() -> None:
+    """Table globs use fnmatch case-sensitively; a job without a table never matches one."""
+    rule = rising(match=Match(table=("clicks_*", "orders")))
+    assert matches(rule, make_job(), T0)
+    assert matches(rule, make_job(target={"tableName": "orders"}), T0)
+    assert not matches(rule, make_job(target={"tableName": "Clicks_raw"}), T0)
+    assert not matches(rule, make_job(target=None), T0)
+
+
+def test_match_filters_on_job_id() -> None:
+    """A rule naming job ids looks at those jobs only, whatever the id's letter case."""
+    rule = rising(match=Match(job_id=(JOB_ID.upper(),)))
+    assert matches(rule, make_job(), T0)
+    assert not matches(rule, make_job(id=OTHER_ID), T0)
+
+
+def test_max_age_skips_terminal_jobs_last_updated_long_ago() -> None:
+    """A job that failed two days ago is history; one that failed an hour ago is news."""
+    rule = ExecutionRule(name="failed", status=("failed",), max_age=86_400.0)
+    updated = datetime.fromtimestamp(T0, UTC).isoformat()
+    job = make_job(executionStatus="failed", lastUpdatedTimestamp=updated)
+    assert matches(rule, job, T0 + 3_600)
+    assert not matches(rule, job, T0 + 2 * 86_400)
+    # Running jobs are never too old, no limit means no limit, unknown age matches.
+    assert matches(rule, make_job(lastUpdatedTimestamp=updated), T0 + 2 * 86_400)
+    unlimited = ExecutionRule(name="failed", status=("failed",), max_age=0.0)
+    assert matches(unlimited, job, T0 + 365 * 86_400)
+    assert matches(rule, make_job(executionStatus="failed", lastUpdatedTimestamp=None), T0)
+
+
+# -- increase and window ----------------------------------------------------------------
+
+
+def test_single_point_is_a_baseline_not_an_increase() -> None:
+    """One sample (or none) gives no increase, however large the counter already is."""
+    assert increase([]) == 0.0
+    assert increase([(T0, 1_000_000.0)]) == 0.0
+
+
+def test_counter_reset_counts_the_new_value_as_growth_from_zero() -> None:
+    """10 → 50 → (reset) 5 → 20 grew by 40 + 5 + 15, as Prometheus' increase counts it."""
+    points = [(0.0, 10.0), (30.0, 50.0), (60.0, 5.0), (90.0, 20.0)]
+    assert increase(points) == 60.0
+
+
+@given(st.lists(st.floats(min_value=0, max_value=1e12), min_size=1, max_size=50))
+def test_increase_is_never_negative_and_exact_for_monotone_counters(values: list[float]) -> None:
+    """increase() ≥ 0 always, and equals last − first when the counter never decreases."""
+    points = [(float(index), value) for index, value in enumerate(values)]
+    assert increase(points) >= 0.0
+    ordered = [(float(index), value) for index, value in enumerate(sorted(values))]
+    assert increase(ordered) == ordered[-1][1] - ordered[0][1]
+
+
+def test_window_with_exact_ticks_spans_exactly_within() -> None:
+    """With a point at now − within, "within 10m" spans 10m: 21 points at 30 s ticks."""
+    series = Series(100)
+    for index in range(40):
+        series.append(T0 + index * TICK, float(index))
+    now = T0 + 39 * TICK
+    points = window(series, now, 600.0)
+    assert len(points) == 21
+    assert points[0][0] == now - 600.0 and points[-1][0] == now
+
+
+def test_window_excludes_points_after_now() -> None:
+    """Replaying history: samples later than now are not part of the window."""
+    series = Series(100)
+    for index in range(10):
+        series.append(T0 + index * TICK, float(index))
+    assert window(series, T0 + 3 * TICK, 60.0) == [
+        (T0 + TICK, 1.0),
+        (T0 + 2 * TICK, 2.0),
+        (T0 + 3 * TICK, 3.0),
+    ]
+
+
+# -- health and execution ---------------------------------------------------------------
+
+
+def test_health_rule_fires_on_error_with_code_and_message() -> None:
+    """An errored job fires with its code and the start of Polaris' message."""
+    job = make_job(
+        health={"status": "error", "code": "cannot_parse_source", "message": "Bad JSON " * 40}
+    )
+    condition = evaluate(HealthRule(name="unhealthy"), job, SampleBook(4), T0, firing=False)
+    assert condition is not None and condition.active
+    assert condition.summary.startswith("health error: cannot_parse_source — Bad JSON Bad JSON")
+    assert len(condition.summary) < 200 and condition.summary.endswith("…")
+
+
+def test_health_rule_is_inactive_on_ok_and_on_other_codes() -> None:
+    """Healthy jobs and errors with codes the rule does not list do not fire."""
+    book = SampleBook(4)
+    assert not _active(evaluate(HealthRule(name="h"), make_job(), book, T0, firing=False))
+    rule = HealthRule(name="h", status=("error", "warn"), codes=("row_too_large",))
+    warn = make_job(health={"status": "warn", "code": "no_rows_found"})
+    assert not _active(evaluate(rule, warn, book, T0, firing=True))
+    hit = make_job(health={"status": "error", "code": "row_too_large"})
+    condition = evaluate(rule, hit, book, T0, firing=False)
+    assert condition is not None and condition.summary == "health error: row_too_large"
+
+
+def test_execution_rule_fires_on_listed_status() -> None:
+    """A failed job fires an execution rule for failed; a running one does not."""
+    rule = ExecutionRule(name="failed", status=("failed",))
+    condition = evaluate(rule, make_job(executionStatus="failed"), SampleBook(4), T0, firing=False)
+    assert condition is not None and condition.active
+    assert condition.summary == "execution status failed"
+    assert not _active(evaluate(rule, make_job(), SampleBook(4), T0, firing=False))
+
+
+def test_canceled_job_makes_every_non_execution_rule_inactive() -> None:
+    """A canceled job's rules go inactive, even with data that would fire; execution still works."""
+    book = SampleBook(64)
+    now = feed(book, SKIPPED, [0.0, 500.0, 990.0])
+    job = make_job(executionStatus="canceled", health={"status": "error", "code": "x"})
+    for rule in (HealthRule(name="h"), rising(), BudgetRule(name="b", percent=50.0)):
+        condition = evaluate(rule, job, book, now, firing=True)
+        assert condition is not None and not condition.active, rule.kind
+    canceled = ExecutionRule(name="canceled", status=("canceled",))
+    assert _active(evaluate(canceled, job, book, now, firing=False))
+
+
+# -- rising -----------------------------------------------------------------------------
+
+
+def test_rising_fires_when_the_counter_grows_enough_within_the_window() -> None:
+    """340 more skipped rows in 10m against a threshold of 100 fires, with a useful summary."""
+    book = SampleBook(64)
+    now = feed(book, SKIPPED, [5.0] * 10 + [5.0 + 17.0 * step for step in range(1, 21)])
+    condition = evaluate(rising(), make_job(), book, now, firing=False)
+    assert condition is not None and condition.active
+    assert condition.summary == "numRowsSkippedByError rose by 340 in 10m (threshold 100)"
+    assert condition.value == condition.increase == 340.0
+    assert condition.threshold == 100.0 and condition.metric == SKIPPED
+    assert condition.values[-1] == 345.0 and len(condition.values) == 20
+
+
+def test_rising_ignores_growth_older_than_the_window() -> None:
+    """Growth 20 minutes ago, flat since: the 10m window sees none, no summary is built."""
+    book = SampleBook(64)
+    now = feed(book, SKIPPED, [0.0, 1_000.0] + [1_000.0] * 40)
+    condition = evaluate(rising(), make_job(), book, now, firing=False)
+    assert condition is not None and not condition.active
+    assert condition.value == 0.0 and condition.summary == ""
+
+
+def test_counter_already_high_when_first_seen_does_not_fire() -> None:
+    """A counter at 1,000,000 on first sight is a baseline: no alert, then growth counts."""
+    book = SampleBook(64)
+    now = feed(book, SKIPPED, [1_000_000.0])
+    assert evaluate(rising(), make_job(), book, now, firing=False) is None
+    now = feed(book, SKIPPED, [1_000_000.0, 1_000_005.0])
+    condition = evaluate(rising(), make_job(), book, now, firing=False)
+    assert condition is not None and not condition.active and condition.increase == 5.0
+
+
+def test_rising_counts_growth_across_a_counter_reset() -> None:
+    """A restart resets the counter to 0; 80 before and 150 after the reset fire."""
+    book = SampleBook(64)
+    now = feed(book, SKIPPED, [1_000.0, 1_080.0, 0.0, 150.0])
+    condition = evaluate(rising(), make_job(), book, now, firing=False)
+    assert condition is not None and condition.active and condition.increase == 230.0
+
+
+def test_rising_hysteresis_keeps_a_firing_alert_until_below_the_lower_bound() -> None:
+    """At 95 (threshold 100, hysteresis 0.1) a firing alert holds; a new one does not start."""
+    book = SampleBook(64)
+    now = feed(book, SKIPPED, [0.0, 95.0])
+    assert _active(evaluate(rising(), make_job(), book, now, firing=True))
+    assert not _active(evaluate(rising(), make_job(), book, now, firing=False))
+    book = SampleBook(64)
+    now = feed(book, SKIPPED, [0.0, 89.0])
+    assert not _active(evaluate(rising(), make_job(), book, now, firing=True))
+
+
+def test_missing_samples_give_unknown_not_a_verdict() -> None:
+    """No series, or no sample at this tick (fetch failed), gives None."""
+    book = SampleBook(64)
+    assert evaluate(rising(), make_job(), book, T0, firing=True) is None
+    last = feed(book, SKIPPED, [0.0, 500.0])
+    assert evaluate(rising(), make_job(), book, last + TICK, firing=True) is None
+    # A caller stamping samples otherwise says from when a sample counts as current.
+    condition = evaluate(rising(), make_job(), book, last + 5, firing=False, fresh_since=last)
+    assert condition is not None and condition.active
+
+
+# -- rate -------------------------------------------------------------------------------
+
+
+def rate_rule(**overrides: Any) -> RateRule:
+    fields: dict[str, Any] = {"name": "rate", "metric": SKIPPED, "above": 1_000.0, "within": 600.0}
+    return RateRule(**{**fields, **overrides})
+
+
+def test_rate_fires_above_the_per_minute_threshold() -> None:
+    """Growing 617 per 30 s is 1,234/min over 10m, above 1,000/min."""
+    book = SampleBook(64)
+    now = feed(book, SKIPPED, [617.0 * step for step in range(21)])
+    condition = evaluate(rate_rule(), make_job(), book, now, firing=False)
+    assert condition is not None and condition.active
+    assert condition.value == pytest.approx(1_234.0)
+    assert condition.summary == (
+        "numRowsSkippedByError at 1,234/min over 10m (threshold 1,000/min)"
+    )
+
+
+def test_rate_below_the_threshold_is_inactive() -> None:
+    """400 per 30 s is 800/min: below 1,000/min, inactive."""
+    book = SampleBook(64)
+    now = feed(book, SKIPPED, [400.0 * step for step in range(21)])
+    condition = evaluate(rate_rule(), make_job(), book, now, firing=False)
+    assert condition is not None and not condition.active
+    assert condition.value == pytest.approx(800.0)
+
+
+def test_rate_needs_half_the_window_of_data() -> None:
+    """Just after start, 60 s of data is no rate over 10m: unknown until 5m are covered."""
+    book = SampleBook(64)
+    now = feed(book, SKIPPED, [0.0, 5_000.0, 10_000.0])
+    assert evaluate(rate_rule(), make_job(), book, now, firing=False) is None
+    now = feed(book, SKIPPED, [5_000.0 * step for step in range(11)])
+    assert _active(evaluate(rate_rule(), make_job(), book, now, firing=False))
+
+
+def test_rate_hysteresis_holds_a_firing_alert() -> None:
+    """At 950/min a firing alert (hysteresis 0.1) stays active; at 850/min it resolves."""
+    for per_tick, firing, expected in ((475.0, True, True), (425.0, True, False)):
+        book = SampleBook(64)
+        now = feed(book, SKIPPED, [per_tick * step for step in range(21)])
+        condition = evaluate(rate_rule(), make_job(), book, now, firing=firing)
+        assert _active(condition) is expected
+
+
+# -- ratio ------------------------------------------------------------------------------
+
+
+def ratio_rule(**overrides: Any) -> RatioRule:
+    fields: dict[str, Any] = {"name": "ratio", "above": 0.05, "within": 600.0}
+    return RatioRule(**{**fields, **overrides})
+
+
+def test_ratio_fires_when_errors_are_too_large_a_share() -> None:
+    """125 skipped for 1,000 processed over 10m is 12.5%, above 5%."""
+    book = SampleBook(64)
+    feed(book, PROCESSED, [0.0, 500.0, 1_000.0])
+    now = feed(book, SKIPPED, [10.0, 60.0, 135.0])
+    condition = evaluate(ratio_rule(), make_job(), book, now, firing=False)
+    assert condition is not None and condition.active
+    assert condition.value == pytest.approx(0.125)
+    assert "12.5%" in condition.summary and "threshold 5%" in condition.summary
+
+
+def test_ratio_under_the_threshold_is_inactive() -> None:
+    """3 skipped for 1,000 processed is 0.3%: inactive."""
+    book = SampleBook(64)
+    feed(book, PROCESSED, [0.0, 1_000.0])
+    now = feed(book, SKIPPED, [0.0, 3.0])
+    assert not _active(evaluate(ratio_rule(), make_job(), book, now, firing=False))
+
+
+def test_ratio_with_too_little_traffic_is_quiet_not_unknown() -> None:
+    """Under min_denominator processed rows the verdict is inactive, even while firing."""
+    book = SampleBook(64)
+    feed(book, PROCESSED, [0.0, 40.0])
+    now = feed(book, SKIPPED, [0.0, 40.0])
+    condition = evaluate(ratio_rule(min_denominator=100.0), make_job(), book, now, firing=True)
+    assert condition is not None and not condition.active
+
+
+def test_ratio_without_the_denominator_is_unknown() -> None:
+    """A missing denominator series gives None, not a verdict."""
+    book = SampleBook(64)
+    now = feed(book, SKIPPED, [0.0, 50.0])
+    assert evaluate(ratio_rule(), make_job(), book, now, firing=True) is None
+
+
+def test_ratio_hysteresis_holds_a_firing_alert() -> None:
+    """At 4.6% (threshold 5%, hysteresis 0.1) a firing alert holds; a new one does not start."""
+    book = SampleBook(64)
+    feed(book, PROCESSED, [0.0, 1_000.0])
+    now = feed(book, SKIPPED, [0.0, 46.0])
+    assert _active(evaluate(ratio_rule(), make_job(), book, now, firing=True))
+    assert not _active(evaluate(ratio_rule(), make_job(), book, now, firing=False))
+
+
+# -- stalled ----------------------------------------------------------------------------
+
+
+def stalled_rule() -> StalledRule:
+    return StalledRule(name="stalled", within=900.0)
+
+
+def test_stalled_fires_when_a_running_stream_stops_processing() -> None:
+    """A running streaming job flat for 15m fires."""
+    book = SampleBook(64)
+    now = feed(book, PROCESSED, [100.0, 5_000.0] + [5_000.0] * 30)
+    condition = evaluate(stalled_rule(), make_job(), book, now, firing=False)
+    assert condition is not None and condition.active
+    assert condition.summary == "numRowsProcessed has not grown for 15m"
+
+
+def test_stalled_is_inactive_while_the_counter_grows() -> None:
+    """One new row within the 15m is progress."""
+    book = SampleBook(64)
+    now = feed(book, PROCESSED, [5_000.0] * 31 + [5_001.0])
+    assert not _active(evaluate(stalled_rule(), make_job(), book, now, firing=True))
+
+
+def test_stalled_counts_a_reset_with_new_rows_as_progress() -> None:
+    """A restarted job whose counter fell back and grows again is not stalled."""
+    book = SampleBook(64)
+    now = feed(book, PROCESSED, [5_000.0] * 30 + [0.0, 20.0])
+    assert not _active(evaluate(stalled_rule(), make_job(), book, now, firing=False))
+
+
+def test_stalled_applies_only_to_running_streaming_jobs() -> None:
+    """Flat counters of a batch job or a suspended stream are expected: inactive."""
+    book = SampleBook(64)
+    now = feed(book, PROCESSED, [5_000.0] * 32)
+    for job in (make_job(type="batch"), make_job(executionStatus="suspended")):
+        assert not _active(evaluate(stalled_rule(), job, book, now, firing=True))
+
+
+def test_stalled_needs_a_baseline_at_or_before_the_window_start() -> None:
+    """Watched for 10 of 15 minutes: unknown, not stalled."""
+    book = SampleBook(64)
+    now = feed(book, PROCESSED, [5_000.0] * 21)
+    assert evaluate(stalled_rule(), make_job(), book, now, firing=False) is None
+
+
+# -- budget -----------------------------------------------------------------------------
+
+
+def budget_rule() -> BudgetRule:
+    return BudgetRule(name="budget", percent=80.0)
+
+
+def test_budget_fires_near_max_parse_exceptions() -> None:
+    """830 skipped rows of a 1,000 limit is 83% of the budget, past 80%."""
+    book = SampleBook(64)
+    now = feed(book, SKIPPED, [830.0])
+    condition = evaluate(budget_rule(), make_job(), book, now, firing=False)
+    assert condition is not None and condition.active
+    assert condition.summary == "parse-error budget 83% used (830 of 1,000)"
+    assert condition.value == 830.0 and condition.threshold == 800.0
+
+
+def test_budget_below_the_percentage_is_inactive() -> None:
+    """500 of 1,000 is half the budget: inactive; hysteresis keeps a firing one at 750."""
+    book = SampleBook(64)
+    now = feed(book, SKIPPED, [500.0])
+    assert not _active(evaluate(budget_rule(), make_job(), book, now, firing=True))
+    now = feed(book, SKIPPED, [500.0, 750.0])
+    assert _active(evaluate(budget_rule(), make_job(), book, now, firing=True))
+    assert not _active(evaluate(budget_rule(), make_job(), book, now, firing=False))
+
+
+def test_budget_of_a_job_with_unlimited_parse_exceptions_is_inactive() -> None:
+    """Polaris' default (unlimited) maxParseExceptions has no budget to use up."""
+    book = SampleBook(64)
+    now = feed(book, SKIPPED, [5_000_000.0])
+    for limit in (UNLIMITED_PARSE_EXCEPTIONS, None):
+        job = make_job(maxParseExceptions=limit)
+        condition = evaluate(budget_rule(), job, book, now, firing=True)
+        assert condition is not None and not condition.active
+
+
+def test_budget_without_samples_is_unknown() -> None:
+    """No sample of numRowsSkippedByError (or none this tick) gives None."""
+    book = SampleBook(64)
+    assert evaluate(budget_rule(), make_job(), book, T0, firing=False) is None
+    now = feed(book, SKIPPED, [900.0])
+    assert evaluate(budget_rule(), make_job(), book, now + TICK, firing=False) is None
+
+
+# -- needs_samples and rules from a file ------------------------------------------------
+
+
+def test_needs_samples_only_where_a_verdict_depends_on_them() -> None:
+    """Health rules, canceled jobs, stalled non-streams and unlimited budgets need no fetch."""
+    assert not needs_samples(HealthRule(name="h"), make_job())
+    assert needs_samples(rising(), make_job())
+    assert not needs_samples(rising(), make_job(executionStatus="canceled"))
+    assert not needs_samples(stalled_rule(), make_job(type="batch"))
+    assert not needs_samples(budget_rule(), make_job(maxParseExceptions=None))
+    assert needs_samples(budget_rule(), make_job())
+
+
+def test_rules_parsed_from_toml_evaluate_like_constructed_ones() -> None:
+    """The rules file's durations and match tables feed the evaluators as seconds and tuples."""
+    ruleset = parse_ruleset(
+        "[[rules]]\n"
+        'name = "skips"\n'
+        'kind = "rising"\n'
+        'metric = "numRowsSkippedByError"\n'
+        "increase = 100.0\n"
+        'within = "10m"\n'
+        'match = { type = "streaming", table = "clicks_*" }\n',
+        "test.toml",
+    )
+    rule = ruleset.rules[0]
+    book = SampleBook(64)
+    now = feed(book, SKIPPED, [0.0, 340.0])
+    assert matches(rule, make_job(), now)
+    condition = evaluate(rule, make_job(), book, now, firing=False)
+    assert condition is not None and condition.active and "in 10m" in condition.summary
+
+
+def _active(condition: Condition | None) -> bool:
+    assert condition is not None, "expected a verdict, got unknown (None)"
+    return condition.active

@@ -1,0 +1,252 @@
+"""Compact per-(job, metric) sample history: the memory the windowed rules read.
+
+The bot watches thousands of jobs and keeps up to an hour of samples for each metric a
+rule reads. A deque of ``(float, float)`` tuples costs ~120 bytes a point; a ring over one
+interleaved ``array('d')`` costs 16, so 10,000 series of 125 points fit in ~20 MB. The
+memory is bounded by the ring capacity, never by uptime: old points are overwritten.
+
+Times are float epoch seconds, strictly increasing within a series: a re-sent tick (same
+or earlier time) is ignored rather than stored twice, which would make a window look like
+it holds more ticks than it does.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Iterable, Iterator
+from collections.abc import Set as AbstractSet
+
+__all__ = ["SampleBook", "SampleRow", "Series", "capacity_for"]
+
+SampleRow = tuple[str, str, float, float]  # (job_id, metric, t, value), as the store keeps them
+
+# Extra points beyond the window: drift-free polling can run a tick early after a slow one,
+# and a restart adds an off-grid tick, so a window may hold a few more points than
+# window / interval.
+_MIN_SLACK = 2
+_SLACK_FRACTION = 0.1
+
+
+def capacity_for(window: float, interval: float) -> int:
+    """Points a series must hold to cover ``window`` seconds of ``interval``-spaced ticks.
+
+    That is the points inside the window, one baseline point at or before its start, and a
+    little slack; at least 2 (a baseline and a current point).
+    """
+    if interval <= 0 or not math.isfinite(interval):
+        raise ValueError(f"interval must be a positive number of seconds, not {interval!r}")
+    if window < 0 or not math.isfinite(window):
+        raise ValueError(f"window must be a finite number of seconds >= 0, not {window!r}")
+    inside = math.ceil(window / interval)
+    slack = max(_MIN_SLACK, math.ceil(inside * _SLACK_FRACTION))
+    return max(2, inside + 1 + slack)
+
+
+class Series:
+    """A fixed-capacity ring of ``(t, value)`` points, oldest overwritten first.
+
+    Points live interleaved in one ``array('d')`` (``t`` at ``2k``, value at ``2k + 1``).
+    The array grows on demand up to the capacity, so a job seen for a minute costs a
+    minute of points, then turns into a ring whose oldest slot is ``_head``.
+    """
+
+    __slots__ = ("_cap", "_data", "_head", "_size")
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, not {capacity}")
+        self._cap = capacity
+        self._data = array("d")
+        self._head = 0  # physical slot of the oldest point (0 until the ring is full)
+        self._size = 0
+
+    @property
+    def capacity(self) -> int:
+        return self._cap
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __repr__(self) -> str:
+        return f"Series(capacity={self._cap}, size={self._size}, last={self.last()})"
+
+    def _slot(self, index: int) -> int:
+        """Array offset of the time of the ``index``-th oldest point."""
+        return 2 * ((self._head + index) % self._cap)
+
+    def append(self, t: float, v: float) -> bool:
+        """Add a point; ``False`` (and nothing stored) when ``t`` is not after the last one."""
+        size = self._size
+        data = self._data
+        if size:
+            last = 2 * ((self._head + size - 1) % self._cap)
+            if t <= data[last]:
+                return False
+        if size < self._cap:
+            data.append(t)
+            data.append(v)
+            self._size = size + 1
+        else:
+            slot = 2 * self._head
+            data[slot] = t
+            data[slot + 1] = v
+            self._head = (self._head + 1) % self._cap
+        return True
+
+    def last(self) -> tuple[float, float] | None:
+        if not self._size:
+            return None
+        slot = self._slot(self._size - 1)
+        return (self._data[slot], self._data[slot + 1])
+
+    def last_time(self) -> float | None:
+        """Time of the newest point (cheaper than :meth:`last` when only that is needed)."""
+        if not self._size:
+            return None
+        return self._data[self._slot(self._size - 1)]
+
+    def _count_at_or_before(self, t: float) -> int:
+        """How many points have time <= ``t`` (binary search over the ring)."""
+        data, head, cap = self._data, self._head, self._cap
+        lo, hi = 0, self._size
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if data[2 * ((head + mid) % cap)] <= t:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def _points(self, start: int, stop: int) -> list[tuple[float, float]]:
+        data, head, cap = self._data, self._head, self._cap
+        out = []
+        for index in range(start, stop):
+            slot = 2 * ((head + index) % cap)
+            out.append((data[slot], data[slot + 1]))
+        return out
+
+    def points_since(self, t0: float) -> list[tuple[float, float]]:
+        """Points with time >= ``t0``, oldest first."""
+        data, head, cap = self._data, self._head, self._cap
+        lo, hi = 0, self._size
+        while lo < hi:  # first index with time >= t0
+            mid = (lo + hi) >> 1
+            if data[2 * ((head + mid) % cap)] < t0:
+                lo = mid + 1
+            else:
+                hi = mid
+        return self._points(lo, self._size)
+
+    def before_or_at(self, t: float) -> tuple[float, float] | None:
+        """The latest point with time <= ``t``, if any."""
+        count = self._count_at_or_before(t)
+        if not count:
+            return None
+        slot = self._slot(count - 1)
+        return (self._data[slot], self._data[slot + 1])
+
+    def window(self, start: float, end: float) -> list[tuple[float, float]]:
+        """A baseline point, then every point with ``start < t <= end``, oldest first.
+
+        The baseline is the latest point at or before ``start`` when there is one (so with
+        exact ticks a 10-minute window spans exactly 10 minutes), else the oldest point
+        after ``start``. Empty when no point lies at or before ``end``.
+        """
+        first = self._count_at_or_before(start)
+        stop = self._count_at_or_before(end)
+        return self._points(first - 1 if first else 0, stop)
+
+    def values(self, n: int) -> tuple[float, ...]:
+        """The last ``n`` values, oldest first (for sparklines)."""
+        size = self._size
+        start = size - n if n < size else 0
+        data, head, cap = self._data, self._head, self._cap
+        return tuple(data[2 * ((head + index) % cap) + 1] for index in range(start, size))
+
+    def resize(self, capacity: int) -> None:
+        """Change the capacity, keeping the newest points that fit."""
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, not {capacity}")
+        keep = min(self._size, capacity)
+        data = array("d")
+        for index in range(self._size - keep, self._size):
+            slot = self._slot(index)
+            data.append(self._data[slot])
+            data.append(self._data[slot + 1])
+        self._cap, self._data, self._head, self._size = capacity, data, 0, keep
+
+
+class SampleBook:
+    """Every watched job's metric series, each a :class:`Series` of one shared capacity."""
+
+    __slots__ = ("_capacity", "_jobs")
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, not {capacity}")
+        self._capacity = capacity
+        self._jobs: dict[str, dict[str, Series]] = {}
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    def __len__(self) -> int:
+        """The number of series (job, metric pairs) held."""
+        return sum(len(metrics) for metrics in self._jobs.values())
+
+    def record(self, job_id: str, metric: str, t: float, v: float) -> bool:
+        """Store one sample; ``False`` when ``t`` is not after the series' last point."""
+        metrics = self._jobs.get(job_id)
+        if metrics is None:
+            metrics = self._jobs[job_id] = {}
+        series = metrics.get(metric)
+        if series is None:
+            series = metrics[metric] = Series(self._capacity)
+        return series.append(t, v)
+
+    def series(self, job_id: str, metric: str) -> Series | None:
+        metrics = self._jobs.get(job_id)
+        return metrics.get(metric) if metrics is not None else None
+
+    def forget(self, job_id: str) -> None:
+        self._jobs.pop(job_id, None)
+
+    def retain(self, job_ids: AbstractSet[str]) -> None:
+        """Drop every job not in ``job_ids`` (gone from Polaris, or no longer watched)."""
+        for job_id in [job_id for job_id in self._jobs if job_id not in job_ids]:
+            del self._jobs[job_id]
+
+    def jobs(self) -> set[str]:
+        return set(self._jobs)
+
+    def resize(self, capacity: int) -> None:
+        """Change every series' capacity (a rules reload changed the longest window)."""
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, not {capacity}")
+        if capacity == self._capacity:
+            return
+        self._capacity = capacity
+        for metrics in self._jobs.values():
+            for series in metrics.values():
+                series.resize(capacity)
+
+    def rows_since(self, t: float) -> Iterator[SampleRow]:
+        """Every stored point with time >= ``t``, series by series, for persisting."""
+        for job_id, metrics in list(self._jobs.items()):
+            for metric, series in list(metrics.items()):
+                for at, value in series.points_since(t):
+                    yield (job_id, metric, at, value)
+
+    def load(self, rows: Iterable[SampleRow]) -> int:
+        """Restore rows (as :meth:`rows_since` or the store gives them); returns how many were new.
+
+        Rows must come in time order within each series (the store returns them ordered
+        by time); a row not after its series' last point is skipped like a re-sent tick.
+        Rows are consumed one by one, so a large history is never held twice in memory.
+        """
+        taken = 0
+        for job_id, metric, t, value in rows:
+            taken += self.record(job_id, metric, t, value)
+        return taken
