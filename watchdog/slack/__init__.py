@@ -1,0 +1,1 @@
+"""Slack side of the bot: messages, delivery, commands, request verification, Socket Mode."""
