@@ -1,0 +1,202 @@
+"""The HTTP gate in front of the commands: size limit, signature, parsing, fast acks."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import AsyncIterator
+from urllib.parse import quote, urlencode
+
+import pytest
+from test_commands import OPERATOR, STREAM, Rig, running_rig
+
+from watchdog.slack.actions import Action
+
+TWO_MB = 2 * 1024 * 1024
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    async with running_rig() as running:
+        yield running
+
+
+def slash_body(text: str, user: str = OPERATOR, url: str = "") -> bytes:
+    form = {"user_id": user, "channel_id": "C0ALERTS", "command": "/polaris", "text": text}
+    form["response_url"] = url
+    return urlencode(form).encode()
+
+
+async def nothing_changed(rig: Rig) -> None:
+    await rig.service.drain()
+    assert rig.sim.stats.status_changes == []
+    assert rig.polaris_paths() == []
+    assert rig.standin.responses == {}
+    assert rig.audit == []
+    assert await rig.store.list_silences() == []
+
+
+async def test_signed_command_is_acked_with_explicit_json(rig: Rig) -> None:
+    """A good request gets 200 application/json with response_type set."""
+    body = slash_body("help", url=rig.response_url()[1])
+    async with rig.client.post("/slack/commands", data=body, headers=rig.signed(body)) as resp:
+        assert resp.status == 200
+        assert resp.content_type == "application/json"
+        assert (await resp.json())["response_type"] == "ephemeral"
+    assert rig.metrics.registry.get_sample_value("watchdog_command_ack_seconds_count") == 1
+
+
+async def test_forged_signature_is_rejected_and_nothing_happens(rig: Rig) -> None:
+    """A request signed with another secret gets 401 and never reaches the service."""
+    body = slash_body(f"pause {STREAM}", url=rig.response_url()[1])
+    headers = rig.signed(body)
+    headers["X-Slack-Signature"] = "v0=" + "0" * 64
+    status, text = await rig.post("/slack/commands", body, headers)
+    assert (status, text) == (401, "invalid request signature")
+    await nothing_changed(rig)
+    assert rig.count("commands", "http_401") == 1
+
+
+async def test_signature_over_a_different_body_is_rejected(rig: Rig) -> None:
+    """Swapping the body under a valid signature (a stranger becomes an operator) fails."""
+    signed_for = slash_body(f"status {STREAM}", user="U0STRANGER", url=rig.response_url()[1])
+    sent = slash_body(f"pause {STREAM}", url=rig.response_url()[1])
+    status, _ = await rig.post("/slack/commands", sent, rig.signed(signed_for))
+    assert status == 401
+    await nothing_changed(rig)
+
+
+async def test_stale_timestamp_is_rejected(rig: Rig) -> None:
+    """A correctly signed request from six minutes ago is a replay: 401."""
+    body = slash_body(f"pause {STREAM}", url=rig.response_url()[1])
+    status, _ = await rig.post("/slack/commands", body, rig.signed(body, at=rig.clock() - 360))
+    assert status == 401
+    await nothing_changed(rig)
+
+
+async def test_unsigned_click_is_rejected(rig: Rig) -> None:
+    """An interaction without the signing headers gets 401."""
+    payload = {"type": "block_actions", "user": {"id": OPERATOR}}
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    status, _ = await rig.post("/slack/interactions", body, {})
+    assert status == 401
+    await nothing_changed(rig)
+
+
+async def test_two_megabyte_body_is_refused_before_it_is_read(rig: Rig) -> None:
+    """A 2 MB body with a Content-Length gets 413 without being buffered or verified."""
+    body = slash_body(f"pause {STREAM}" + " " * TWO_MB, url=rig.response_url()[1])
+    data = io.BytesIO(body)  # a file-like payload still sends its Content-Length
+    async with rig.client.post("/slack/commands", data=data, headers=rig.signed(body)) as resp:
+        assert (resp.status, await resp.text()) == (413, "request body too large")
+    await nothing_changed(rig)
+
+
+async def test_chunked_body_without_length_is_bounded_too(rig: Rig) -> None:
+    """A chunked 2 MB body (no Content-Length) is cut off at the limit with 413."""
+    body = slash_body("x" * TWO_MB, url=rig.response_url()[1])
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 64 * 1024):
+            yield body[start : start + 64 * 1024]
+
+    headers = rig.signed(body)
+    async with rig.client.post("/slack/interactions", data=chunks(), headers=headers) as resp:
+        assert resp.status == 413
+        assert resp.headers.get("Content-Length") != str(len(body))
+    await nothing_changed(rig)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "reason"),
+    [
+        ("/slack/commands", b'{"user_id": "U1", "text": "jobs"}', "without user_id"),
+        ("/slack/commands", b"text=jobs&response_url=https%3A%2F%2Fhooks.slack.com%2Fx", "user_id"),
+        ("/slack/commands", b"user_id=U1&text=jobs", "response_url"),
+        ("/slack/commands", b"&".join(b"f%d=1" % n for n in range(100)), "not a form"),
+        ("/slack/interactions", b"", "payload is not JSON"),
+        ("/slack/interactions", b"payload=%7Bnot+json", "payload is not JSON"),
+        ("/slack/interactions", b"payload=" + quote('{"type":"view_submission"}').encode(), "type"),
+        (
+            "/slack/interactions",
+            b"payload="
+            + quote(
+                json.dumps(
+                    {
+                        "type": "block_actions",
+                        "user": {"id": OPERATOR},
+                        "response_url": "https://hooks.slack.com/a",
+                        "actions": [{"action_id": "evil", "value": json.dumps({"j": STREAM})}],
+                    }
+                )
+            ).encode(),
+            "unknown action",
+        ),
+    ],
+)
+async def test_malformed_requests_get_400_not_500(
+    rig: Rig, path: str, body: bytes, reason: str
+) -> None:
+    """A signed request that is not a slash command or one of our clicks gets 400."""
+    status, text = await rig.post(path, body, rig.signed(body))
+    assert status == 400
+    assert reason in text
+    await nothing_changed(rig)
+
+
+@pytest.mark.parametrize("command", ["status", "metrics", "pause", "resume", "cancel"])
+@pytest.mark.parametrize(
+    "job", ["../../jobs", "%2e%2e", "abcdef/status", "..%2F..%2Fjobs", "aaaaaa01?x=1", "aaaaaa01#"]
+)
+async def test_path_like_job_id_never_reaches_polaris(rig: Rig, command: str, job: str) -> None:
+    """Whatever is typed as JOB, nothing but a UUID (prefix) can become part of a URL."""
+    answer = await rig.slash(f"{command} {job}")
+    assert answer.status == 200
+    assert "not a job id" in answer.ack["text"]
+    await nothing_changed(rig)
+
+
+async def test_path_like_job_id_in_a_button_value_never_reaches_polaris(rig: Rig) -> None:
+    """A click whose button value carries a non-UUID job id is refused with 400."""
+    status, text = 0, ""
+    for job in ("../../jobs", "aaaaaa01-0000-4000-8000-000000000001/../x"):
+        payload = {
+            "type": "block_actions",
+            "user": {"id": OPERATOR},
+            "response_url": rig.response_url()[1],
+            "actions": [{"action_id": Action.CANCEL.value, "value": json.dumps({"j": job})}],
+        }
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        status, text = await rig.post("/slack/interactions", body, rig.signed(body))
+        assert (status, text) == (400, "bad interaction: button value has a bad job id")
+    await nothing_changed(rig)
+
+
+async def test_ack_is_fast_while_polaris_is_slow(rig: Rig) -> None:
+    """With Polaris stalled, the slash command is still acked well under 100 ms."""
+    rig.gate.open.clear()  # every Polaris request now hangs until the gate opens
+    rig.sim.faults.configure({"latency": 30.0})
+    started = time.perf_counter()
+    answer = await rig.slash(f"pause {STREAM}")
+    elapsed = time.perf_counter() - started
+    assert answer.status == 200 and answer.ack["text"].startswith("⏳")
+    assert elapsed < 0.1, f"ack took {elapsed * 1000:.0f} ms"
+    assert rig.sim.stats.status_changes == []  # the work is still waiting on Polaris
+    rig.gate.open.set()
+    reply = await answer.final()
+    assert reply["text"].startswith("⏸ Paused")
+    assert rig.sim.stats.status_changes == [(STREAM, "suspended")]
+
+
+async def test_unexpected_failure_is_a_polite_200(rig: Rig) -> None:
+    """If the service blows up (here: broken rules), Slack gets an ephemeral 200, not a 500."""
+    rig.expect_crash = True
+    rig.rules_now[0] = None  # rules().slack raises AttributeError
+    answer = await rig.slash(f"pause {STREAM}")
+    assert answer.status == 200
+    assert answer.ack["response_type"] == "ephemeral"
+    assert "Something went wrong" in answer.ack["text"]
+    assert "Traceback" not in answer.ack["text"]
+    assert rig.count("commands", "crashed") == 1
+    await nothing_changed(rig)
