@@ -1,0 +1,396 @@
+"""Delivers outbox items to Slack: one message per incident, threads, edits, storms.
+
+- A NEW incident is one top-level post; repeats and changes are replies in its thread;
+  a resolve edits the original post (``chat.update``) and replies in the thread.
+- When one batch (one tick) brings ``group_threshold`` or more NEW alerts of one rule for
+  one channel, they become ONE grouped post with the full list in its thread; their later
+  repeats and resolves update that grouped post instead of touching one message per job.
+- Posts are paced per channel (Slack allows about one message a second per channel with
+  short bursts); 429s, 5xx and connection errors are first retried by slack-sdk's retry
+  handlers, then reported as :class:`~watchdog.notify.DeliveryUnavailable` so the outbox
+  keeps the item. Errors Slack will always give for an item (archived channel, blocks it
+  rejects) get one fallback, then the item is dead-lettered rather than block the queue.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import aiohttp
+import structlog
+from aiolimiter import AsyncLimiter
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from watchdog.metrics import BotMetrics
+from watchdog.notifications import (
+    META_RULE,
+    AlertState,
+    AuditEntry,
+    Notification,
+    Reason,
+    RuleFacts,
+    alert_from_dict,
+    alert_to_dict,
+)
+from watchdog.notify import DeliveryUnavailable, Receipts
+from watchdog.reload import RulesHolder
+from watchdog.slack import messages
+from watchdog.slack.messages import SlackMessage
+from watchdog.store import MessageRef, OutboxRecord, Store
+
+log = structlog.get_logger(__name__)
+
+#: Token problems: nothing will get through until someone fixes the token, but the queue
+#: must survive until then.
+_AUTH_ERRORS = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "no_permission",
+        "missing_scope",
+    }
+)
+_BAD_CONTENT = frozenset(
+    {
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "msg_too_long",
+        "invalid_attachments",
+        "too_many_attachments",
+    }
+)
+_BAD_CHANNEL = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "restricted_action",
+        "cannot_reply_to_message",
+    }
+)
+_GONE_MESSAGE = frozenset(
+    {"message_not_found", "cant_update_message", "edit_window_closed", "thread_not_found"}
+)
+
+
+class SlackAuthError(Exception):
+    """The bot token is wrong: raised at start-up with a message that says what to fix."""
+
+
+class _Permanent(Exception):
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+@dataclass
+class _Unit:
+    """Outbox records sent together (a storm is one unit)."""
+
+    kind: str
+    records: list[OutboxRecord]
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def first(self) -> Notification:
+        item = self.records[0].item
+        assert isinstance(item, Notification)
+        return item
+
+
+class SlackNotifier:
+    def __init__(
+        self,
+        web: AsyncWebClient,
+        store: Store,
+        rules: RulesHolder,
+        *,
+        clock: Callable[[], float] = time.time,
+        metrics: BotMetrics | None = None,
+        pace: tuple[int, float] | None = (4, 4.0),
+    ) -> None:
+        self._web = web
+        self._store = store
+        self._rules = rules
+        self._clock = clock
+        self._metrics = metrics
+        self._pace = pace
+        self._limiters: dict[str, AsyncLimiter] = {}
+
+    async def check_auth(self) -> str:
+        """``auth.test`` at start-up: the bot's user id, or a clear :class:`SlackAuthError`."""
+        try:
+            resp = await self._web.auth_test()
+        except SlackApiError as exc:
+            error = exc.response.get("error") if exc.response is not None else None
+            raise SlackAuthError(
+                f"Slack rejected SLACK_BOT_TOKEN ({error or exc.response.status_code}): check "
+                "the token is the app's Bot User OAuth Token (xoxb-…) and the app is installed"
+            ) from None
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise SlackAuthError(f"cannot reach Slack at {self._web.base_url}: {exc}") from None
+        return str(resp.get("user_id", ""))
+
+    # ---- Slack calls -------------------------------------------------------------------
+
+    async def _call(self, method: str, channel: str, **kwargs: Any) -> dict[str, Any]:
+        if self._pace is not None:
+            limiter = self._limiters.get(channel)
+            if limiter is None:
+                limiter = self._limiters[channel] = AsyncLimiter(*self._pace)
+            await limiter.acquire()
+        try:
+            resp = await getattr(self._web, method)(channel=channel, **kwargs)
+        except SlackApiError as exc:
+            status = exc.response.status_code if exc.response is not None else 0
+            error = (
+                str(exc.response.get("error") or status) if exc.response is not None else "unknown"
+            )
+            self._count_error(method, error)
+            if status == 429 or status >= 500:
+                retry = (
+                    exc.response.headers.get("Retry-After") if exc.response is not None else None
+                )
+                raise DeliveryUnavailable(
+                    f"Slack {method}: HTTP {status}", float(retry) if retry else None
+                ) from None
+            if error in _AUTH_ERRORS:
+                raise DeliveryUnavailable(
+                    f"Slack {method}: {error} (fix SLACK_BOT_TOKEN)", 300.0
+                ) from None
+            raise _Permanent(error) from None
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            self._count_error(method, type(exc).__name__)
+            raise DeliveryUnavailable(f"Slack {method}: {type(exc).__name__}") from None
+        if self._metrics is not None:
+            self._metrics.slack_calls.labels(method).inc()
+        return dict(resp.data) if isinstance(resp.data, dict) else {}
+
+    def _count_error(self, method: str, error: str) -> None:
+        if self._metrics is not None:
+            self._metrics.slack_errors.labels(method, error).inc()
+
+    async def _post(
+        self, channel: str, message: SlackMessage, *, thread_ts: str | None = None
+    ) -> MessageRef:
+        """Post, falling back to plain text when Slack refuses the blocks."""
+        extra = {"thread_ts": thread_ts} if thread_ts else {}
+        try:
+            resp = await self._call(
+                "chat_postMessage",
+                channel,
+                text=message.text,
+                blocks=message.blocks,
+                unfurl_links=False,
+                **extra,
+            )
+        except _Permanent as exc:
+            if exc.error in _GONE_MESSAGE and thread_ts:
+                return await self._post(channel, message)  # the thread is gone: top level
+            if exc.error not in _BAD_CONTENT:
+                raise
+            log.warning("slack.blocks_refused", error=exc.error, channel=channel)
+            resp = await self._call("chat_postMessage", channel, text=message.text[:3900], **extra)
+        return MessageRef(channel=str(resp.get("channel") or channel), ts=str(resp["ts"]))
+
+    async def _update(self, ref: MessageRef, message: SlackMessage) -> bool:
+        """Edit a message; False when it is gone (the caller posts instead)."""
+        try:
+            await self._call(
+                "chat_update", ref.channel, ts=ref.ts, text=message.text, blocks=message.blocks
+            )
+        except _Permanent as exc:
+            if exc.error in _GONE_MESSAGE:
+                return False
+            if exc.error not in _BAD_CONTENT:
+                raise
+            await self._call("chat_update", ref.channel, ts=ref.ts, text=message.text[:3900])
+        return True
+
+    # ---- delivery ----------------------------------------------------------------------
+
+    def _channel(self, wanted: str | None, audit: bool = False) -> str:
+        slack = self._rules.current.slack
+        channel = wanted or (slack.audit_channel if audit else None) or slack.channel
+        if not channel:
+            raise _Permanent("no Slack channel configured ([slack] channel in the rules file)")
+        return channel
+
+    async def deliver(self, records: Sequence[OutboxRecord], receipts: Receipts) -> None:
+        units = await self._units(records)
+        for unit in units:
+            try:
+                created = await self._send(unit)
+            except _Permanent as exc:
+                log.error(
+                    "slack.undeliverable", error=exc.error, kind=unit.kind, items=len(unit.records)
+                )
+                for record in unit.records:
+                    await receipts.dead(record.id, exc.error)
+                continue
+            for i, record in enumerate(unit.records):
+                await receipts.done(record.id, created if i == 0 else {})
+
+    async def _units(self, records: Sequence[OutboxRecord]) -> list[_Unit]:
+        """Split a batch into send units, in order; group storms and storm follow-ups."""
+        threshold = self._rules.current.slack.group_threshold
+        new_counts: dict[tuple[str, str | None], int] = {}  # NEW alerts per (rule, channel)
+        for record in records:
+            item = record.item
+            if (
+                isinstance(item, Notification)
+                and item.reason is Reason.NEW
+                and item.alert.rule != META_RULE
+            ):
+                count_key = (item.alert.rule, item.channel)
+                new_counts[count_key] = new_counts.get(count_key, 0) + 1
+        units: list[_Unit] = []
+        grouped: dict[tuple[str, str, str], _Unit] = {}
+        for record in records:
+            item = record.item
+            if isinstance(item, AuditEntry):
+                units.append(_Unit("audit", [record]))
+                continue
+            if (
+                item.reason is Reason.NEW
+                and item.alert.rule != META_RULE
+                and new_counts[(item.alert.rule, item.channel)] >= threshold
+            ):
+                key = ("storm", item.alert.rule, str(item.channel))
+                if key not in grouped:
+                    grouped[key] = _Unit(
+                        "storm", [], {"key": f"storm/{item.alert.rule}/{record.id}"}
+                    )
+                    units.append(grouped[key])
+                grouped[key].records.append(record)
+                continue
+            ref = (
+                None
+                if item.reason is Reason.NEW
+                else await self._store.get_message(item.incident_id)
+            )
+            if ref is not None and ref.kind == "storm-member":
+                storm = str(ref.data.get("storm"))
+                key = (f"storm-{item.reason.value}", storm, "")
+                if key not in grouped:
+                    grouped[key] = _Unit(f"storm-{item.reason.value}", [], {"key": storm})
+                    units.append(grouped[key])
+                grouped[key].records.append(record)
+                continue
+            units.append(_Unit(item.reason.value, [record], {"ref": ref}))
+        return units
+
+    async def _send(self, unit: _Unit) -> dict[str, MessageRef]:
+        now = self._clock()
+        if unit.kind == "audit":
+            entry = unit.records[0].item
+            assert isinstance(entry, AuditEntry)
+            await self._post(
+                self._channel(entry.channel, audit=True), messages.audit_message(entry)
+            )
+            return {}
+        if unit.kind == "storm":
+            return await self._send_storm(unit, now)
+        if unit.kind.startswith("storm-"):
+            await self._storm_follow_up(unit, now)
+            return {}
+        n = unit.first
+        ref: MessageRef | None = unit.notes.get("ref")
+        if n.reason is Reason.NEW or ref is None:
+            if n.reason is Reason.RESOLVED:
+                # Its first post never made it (dead-lettered): say it resolved, top level.
+                await self._post(self._channel(n.channel), messages.thread_reply(n, now=now))
+                return {}
+            message = (
+                messages.meta_message(n, now=now)
+                if n.alert.rule == META_RULE
+                else messages.alert_message(n, now=now)
+            )
+            posted = await self._post(self._channel(n.channel), message)
+            return {n.incident_id: posted}
+        if n.reason is Reason.RESOLVED:
+            if not await self._update(ref, messages.resolved_message(n, now=now)):
+                await self._post(ref.channel, messages.resolved_message(n, now=now))
+                return {}
+        await self._post(ref.channel, messages.thread_reply(n, now=now), thread_ts=ref.ts)
+        return {}
+
+    async def _send_storm(self, unit: _Unit, now: float) -> dict[str, MessageRef]:
+        key = unit.notes["key"]
+        items = [r.item for r in unit.records if isinstance(r.item, Notification)]
+        alerts = [n.alert for n in items]
+        first = items[0]
+        channel = self._channel(first.channel)
+        storm = await self._store.get_message(key)
+        if storm is None:
+            head = messages.storm_message(
+                first.rule, alerts, resolved=0, total=len(alerts), now=now, mention=first.mention
+            )
+            posted = await self._post(channel, head)
+            storm = MessageRef(
+                posted.channel,
+                posted.ts,
+                "storm",
+                {
+                    "rule": asdict(first.rule),
+                    "members": {n.incident_id: alert_to_dict(n.alert) for n in items},
+                    "resolved": [],
+                },
+            )
+            # Record the grouped post at once: if a thread reply fails below, the retry
+            # must continue the thread, not post the storm again.
+            await self._store.save_messages({key: storm})
+        for reply in messages.storm_list_replies(alerts, heading=f"All {len(alerts)} jobs"):
+            await self._post(storm.channel, reply, thread_ts=storm.ts)
+        members = {
+            n.incident_id: MessageRef(storm.channel, storm.ts, "storm-member", {"storm": key})
+            for n in items
+        }
+        return {key: storm, **members}
+
+    async def _storm_follow_up(self, unit: _Unit, now: float) -> None:
+        key = unit.notes["key"]
+        storm = await self._store.get_message(key)
+        items = [r.item for r in unit.records if isinstance(r.item, Notification)]
+        if storm is None:  # bookkeeping lost: fall back to plain thread-less replies
+            for n in items:
+                await self._post(self._channel(n.channel), messages.thread_reply(n, now=now))
+            return
+        alerts = [n.alert for n in items]
+        if unit.kind == "storm-resolved":
+            members = storm.data.get("members", {})
+            resolved = sorted(set(storm.data.get("resolved", [])) | {n.incident_id for n in items})
+            rule = RuleFacts(**storm.data["rule"])
+            everyone = member_alerts(storm)
+            head = messages.storm_message(
+                rule, everyone, resolved=len(resolved), total=len(members), now=now, mention=None
+            )
+            if not await self._update(storm, head):
+                await self._post(storm.channel, head)
+            heading = f"Resolved: {len(items)} jobs ({len(resolved)} of {len(members)})"
+            for reply in messages.storm_list_replies(alerts, heading=heading):
+                await self._post(storm.channel, reply, thread_ts=storm.ts)
+            await self._store.save_messages(
+                {
+                    key: MessageRef(
+                        storm.channel, storm.ts, "storm", {**storm.data, "resolved": resolved}
+                    )
+                }
+            )
+            return
+        verb = "Still firing" if unit.kind == "storm-repeat" else "Changed"
+        for reply in messages.storm_list_replies(alerts, heading=f"{verb}: {len(items)} jobs"):
+            await self._post(storm.channel, reply, thread_ts=storm.ts)
+
+
+def member_alerts(ref: MessageRef) -> list[AlertState]:
+    """The alerts a grouped (storm) message stands for."""
+    members: Mapping[str, Any] = ref.data.get("members", {})
+    return [alert_from_dict(a) for a in members.values()]
