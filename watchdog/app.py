@@ -1,0 +1,312 @@
+"""Wiring and lifecycle of the long-lived bot (``polaris-watchdog run``).
+
+Every dependency is created once here and passed down: one store, one aiohttp
+``ClientSession``, one Polaris client, one Slack ``AsyncWebClient``. Start-up and
+shutdown live in aiohttp's ``cleanup_ctx``, in order; ``web.run_app`` owns the signals.
+On SIGTERM the bot stops polling after the tick in flight (bounded), lets the commands in
+flight finish, flushes the outbox as far as Slack allows, and closes the store — all
+within :data:`SHUTDOWN_BUDGET` seconds, then exits 0. SIGHUP reloads the rules file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import structlog
+from aiohttp import web
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from watchdog.metrics import CONTENT_TYPE, BotMetrics
+from watchdog.notifications import AuditEntry
+from watchdog.notify import Notifier, TerminalNotifier
+from watchdog.outbox import Dispatcher
+from watchdog.polaris import PolarisClient
+from watchdog.reload import RulesHolder
+from watchdog.settings import POLARIS_VARS, Settings
+from watchdog.slack.commands import CommandService
+from watchdog.slack.notifier import SlackNotifier
+from watchdog.slack.server import SlackEndpoints
+from watchdog.slack.socket import SocketModeReceiver
+from watchdog.slack.verify import RequestVerifier
+from watchdog.store import Store
+from watchdog.store.memory import MemoryStore
+from watchdog.store.sqlite import SqliteStore
+from watchdog.watcher import Watcher
+
+log = structlog.get_logger(__name__)
+
+SHUTDOWN_BUDGET = 8.0  # seconds; the container gives 10 before SIGKILL
+BOT: web.AppKey[Bot] = web.AppKey("bot")
+
+
+@dataclass
+class Bot:
+    """The running parts, reachable from handlers and tests via ``app[BOT]``."""
+
+    settings: Settings
+    rules: RulesHolder
+    clock: Callable[[], float]
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    #: real time for request signatures, whatever clock drives the watch
+    wall_clock: Callable[[], float] = time.time
+    metrics: BotMetrics = field(default_factory=BotMetrics)
+    store: Store | None = None
+    session: aiohttp.ClientSession | None = None
+    polaris: PolarisClient | None = None
+    web: AsyncWebClient | None = None
+    notifier: Notifier | None = None
+    dispatcher: Dispatcher | None = None
+    watcher: Watcher | None = None
+    commands: CommandService | None = None
+    endpoints: SlackEndpoints | None = None
+    started_at: float = 0.0
+    terminal_write: Callable[[str], None] | None = None
+    response_url_prefixes: tuple[str, ...] = ("https://hooks.slack.com/",)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def healthy(self) -> tuple[bool, str]:
+        """Alive while the poll loop has ticked within the last three intervals."""
+        interval = self.rules.current.watch.interval
+        now = self.clock()
+        last = self.watcher.last_tick_at if self.watcher is not None else None
+        reference = last if last is not None else self.started_at
+        age = now - reference
+        if age > 3 * interval:
+            return False, f"poll loop has not ticked for {age:.0f}s"
+        return True, "ok" if last is not None else "starting"
+
+
+def open_store(path: Path) -> Store:
+    return MemoryStore() if str(path) == ":memory:" else SqliteStore(path)
+
+
+def lease_holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    bot = app[BOT]
+    if bot.store is None:
+        bot.store = open_store(bot.settings.watchdog_state)
+    await bot.store.open()
+    yield
+    await bot.store.close()
+
+
+async def _clients_ctx(app: web.Application) -> AsyncIterator[None]:
+    bot = app[BOT]
+    settings = bot.settings
+    settings.require(*POLARIS_VARS)
+    assert settings.polaris_api_url and settings.polaris_project_id and settings.polaris_api_key
+    watch = bot.rules.current.watch
+    bot.session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=max(100, watch.concurrency * 2)),
+        headers={"User-Agent": "polaris-watchdog"},
+    )
+    bot.polaris = PolarisClient(
+        bot.session,
+        settings.polaris_api_url,
+        settings.polaris_project_id,
+        settings.polaris_api_key,
+        concurrency=watch.concurrency,
+        max_rate=watch.max_rate,
+        timeout=watch.timeout,
+        observer=bot.metrics.observe_polaris,
+    )
+    assert bot.store is not None
+    if settings.slack_bot_token is not None:
+        bot.web = AsyncWebClient(
+            token=settings.slack_bot_token.get_secret_value(),
+            base_url=settings.slack_api_url,
+            session=bot.session,
+            timeout=10,
+            retry_handlers=[
+                AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+                AsyncServerErrorRetryHandler(max_retry_count=2),
+                AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            ],
+        )
+        notifier = SlackNotifier(
+            bot.web, bot.store, bot.rules, clock=bot.clock, metrics=bot.metrics
+        )
+        user = await notifier.check_auth()
+        log.info("slack.connected", bot_user=user)
+        bot.notifier = notifier
+    else:
+        log.info("slack.disabled", reason="SLACK_BOT_TOKEN is not set: alerts go to the terminal")
+        bot.notifier = TerminalNotifier(write=bot.terminal_write)
+    yield
+    await bot.session.close()
+
+
+async def _audit(bot: Bot, entry: AuditEntry) -> None:
+    assert bot.store is not None and bot.dispatcher is not None
+    await bot.store.commit(outbox=[entry], now=bot.clock())
+    bot.dispatcher.wake()
+
+
+async def _commands_ctx(app: web.Application) -> AsyncIterator[None]:
+    bot = app[BOT]
+    settings = bot.settings
+    assert bot.polaris and bot.store and bot.session and bot.notifier
+    bot.dispatcher = Dispatcher(
+        bot.store, bot.notifier, clock=bot.clock, sleep=bot.sleep, metrics=bot.metrics
+    )
+
+    async def audit(entry: AuditEntry) -> None:
+        await _audit(bot, entry)
+
+    bot.commands = CommandService(
+        polaris=bot.polaris,
+        store=bot.store,
+        rules=lambda: bot.rules.current,
+        audit=audit,
+        session=bot.session,
+        metrics=bot.metrics,
+        clock=bot.clock,
+        response_url_prefixes=bot.response_url_prefixes,
+    )
+    receiver: SocketModeReceiver | None = None
+    if settings.slack_signing_secret is not None:
+        verifier = RequestVerifier(settings.slack_signing_secret, clock=bot.wall_clock)
+        bot.endpoints = SlackEndpoints(bot.commands, verifier, bot.metrics)
+    if settings.slack_app_token is not None and bot.web is not None:
+        receiver = SocketModeReceiver(settings.slack_app_token, bot.web, bot.commands)
+        await receiver.start()
+        log.info("slack.socket_mode", state="connected")
+    yield
+    if receiver is not None:
+        await receiver.close()
+
+
+async def _loops_ctx(app: web.Application) -> AsyncIterator[None]:
+    bot = app[BOT]
+    assert bot.polaris and bot.store and bot.dispatcher and bot.commands
+    bot.watcher = Watcher(
+        client=bot.polaris,
+        store=bot.store,
+        rules=bot.rules,
+        on_commit=bot.dispatcher.wake,
+        clock=bot.clock,
+        sleep=bot.sleep,
+        metrics=bot.metrics,
+        holder=lease_holder(),
+    )
+    bot.started_at = bot.clock()
+    await bot.watcher.load(bot.clock())
+    watch_task = asyncio.create_task(bot.watcher.run(), name="watch")
+    deliver_task = asyncio.create_task(bot.dispatcher.run(), name="deliver")
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGHUP, bot.rules.reload)
+    except (NotImplementedError, RuntimeError):  # not the main thread (tests), or Windows
+        pass
+    log.info(
+        "watch.started",
+        rules=len(bot.rules.current.rules),
+        interval=bot.rules.current.watch.interval,
+    )
+    yield
+    started = time.monotonic()
+    bot.stopping.set()
+    await _stop(watch_task, bot.watcher.idle, within=3.0)
+    await bot.commands.close(grace=2.0)
+    deliver_task.cancel()
+    await asyncio.gather(deliver_task, return_exceptions=True)
+    left = SHUTDOWN_BUDGET - (time.monotonic() - started)
+    remaining = await bot.dispatcher.flush(within=max(left - 1.0, 0.5))
+    log.info("watch.stopped", outbox_left=remaining, seconds=round(time.monotonic() - started, 2))
+
+
+async def _stop(task: asyncio.Task[None], idle: asyncio.Event, *, within: float) -> None:
+    """Let the tick in flight finish (its commit is atomic either way), then cancel."""
+    try:
+        await asyncio.wait_for(idle.wait(), within)
+    except TimeoutError:
+        log.warning("watch.tick_interrupted", waited=within)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    ok, why = request.app[BOT].healthy()
+    return web.json_response(
+        {"status": "ok" if ok else "stalled", "detail": why}, status=200 if ok else 503
+    )
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    body = request.app[BOT].metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+async def _slack_commands(request: web.Request) -> web.StreamResponse:
+    endpoints = request.app[BOT].endpoints
+    assert endpoints is not None
+    return await endpoints.commands(request)
+
+
+async def _slack_interactions(request: web.Request) -> web.StreamResponse:
+    endpoints = request.app[BOT].endpoints
+    assert endpoints is not None
+    return await endpoints.interactions(request)
+
+
+def build_app(
+    settings: Settings,
+    rules: RulesHolder,
+    *,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    wall_clock: Callable[[], float] = time.time,
+    store: Store | None = None,
+    terminal_write: Callable[[str], None] | None = None,
+    response_url_prefixes: tuple[str, ...] = ("https://hooks.slack.com/",),
+) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024)
+    app[BOT] = Bot(
+        settings=settings,
+        rules=rules,
+        clock=clock,
+        sleep=sleep,
+        wall_clock=wall_clock,
+        store=store,
+        terminal_write=terminal_write,
+        response_url_prefixes=response_url_prefixes,
+    )
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/metrics", _metrics)
+    if settings.slack_signing_secret is not None:
+        # Routes must exist before start-up freezes the router; the handlers behind
+        # them are built in the commands stage below.
+        app.router.add_post("/slack/commands", _slack_commands)
+        app.router.add_post("/slack/interactions", _slack_interactions)
+    app.cleanup_ctx.extend([_store_ctx, _clients_ctx, _commands_ctx, _loops_ctx])
+    return app
+
+
+def run(settings: Settings, rules: RulesHolder) -> None:
+    host, port = settings.listen_host_port
+    app = build_app(settings, rules)
+    web.run_app(
+        app,
+        host=host,
+        port=port,
+        print=None,
+        shutdown_timeout=2.0,
+        access_log=None,
+        handle_signals=True,
+    )

@@ -1,0 +1,341 @@
+"""``polaris-watchdog`` — the command line: the bot, rule tools, the simulator, and an operator CLI.
+
+Every failure a user can cause (a missing variable, a broken rules file, a wrong key, an
+unreachable Polaris, a job id that is not one) ends in one clear line on stderr and a
+non-zero exit, never a traceback: exit 2 for bad input or configuration, 1 for failures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+import aiohttp
+from pydantic import ValidationError
+
+from watchdog.polaris import PolarisClient
+from watchdog.polaris_errors import InvalidJobIdError, PolarisError
+from watchdog.polaris_models import EXECUTION_STATUSES, HEALTH_STATUSES, JOB_TYPES, Job
+from watchdog.rulesfile import RulesFileError, load_ruleset
+from watchdog.settings import POLARIS_VARS, MissingSettingError, Settings
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """One line for the user, and an exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise CliError(f"bad setting {where}: {first['msg']}", EXIT_USAGE) from None
+
+
+def _rules_path(args: argparse.Namespace, settings: Settings) -> Path:
+    return Path(args.rules) if args.rules else settings.watchdog_rules
+
+
+# ---- bot and rule tools ------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
+    path = _rules_path(args, _settings())
+    try:
+        rules = load_ruleset(path)
+    except RulesFileError as exc:
+        for problem in exc.problems:
+            print(problem, file=out)
+        return EXIT_USAGE
+    print(f"{path}: OK, {len(rules.rules)} rules", file=out)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    from watchdog.app import run
+    from watchdog.logs import configure_logging
+    from watchdog.reload import RulesHolder
+
+    settings = _settings()
+    settings.require(*POLARIS_VARS)
+    path = _rules_path(args, settings)
+    try:
+        holder = RulesHolder.from_file(path)
+    except RulesFileError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_USAGE
+    secrets = [
+        s.get_secret_value()
+        for s in (
+            settings.polaris_api_key,
+            settings.slack_bot_token,
+            settings.slack_signing_secret,
+            settings.slack_app_token,
+        )
+        if s is not None
+    ]
+    configure_logging(settings.watchdog_log_format, secrets=secrets)
+    run(settings, holder)
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
+    from watchdog.simulator import build_scenario, serve
+
+    try:
+        sim = build_scenario(args.scenario, jobs=args.jobs)
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+
+    async def main() -> None:
+        runner = await serve(sim, args.host, args.port)
+        print(
+            f"Polaris simulator ({args.scenario}, {len(sim.jobs)} jobs) on "
+            f"http://{args.host}:{args.port}",
+            file=out,
+        )
+        print(
+            f"  POLARIS_API_URL=http://{args.host}:{args.port} "
+            f"POLARIS_PROJECT_ID={sim.project_id} POLARIS_API_KEY={sim.api_key}",
+            file=out,
+        )
+        out.flush()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    from watchdog.demo import run_demo
+
+    return run_demo(
+        speed=args.speed, duration=args.duration, out=out, interactive=not args.no_input
+    )
+
+
+def cmd_test_rules(args: argparse.Namespace, out: TextIO) -> int:
+    from watchdog.testrules import run_test_file
+
+    return run_test_file(Path(args.file), out)
+
+
+# ---- operator CLI ------------------------------------------------------------------------
+
+
+async def _with_client(action: Callable[[PolarisClient], Awaitable[int]]) -> int:
+    from watchdog.logs import configure_logging
+
+    settings = _settings()
+    settings.require(*POLARIS_VARS)
+    assert settings.polaris_api_url and settings.polaris_project_id and settings.polaris_api_key
+    # stdout carries the answer (`jobs --json` must stay parseable) and structlog's
+    # unconfigured default prints every level there: send warnings only, to stderr.
+    configure_logging(
+        settings.watchdog_log_format,
+        level="warning",
+        secrets=[settings.polaris_api_key.get_secret_value()],
+    )
+    async with aiohttp.ClientSession() as session:
+        client = PolarisClient(
+            session, settings.polaris_api_url, settings.polaris_project_id, settings.polaris_api_key
+        )
+        return await action(client)
+
+
+def _job_row(job: Job) -> list[str]:
+    return [
+        job.id,
+        job.type,
+        job.execution_status,
+        job.health_status or "-",
+        job.health_code or "-",
+        job.table or "-",
+    ]
+
+
+def _print_table(rows: Sequence[Sequence[str]], header: Sequence[str], out: TextIO) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print(
+            "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out
+        )
+
+
+def cmd_jobs(args: argparse.Namespace, out: TextIO) -> int:
+    async def action(client: PolarisClient) -> int:
+        listing = await client.list_jobs(
+            health=args.health,
+            execution=args.status,
+            types=args.type,
+            table=args.table,
+            page_size=1000,
+        )
+        if args.json:
+            json.dump(
+                [j.model_dump(by_alias=True, exclude_none=True) for j in listing.jobs],
+                out,
+                indent=2,
+            )
+            print(file=out)
+        else:
+            _print_table(
+                [_job_row(j) for j in listing.jobs],
+                ["ID", "TYPE", "STATUS", "HEALTH", "CODE", "TABLE"],
+                out,
+            )
+            print(f"{len(listing.jobs)} jobs", file=out)
+        return 0
+
+    return asyncio.run(_with_client(action))
+
+
+def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
+    async def action(client: PolarisClient) -> int:
+        job = await client.get_job(args.job)
+        if args.json:
+            print(job.model_dump_json(by_alias=True, exclude_none=True), file=out)
+            return 0
+        print(f"job       {job.id}", file=out)
+        print(f"table     {job.table or '-'}", file=out)
+        print(f"type      {job.type}", file=out)
+        print(
+            f"status    {job.execution_status} (desired {job.desired_execution_status})", file=out
+        )
+        health = job.health_status or "-"
+        if job.health_code:
+            health += f" / {job.health_code}"
+        print(f"health    {health}", file=out)
+        if job.health_detail:
+            print(f"message   {job.health_detail}", file=out)
+        return 0
+
+    return asyncio.run(_with_client(action))
+
+
+def cmd_metrics(args: argparse.Namespace, out: TextIO) -> int:
+    async def action(client: PolarisClient) -> int:
+        metrics = await client.get_metrics(args.job)
+        if args.json:
+            json.dump(metrics.totals, out)
+            print(file=out)
+            return 0
+        for name, value in sorted(metrics.totals.items()):
+            print(f"{name:<28} {value:>16,.0f}", file=out)
+        return 0
+
+    return asyncio.run(_with_client(action))
+
+
+def _set_status(desired: str, verb: str) -> Callable[[argparse.Namespace, TextIO], int]:
+    def command(args: argparse.Namespace, out: TextIO) -> int:
+        async def action(client: PolarisClient) -> int:
+            job = await client.set_status(args.job, desired)
+            print(
+                f"{verb} job {job.id} ({job.table or '-'}): now {job.execution_status}, "
+                f"desired {job.desired_execution_status}",
+                file=out,
+            )
+            return 0
+
+        return asyncio.run(_with_client(action))
+
+    return command
+
+
+# ---- parser ------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="polaris-watchdog",
+        description="Watch Imply Polaris ingestion jobs, alert in Slack, act from Slack.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="the bot: poll loop, HTTP server, Socket Mode")
+    p.add_argument("--rules", help="rules file (default: $WATCHDOG_RULES or rules.toml)")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("check", help="validate a rules file (exit 2 with FILE:LINE problems)")
+    p.add_argument("--rules", help="rules file (default: $WATCHDOG_RULES or rules.toml)")
+    p.set_defaults(func=cmd_check)
+    p = sub.add_parser("demo", help="the bot against the simulator and a Slack stand-in")
+    p.add_argument("--speed", type=float, default=1.0, help="simulated time runs this much faster")
+    p.add_argument("--duration", type=float, default=None, help="stop after N seconds")
+    p.add_argument("--no-input", action="store_true", help="do not read commands from stdin")
+    p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("simulate", help="serve the Polaris simulator alone")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8181)
+    p.add_argument("--scenario", default="demo")
+    p.add_argument("--jobs", type=int, default=None, help="number of jobs, where it applies")
+    p.set_defaults(func=cmd_simulate)
+    p = sub.add_parser("test-rules", help="run unit tests for rules from a TOML test file")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_test_rules)
+
+    p = sub.add_parser("jobs", help="list jobs (every page)")
+    p.add_argument("--health", action="append", default=[], choices=HEALTH_STATUSES)
+    p.add_argument("--type", action="append", default=[], choices=JOB_TYPES)
+    p.add_argument("--status", action="append", default=[], choices=EXECUTION_STATUSES)
+    p.add_argument("--table", default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_jobs)
+    for name, func, text in (
+        ("status", cmd_status, "show a job's status and health"),
+        ("metrics", cmd_metrics, "show a job's counters"),
+        ("pause", _set_status("suspended", "paused"), "suspend a streaming job"),
+        ("resume", _set_status("running", "resumed"), "resume a suspended streaming job"),
+        ("cancel", _set_status("canceled", "canceled"), "cancel a job"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("job", help="job id (a UUID)")
+        if name in ("status", "metrics"):
+            p.add_argument("--json", action="store_true")
+        p.set_defaults(func=func)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args, out))
+    except CliError as exc:
+        print(f"polaris-watchdog: {exc}", file=sys.stderr)
+        return exc.code
+    except MissingSettingError as exc:
+        print(f"polaris-watchdog: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except InvalidJobIdError as exc:
+        print(f"polaris-watchdog: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except PolarisError as exc:
+        print(f"polaris-watchdog: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
