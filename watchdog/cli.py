@@ -68,6 +68,8 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     from watchdog.app import run
     from watchdog.logs import configure_logging
     from watchdog.reload import RulesHolder
+    from watchdog.slack.notifier import SlackAuthError
+    from watchdog.store.sqlite import StateFileError
 
     settings = _settings()
     settings.require(*POLARIS_VARS)
@@ -89,7 +91,14 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         if s is not None
     ]
     configure_logging(settings.watchdog_log_format, secrets=secrets)
-    run(settings, holder)
+    try:
+        run(settings, holder)
+    except (SlackAuthError, StateFileError) as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:  # e.g. the listen port is taken
+        raise CliError(
+            f"cannot serve on {settings.watchdog_listen}: {exc.strerror or exc}"
+        ) from None
     return 0
 
 

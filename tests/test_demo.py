@@ -1,0 +1,25 @@
+"""`make demo` shows alerts firing and resolving and commands working, with no credentials."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from watchdog.demo import demo
+
+
+@pytest.mark.slow
+async def test_demo_shows_alerts_firing_resolving_and_commands_working() -> None:
+    """At 20× speed, a few seconds of demo show a post, its resolve edit, the scripted
+    commands' answers and audit lines, and a non-operator refused."""
+    out = io.StringIO()
+    await demo(speed=20, duration=6.5, out=out, interactive=False)
+    text = out.getvalue()
+    assert "posted" in text and "job-unhealthy" in text
+    assert "✅ RESOLVED" in text and "(edited)" in text
+    assert "/polaris jobs health=error" in text and "jobs* (health=error)" in text
+    assert "paused job" in text and "resumed job" in text
+    assert "only <@UDEMOOPS> can" in text
+    assert "canceled job" in text
+    assert "Traceback" not in text
