@@ -121,20 +121,37 @@ def test_image_install_steps_work_in_a_fresh_venv(tmp_path: Path) -> None:
     subprocess.run(["cp", "-r", str(ROOT / "watchdog"), str(context / "watchdog")], check=True)
     subprocess.run(
         [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "."],
-        cwd=context, env=env, check=True, timeout=600,
+        cwd=context,
+        env=env,
+        check=True,
+        timeout=600,
     )
     script = target / "bin" / "polaris-watchdog"
-    helped = subprocess.run([str(script), "--help"], capture_output=True, text=True, env=env,
-                            cwd=tmp_path, timeout=60)
+    helped = subprocess.run(
+        [str(script), "--help"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60
+    )
     assert helped.returncode == 0 and "check" in helped.stdout
     example = ROOT / "rules.example.toml"
-    checked = subprocess.run([str(script), "check", "--rules", str(example)],
-                             capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    checked = subprocess.run(
+        [str(script), "check", "--rules", str(example)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     tools = subprocess.run(
-        [str(python), "-c", "import importlib.util as u; "
-         "print([m for m in ('pytest', 'ruff', 'mypy', 'hypothesis') if u.find_spec(m)])"],
-        capture_output=True, text=True, env=env, timeout=60,
+        [
+            str(python),
+            "-c",
+            "import importlib.util as u; "
+            "print([m for m in ('pytest', 'ruff', 'mypy', 'hypothesis') if u.find_spec(m)])",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert tools.stdout.strip() == "[]"
     assert sys.version_info >= (3, 11)
