@@ -77,6 +77,8 @@ class JobPage:
     jobs: list[Job]
     unparsed_ids: frozenset[str]
     more: bool
+    #: Entries the page carried, readable or not: the next page starts this far on.
+    listed: int
 
 
 @dataclass
@@ -172,16 +174,15 @@ class PolarisClient:
             raw = await self._request("GET", "/jobs", "list_jobs", params=query)
             page = self._parse_page(raw)
             yield page
-            count = len(page.jobs) + len(page.unparsed_ids)
             if not page.more:
                 return
-            if count == 0:
+            if page.listed == 0:
                 # "More results" with an empty page would loop forever.
                 raise PolarisMalformedError(
                     "listing says more results are available but returned none",
                     endpoint="list_jobs",
                 )
-            offset += count
+            offset += page.listed
 
     async def list_jobs(
         self,
@@ -265,9 +266,10 @@ class PolarisClient:
             raise PolarisMalformedError(
                 "moreResultsAvailable is not a boolean", endpoint="list_jobs"
             )
+        values = raw.get("values", [])
         jobs: list[Job] = []
         unparsed: set[str] = set()
-        for item in raw.get("values", []):
+        for item in values:
             try:
                 jobs.append(Job.model_validate(item))
             except ValidationError as exc:
@@ -276,7 +278,7 @@ class PolarisClient:
                 log.warning("polaris.job_unreadable", job_id=job_id, error=exc.errors()[0]["msg"])
                 if isinstance(job_id, str):
                     unparsed.add(job_id)
-        return JobPage(jobs=jobs, unparsed_ids=frozenset(unparsed), more=more)
+        return JobPage(jobs=jobs, unparsed_ids=frozenset(unparsed), more=more, listed=len(values))
 
     # ---- transport -------------------------------------------------------------------
 
@@ -329,7 +331,7 @@ class PolarisClient:
         loop = asyncio.get_running_loop()
         async with self._slots:
             started = loop.time()
-            outcome = "ok"
+            outcome = "cancelled"  # only cancellation leaves the try without setting one
             try:
                 async with self._session.request(
                     method,
@@ -339,11 +341,15 @@ class PolarisClient:
                     headers=self._headers,
                     timeout=self._timeout,
                 ) as resp:
-                    body = await resp.text()
+                    body = await resp.read()
                     outcome = str(resp.status)
                     if resp.status >= 400:
-                        raise self._http_error(resp.status, body, resp.headers, endpoint)
+                        # Any bytes make a readable message; an error page need not be UTF-8.
+                        text = body.decode("utf-8", errors="replace")
+                        raise self._http_error(resp.status, text, resp.headers, endpoint)
                     try:
+                        # JSON is UTF-8: undecodable bytes are a ValueError (malformed) here,
+                        # not a UnicodeDecodeError escaping the client from resp.text().
                         return json_module.loads(body)
                     except ValueError:
                         outcome = "malformed"

@@ -9,6 +9,7 @@ code and a message), as the API documents it.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -199,10 +200,13 @@ class Metrics(_Model):
     @classmethod
     def _numbers_only(cls, value: Any) -> Any:
         # Booleans are ints to Python; a counter that says `true` is garbage, not 1.
+        # Python's json reads NaN and Infinity, which no counter can be either.
         if isinstance(value, dict):
             for name, number in value.items():
                 if isinstance(number, bool) or not isinstance(number, int | float):
                     raise ValueError(f"metric {name!r} is not a number: {number!r}")
+                if isinstance(number, float) and not math.isfinite(number):
+                    raise ValueError(f"metric {name!r} is not a finite number: {number!r}")
         return value
 
 

@@ -84,10 +84,13 @@ class Settings(BaseSettings):
 
     @property
     def listen_host_port(self) -> tuple[str, int]:
-        """``WATCHDOG_LISTEN`` split into host and port."""
+        """``WATCHDOG_LISTEN`` split into host and port (``[::1]:8080`` for IPv6)."""
         host, sep, port = self.watchdog_listen.rpartition(":")
-        if not sep or not port.isdigit():
+        if not sep or not (port.isascii() and port.isdigit()) or int(port) > 65535:
             raise ValueError(f"WATCHDOG_LISTEN must be host:port, got {self.watchdog_listen!r}")
+        # The brackets only separate an IPv6 address from the port; bind() wants it bare.
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
         return host or "0.0.0.0", int(port)
 
 

@@ -1,0 +1,297 @@
+"""The operator CLI (``watchdog.cli.main``) against the simulator on a real local port.
+
+The simulator is served by aiohttp's test server in the test's event loop; ``main`` runs in
+a worker thread (it calls ``asyncio.run`` itself), so both sides are real and nothing is
+mocked. Each test starts from an empty working directory and a clean environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import os
+import re
+import socket
+from collections.abc import AsyncIterator, Iterator
+from io import StringIO
+from pathlib import Path
+
+import pytest
+import structlog
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from watchdog import cli
+from watchdog.polaris import PolarisClient, RetryPolicy
+from watchdog.simulator import Simulator
+
+REPO = Path(__file__).resolve().parents[1]
+API_KEY = "pok_cli-key-0123456789abcdefghijkl"
+WRONG_KEY = "pok_wrong-cli-key-9876543210zyxwvu"
+START = 1_700_000_000.0
+ENV_PREFIXES = ("POLARIS_", "SLACK_", "WATCHDOG_")
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """Empty cwd (no stray .env or rules.toml), no inherited variables, logging restored.
+
+    ``main`` configures structlog and the logging module for the process, with the test's
+    captured stderr as the stream; later tests must not write to that closed capture.
+    """
+    for name in list(os.environ):
+        if name.startswith(ENV_PREFIXES):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    # Fast retries: an unreachable Polaris must not cost seconds of real backoff.
+    fast = RetryPolicy(attempts=2, base=0.001, cap=0.001)
+    monkeypatch.setattr(cli, "PolarisClient", functools.partial(PolarisClient, retry=fast))
+    structlog_config = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield tmp_path
+    structlog.configure(**structlog_config)
+    root.handlers[:], root.level = handlers, level
+
+
+@pytest.fixture
+def sim() -> Simulator:
+    return Simulator(clock=lambda: START, api_key=API_KEY)
+
+
+@pytest.fixture
+async def polaris_url(sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
+    """Serve the simulator and point the POLARIS_* variables at it."""
+    async with TestServer(sim.app(), host="127.0.0.1") as server:
+        url = str(server.make_url("/"))
+        monkeypatch.setenv("POLARIS_API_URL", url)
+        monkeypatch.setenv("POLARIS_PROJECT_ID", sim.project_id)
+        monkeypatch.setenv("POLARIS_API_KEY", API_KEY)
+        yield url
+
+
+async def run(*argv: str) -> tuple[int, str]:
+    """``main(argv)`` in a worker thread: its exit code and what it wrote to ``out``."""
+    out = StringIO()
+    code = await asyncio.to_thread(cli.main, list(argv), out)
+    return code, out.getvalue()
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# -- reading ----------------------------------------------------------------------------------
+async def test_jobs_prints_a_table_of_every_job(
+    sim: Simulator, polaris_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One row per job with id, type, status, health, code and table, then a count."""
+    healthy = sim.add_job(table="orders")
+    broken = sim.add_job(table="payments", behaviour="static_error")
+    code, out = await run("jobs")
+    lines = out.splitlines()
+    assert code == 0 and lines[-1] == "2 jobs"
+    assert lines[0].split() == ["ID", "TYPE", "STATUS", "HEALTH", "CODE", "TABLE"]
+    assert lines[1].split() == [healthy.id, "streaming", "running", "ok", "-", "orders"]
+    assert lines[2].split()[:4] == [broken.id, "streaming", "running", "error"]
+    assert capsys.readouterr().err == ""
+
+
+async def test_jobs_json_is_parseable_and_complete(sim: Simulator, polaris_url: str) -> None:
+    """--json prints the jobs as a JSON list, in Polaris' field names."""
+    ids = [sim.add_job(table=f"t{index}").id for index in range(3)]
+    code, out = await run("jobs", "--json")
+    listed = json.loads(out)
+    assert code == 0 and [job["id"] for job in listed] == ids
+    assert listed[0]["executionStatus"] == "running" and listed[0]["target"]["tableName"] == "t0"
+
+
+async def test_jobs_filters_go_to_polaris(sim: Simulator, polaris_url: str) -> None:
+    """--health error --type streaming lists the streaming jobs in error only."""
+    sim.add_job(table="fine")
+    wanted = sim.add_job(table="broken_stream", behaviour="static_error")
+    batch = sim.add_job(table="broken_batch", type="batch")
+    sim.set_health(batch.id, "error")
+    code, out = await run("jobs", "--health", "error", "--type", "streaming", "--json")
+    assert code == 0 and [job["id"] for job in json.loads(out)] == [wanted.id]
+    assert "healthStatus=error" in sim.stats.request_log[-1][3]
+    assert "type=streaming" in sim.stats.request_log[-1][3]
+
+
+async def test_status_shows_health_code_and_message(sim: Simulator, polaris_url: str) -> None:
+    """status prints the job's table, status and what is wrong, in Polaris' words."""
+    job = sim.add_job(table="payments")
+    sim.set_health(job.id, "error", "could_not_connect_to_source", "Broker unreachable")
+    code, out = await run("status", job.id)
+    assert code == 0
+    assert f"job       {job.id}" in out and "table     payments" in out
+    assert "status    running (desired running)" in out
+    assert "health    error / could_not_connect_to_source" in out
+    assert "message   Broker unreachable" in out
+
+
+async def test_metrics_prints_every_counter(sim: Simulator, polaris_url: str) -> None:
+    """metrics prints the counters, and --json the raw totals."""
+    job = sim.add_job()
+    sim.set_totals(job.id, {"numRowsProcessed": 1234567, "numRowsSkippedByError": 12})
+    code, out = await run("metrics", job.id)
+    assert code == 0 and re.search(r"^numRowsProcessed\s+1,234,567$", out, re.M)
+    assert re.search(r"^numRowsSkippedByError\s+12$", out, re.M)
+    code, out = await run("metrics", job.id, "--json")
+    assert code == 0 and json.loads(out)["numRowsProcessed"] == 1234567
+
+
+async def test_an_unreadable_job_is_a_warning_on_stderr_not_noise_in_the_json(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """stdout stays valid JSON of the readable jobs; the odd one is logged on stderr."""
+    good, odd = "3f1c2d4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f", "0e1d2c3b-4a59-4867-8756-a4b3c2d1e0f9"
+    listing = {"values": [{"id": good}, {"id": odd, "health": "broken"}]}
+
+    async def jobs(request: web.Request) -> web.Response:
+        return web.json_response(listing)
+
+    app = web.Application()
+    app.router.add_get("/v1/projects/p/jobs", jobs)
+    async with TestServer(app, host="127.0.0.1") as server:
+        monkeypatch.setenv("POLARIS_API_URL", str(server.make_url("/")))
+        monkeypatch.setenv("POLARIS_PROJECT_ID", "p")
+        monkeypatch.setenv("POLARIS_API_KEY", API_KEY)
+        code, out = await run("jobs", "--json")
+    captured = capsys.readouterr()
+    assert code == 0 and [job["id"] for job in json.loads(out)] == [good]
+    assert captured.out == "" and "polaris.job_unreadable" in captured.err and odd in captured.err
+
+
+# -- changing jobs ----------------------------------------------------------------------------
+async def test_pause_resume_and_cancel_reach_polaris(sim: Simulator, polaris_url: str) -> None:
+    """pause suspends, resume runs again, cancel cancels; each says what it did."""
+    job = sim.add_job(table="orders")
+    code, out = await run("pause", job.id)
+    assert code == 0 and job.execution_status == "suspended"
+    assert out.strip() == f"paused job {job.id} (orders): now suspended, desired suspended"
+    code, out = await run("resume", job.id)
+    assert code == 0 and job.execution_status == "running" and out.startswith("resumed job")
+    code, out = await run("cancel", job.id)
+    assert code == 0 and job.execution_status == "canceled" and out.startswith("canceled job")
+    assert sim.stats.status_changes == [
+        (job.id, "suspended"),
+        (job.id, "running"),
+        (job.id, "canceled"),
+    ]
+
+
+async def test_pausing_a_batch_job_is_one_clear_line(
+    sim: Simulator, polaris_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Polaris' refusal becomes one stderr line and exit 1, with no traceback."""
+    job = sim.add_job(type="batch")
+    code, out = await run("pause", job.id)
+    err = capsys.readouterr().err
+    assert code == 1 and out == "" and sim.stats.status_changes == []
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("polaris-watchdog: ") and "Only streaming jobs can be suspended" in err
+
+
+# -- failures ---------------------------------------------------------------------------------
+async def test_a_wrong_key_is_reported_without_showing_it(
+    sim: Simulator,
+    polaris_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """401 is one line saying the key was rejected; the key appears nowhere."""
+    monkeypatch.setenv("POLARIS_API_KEY", WRONG_KEY)
+    code, out = await run("jobs")
+    captured = capsys.readouterr()
+    assert code == 1 and captured.err.count("\n") == 1 and "key was rejected" in captured.err
+    for text in (out, captured.out, captured.err):
+        assert WRONG_KEY not in text and API_KEY not in text
+
+
+async def test_an_unreachable_polaris_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nothing listening: one line naming the problem, exit 1, no traceback."""
+    monkeypatch.setenv("POLARIS_API_URL", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("POLARIS_PROJECT_ID", "demo-project")
+    monkeypatch.setenv("POLARIS_API_KEY", API_KEY)
+    code, out = await run("status", "3f1c2d4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f")
+    captured = capsys.readouterr()
+    assert code == 1 and out == "" and captured.out == ""
+    assert captured.err.count("\n") == 1 and "cannot reach Polaris" in captured.err
+    assert "Traceback" not in captured.err and API_KEY not in captured.err
+
+
+@pytest.mark.parametrize("job_id", ["../../jobs", "abc/status", "%2e%2e", ""])
+async def test_a_path_like_job_id_is_refused_without_a_request(
+    sim: Simulator, polaris_url: str, capsys: pytest.CaptureFixture[str], job_id: str
+) -> None:
+    """A job id that is not a UUID exits 2 before anything is sent."""
+    code, _ = await run("cancel", job_id)
+    err = capsys.readouterr().err
+    assert code == 2 and "not a job id" in err and err.count("\n") == 1
+    assert sim.stats.requests == 0
+
+
+def test_a_missing_api_key_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit 2 naming POLARIS_API_KEY (a blank value counts as missing)."""
+    monkeypatch.setenv("POLARIS_API_URL", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("POLARIS_PROJECT_ID", "demo-project")
+    monkeypatch.setenv("POLARIS_API_KEY", " ")
+    code = cli.main(["jobs"], StringIO())
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "POLARIS_API_KEY" in err and "POLARIS_API_URL" not in err
+
+
+async def test_a_dotenv_in_the_working_directory_configures_the_cli(
+    sim: Simulator, polaris_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With no POLARIS_* in the environment, the cwd's .env supplies them."""
+    job = sim.add_job()
+    for name in ("POLARIS_API_URL", "POLARIS_PROJECT_ID", "POLARIS_API_KEY"):
+        monkeypatch.delenv(name)
+    (tmp_path / ".env").write_text(
+        f"POLARIS_API_URL={polaris_url}\nPOLARIS_PROJECT_ID={sim.project_id}\n"
+        f"POLARIS_API_KEY={API_KEY}\n",
+        encoding="utf-8",
+    )
+    code, out = await run("jobs", "--json")
+    assert code == 0 and [listed["id"] for listed in json.loads(out)] == [job.id]
+
+
+# -- check ------------------------------------------------------------------------------------
+def test_check_accepts_the_example_rules_file() -> None:
+    """rules.example.toml is valid: exit 0 and a count of rules."""
+    out = StringIO()
+    assert cli.main(["check", "--rules", str(REPO / "rules.example.toml")], out) == 0
+    assert re.fullmatch(r".*rules\.example\.toml: OK, \d+ rules\n", out.getvalue())
+
+
+def test_check_reports_a_broken_file_as_file_and_line(tmp_path: Path) -> None:
+    """An unknown key exits 2 with FILE:LINE: message pointing at it."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        '[watch]\ninterval = "30s"\n\n[[rules]]\nname = "down"\nkind = "health"\n'
+        'status = ["error"]\nseverity = "critical"\ncolour = "red"\n',
+        encoding="utf-8",
+    )
+    out = StringIO()
+    assert cli.main(["check"], out) == 2  # rules.toml in the working directory by default
+    lines = out.getvalue().splitlines()
+    assert lines and all(line.startswith("rules.toml:") for line in lines)
+    assert any(line.startswith("rules.toml:9: ") and "colour" in line for line in lines)
+
+
+def test_check_of_a_missing_file_exits_2() -> None:
+    """A rules file that is not there is a FILE:1 problem, not a traceback."""
+    out = StringIO()
+    assert cli.main(["check", "--rules", "nowhere.toml"], out) == 2
+    assert out.getvalue().startswith("nowhere.toml:1: cannot read rules file")
