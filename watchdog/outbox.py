@@ -24,6 +24,9 @@ from watchdog.store import MessageRef, Store
 
 log = structlog.get_logger(__name__)
 
+#: Crashes of the notifier on the same head item before that item is dead-lettered.
+MAX_CRASHES = 3
+
 
 class _Receipts:
     def __init__(self, store: Store) -> None:
@@ -66,6 +69,8 @@ class Dispatcher:
         self._rng = rng or random.Random()
         self._wakeup = asyncio.Event()
         self._failures = 0
+        self._crashes: dict[int, int] = {}  # outbox id -> notifier crashes on it
+        self._backlog = False  # the last batch was full: more may be due
         self.blocked_until = 0.0
         self.delivered = 0
 
@@ -74,9 +79,11 @@ class Dispatcher:
         self._wakeup.set()
 
     async def deliver_once(self) -> bool:
-        """Deliver every due item. False when the destination is unavailable."""
+        """Deliver the due items (one batch). False when the destination is unavailable
+        or the notifier crashed; :attr:`blocked_until` then says when to try again."""
         now = self._clock()
         records = await self._store.outbox_due(now, self._batch)
+        self._backlog = len(records) >= self._batch
         if not records:
             await self._report_size()
             return True
@@ -86,12 +93,7 @@ class Dispatcher:
         except DeliveryUnavailable as exc:
             pending = [r for r in records if r.id not in receipts.settled]
             self.delivered += len(receipts.settled)
-            self._failures += 1
-            backoff = min(self._max, self._base * 2 ** (self._failures - 1))
-            delay = self._rng.uniform(backoff / 2, backoff)
-            if exc.retry_after is not None:
-                delay = min(max(delay, exc.retry_after), self._max)
-            self.blocked_until = self._clock() + delay
+            delay = self._back_off(exc.retry_after)
             if self._failures == 1:
                 log.warning(
                     "outbox.destination_unavailable",
@@ -104,6 +106,21 @@ class Dispatcher:
                 await self._store.outbox_retry(pending[0].id, now, str(exc)[:500])
             await self._report_size()
             return False
+        except Exception as exc:
+            # A bug rendering or sending one item must not hold back every later alert:
+            # the item it crashed on (the first unsettled one) is set aside after a few tries.
+            log.exception("outbox.deliver_failed")
+            pending = [r for r in records if r.id not in receipts.settled]
+            self.delivered += len(receipts.settled)
+            self._back_off(None)
+            if pending:
+                head = pending[0].id
+                self._crashes[head] = self._crashes.get(head, 0) + 1
+                if self._crashes[head] >= MAX_CRASHES:
+                    del self._crashes[head]
+                    await receipts.dead(head, f"notifier crashed: {exc!r}"[:500])
+            await self._report_size()
+            return False
         self.delivered += len(receipts.settled)
         if self._failures:
             log.info("outbox.destination_back", after_failures=self._failures)
@@ -111,6 +128,16 @@ class Dispatcher:
         self.blocked_until = 0.0
         await self._report_size()
         return True
+
+    def _back_off(self, retry_after: float | None) -> float:
+        """Block delivery for the next (capped, jittered) backoff; returns the delay."""
+        self._failures += 1
+        backoff = min(self._max, self._base * 2 ** (self._failures - 1))
+        delay = self._rng.uniform(backoff / 2, backoff)
+        if retry_after is not None:
+            delay = min(max(delay, retry_after), self._max)
+        self.blocked_until = self._clock() + delay
+        return delay
 
     async def run(self) -> None:
         """Deliver forever: on wake-ups, and after backoff while the destination is down."""
@@ -123,12 +150,11 @@ class Dispatcher:
             try:
                 ok = await self.deliver_once()
             except Exception:
-                # A bug in one item's rendering must not stop every later alert.
-                log.exception("outbox.deliver_failed")
+                # The store failed (the notifier's failures are handled in deliver_once).
+                log.exception("outbox.store_failed")
                 ok = False
-                self._failures += 1
-                self.blocked_until = self._clock() + min(self._max, self._base * 2**self._failures)
-            if ok:
+                self._back_off(None)
+            if ok and not self._backlog:
                 await self._wakeup.wait()
 
     async def flush(self, within: float) -> int:

@@ -130,8 +130,12 @@ class SlackNotifier:
             resp = await self._web.auth_test()
         except SlackApiError as exc:
             error = exc.response.get("error") if exc.response is not None else None
+            status = exc.response.status_code if exc.response is not None else 0
+            if status == 429 or status >= 500:  # an outage says nothing about the token
+                where = f"auth.test at {self._web.base_url}"
+                raise SlackAuthError(f"Slack is unavailable (HTTP {status} from {where})") from None
             raise SlackAuthError(
-                f"Slack rejected SLACK_BOT_TOKEN ({error or exc.response.status_code}): check "
+                f"Slack rejected SLACK_BOT_TOKEN ({error or status}): check "
                 "the token is the app's Bot User OAuth Token (xoxb-…) and the app is installed"
             ) from None
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -253,6 +257,9 @@ class SlackNotifier:
                 new_counts[count_key] = new_counts.get(count_key, 0) + 1
         units: list[_Unit] = []
         grouped: dict[tuple[str, str, str], _Unit] = {}
+        # After an outage a NEW and its RESOLVED can share a batch: route storm members by
+        # storm key here; single posts are looked up at send time, once the NEW is posted.
+        storm_of: dict[str, str] = {}
         for record in records:
             item = record.item
             if isinstance(item, AuditEntry):
@@ -270,12 +277,13 @@ class SlackNotifier:
                     )
                     units.append(grouped[key])
                 grouped[key].records.append(record)
+                storm_of[item.incident_id] = grouped[key].notes["key"]
                 continue
-            ref = (
-                None
-                if item.reason is Reason.NEW
-                else await self._store.get_message(item.incident_id)
-            )
+            ref: MessageRef | None = None
+            if item.incident_id in storm_of:
+                ref = MessageRef("", "", "storm-member", {"storm": storm_of[item.incident_id]})
+            elif item.reason is not Reason.NEW:
+                ref = await self._store.get_message(item.incident_id)
             if ref is not None and ref.kind == "storm-member":
                 storm = str(ref.data.get("storm"))
                 key = (f"storm-{item.reason.value}", storm, "")
@@ -303,6 +311,9 @@ class SlackNotifier:
             return {}
         n = unit.first
         ref: MessageRef | None = unit.notes.get("ref")
+        if ref is None and n.reason is not Reason.NEW:
+            # Its first post may have been made earlier in this batch.
+            ref = await self._store.get_message(n.incident_id)
         if n.reason is Reason.NEW or ref is None:
             if n.reason is Reason.RESOLVED:
                 # Its first post never made it (dead-lettered): say it resolved, top level.

@@ -1,0 +1,256 @@
+"""The durable outbox: in order, exactly once, through outages, dead letters and restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+from harness import START, FakeClock, RecordingNotifier, Sleeps, audit, job_id
+
+from watchdog.notifications import AuditEntry, Outgoing
+from watchdog.notify import Receipts
+from watchdog.outbox import Dispatcher
+from watchdog.store import OutboxRecord, Store
+from watchdog.store.memory import MemoryStore
+from watchdog.store.sqlite import SqliteStore
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[MemoryStore]:
+    store = MemoryStore()
+    await store.open()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+def notifier() -> RecordingNotifier:
+    return RecordingNotifier()
+
+
+async def enqueue(store: Store, numbers: Sequence[int], now: float = START) -> None:
+    await store.commit(outbox=[audit(n) for n in numbers], now=now)
+
+
+def targets(items: Sequence[Outgoing]) -> list[str]:
+    return [item.target for item in items if isinstance(item, AuditEntry)]
+
+
+def ids(*numbers: int) -> list[str]:
+    return [job_id(n) for n in numbers]
+
+
+async def test_items_are_delivered_in_order_exactly_once(
+    store: MemoryStore, notifier: RecordingNotifier, clock: FakeClock
+) -> None:
+    """Two commits' items arrive in enqueue order; a second pass sends nothing again."""
+    dispatcher = Dispatcher(store, notifier, clock=clock)
+    await enqueue(store, [1, 2, 3])
+    await enqueue(store, [4, 5])
+    assert await dispatcher.deliver_once()
+    assert await dispatcher.deliver_once()
+    assert targets(notifier.items) == ids(1, 2, 3, 4, 5)
+    assert notifier.record_ids == sorted(notifier.record_ids)
+    assert await store.outbox_size() == 0 and dispatcher.delivered == 5
+
+
+async def test_run_delivers_on_every_wake_up(
+    store: MemoryStore, notifier: RecordingNotifier, clock: FakeClock
+) -> None:
+    """The loop delivers what a commit enqueued as soon as it is woken."""
+    dispatcher = Dispatcher(store, notifier, clock=clock, sleep=Sleeps(clock))
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        await enqueue(store, [1, 2])
+        dispatcher.wake()
+        await notifier.wait_for(2)
+        await enqueue(store, [3])
+        dispatcher.wake()
+        await notifier.wait_for(3)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert targets(notifier.items) == ids(1, 2, 3)
+
+
+async def test_run_drains_more_than_one_batch_per_wake_up(
+    store: MemoryStore, notifier: RecordingNotifier, clock: FakeClock
+) -> None:
+    """A backlog larger than one batch is drained without waiting for another commit."""
+    dispatcher = Dispatcher(store, notifier, clock=clock, sleep=Sleeps(clock), batch=2)
+    await enqueue(store, range(1, 8))
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        await asyncio.wait_for(notifier.wait_for(7), 5)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert targets(notifier.items) == ids(*range(1, 8))
+
+
+async def test_unavailable_destination_keeps_the_rest_queued_and_honours_retry_after(
+    store: MemoryStore, notifier: RecordingNotifier, clock: FakeClock
+) -> None:
+    """Down after two items: the other three wait, in place, at least Retry-After seconds."""
+    dispatcher = Dispatcher(store, notifier, clock=clock)
+    await enqueue(store, [1, 2, 3, 4, 5])
+    notifier.accept_first, notifier.unavailable = 2, [30.0]
+    assert not await dispatcher.deliver_once()
+    assert targets(notifier.items) == ids(1, 2)
+    assert await store.outbox_size() == 3
+    assert dispatcher.blocked_until == START + 30
+    assert await dispatcher.deliver_once()
+    assert targets(notifier.items) == ids(1, 2, 3, 4, 5)
+    assert dispatcher.blocked_until == 0.0
+
+
+async def test_run_backs_off_exponentially_capped_while_the_destination_is_down(
+    store: MemoryStore, notifier: RecordingNotifier, clock: FakeClock
+) -> None:
+    """Each failure doubles the (jittered) wait up to the cap; a Retry-After hint wins."""
+    sleeps = Sleeps(clock)
+    dispatcher = Dispatcher(
+        store,
+        notifier,
+        clock=clock,
+        sleep=sleeps,
+        base_backoff=1.0,
+        max_backoff=8.0,
+        rng=random.Random(7),
+    )
+    await enqueue(store, [1, 2])
+    notifier.unavailable = [None, None, None, None, None, 6.0, 100.0]
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        await notifier.wait_for(2)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    caps = [1.0, 2.0, 4.0, 8.0, 8.0]
+    assert len(sleeps.delays) == 7
+    for delay, cap in zip(sleeps.delays, caps, strict=False):
+        assert cap / 2 <= delay <= cap
+    assert sleeps.delays[5] == 6.0  # Retry-After above the jittered backoff
+    assert sleeps.delays[6] == 8.0  # ... but never past max_backoff
+    assert targets(notifier.items) == ids(1, 2)
+
+
+async def test_dead_lettered_item_does_not_block_later_ones(
+    store: MemoryStore, notifier: RecordingNotifier, clock: FakeClock
+) -> None:
+    """An item the destination refuses for good is set aside; the rest go through."""
+    dispatcher = Dispatcher(store, notifier, clock=clock)
+    notifier.refuse = lambda item: isinstance(item, AuditEntry) and item.target == job_id(2)
+    await enqueue(store, [1, 2, 3, 4])
+    assert await dispatcher.deliver_once()
+    assert await dispatcher.deliver_once()
+    assert targets(notifier.items) == ids(1, 3, 4)
+    assert await store.outbox_size() == 0
+    assert await store.outbox_due(clock(), 10) == []
+
+
+class Crashing(RecordingNotifier):
+    """A notifier with a bug: it crashes on one item every time it sees it."""
+
+    def __init__(self, poison: str) -> None:
+        super().__init__()
+        self.poison = poison
+
+    async def deliver(self, records: Sequence[OutboxRecord], receipts: Receipts) -> None:
+        for index, record in enumerate(records):
+            item = record.item
+            if isinstance(item, AuditEntry) and item.target == self.poison:
+                await super().deliver(records[:index], receipts)
+                raise KeyError("a bug in rendering")
+        await super().deliver(records, receipts)
+
+
+async def test_an_item_that_crashes_the_notifier_is_dead_lettered_after_a_few_tries(
+    store: MemoryStore, clock: FakeClock
+) -> None:
+    """A bug on one item must not hold back every later alert for ever."""
+    notifier = Crashing(poison=job_id(2))
+    dispatcher = Dispatcher(store, notifier, clock=clock, sleep=Sleeps(clock))
+    await enqueue(store, [1, 2, 3])
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        await asyncio.wait_for(notifier.wait_for(2), 5)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert targets(notifier.items) == ids(1, 3)
+    assert await store.outbox_size() == 0
+
+
+async def test_flush_delivers_everything_due(
+    store: MemoryStore, notifier: RecordingNotifier, clock: FakeClock
+) -> None:
+    """At shutdown, flush sends what is queued and reports nothing left."""
+    dispatcher = Dispatcher(store, notifier, clock=clock)
+    await enqueue(store, [1, 2, 3])
+    assert await dispatcher.flush(within=5.0) == 0
+    assert targets(notifier.items) == ids(1, 2, 3)
+
+
+async def test_flush_while_down_returns_at_once_with_what_is_left(
+    store: MemoryStore, notifier: RecordingNotifier, clock: FakeClock
+) -> None:
+    """An unavailable destination does not make shutdown wait for its backoff."""
+    dispatcher = Dispatcher(store, notifier, clock=clock)
+    await enqueue(store, [1, 2, 3])
+    notifier.accept_first, notifier.unavailable = 1, [60.0]
+    assert await dispatcher.flush(within=5.0) == 2
+
+
+class Hanging:
+    """A destination that never answers."""
+
+    def __init__(self) -> None:
+        self.never = asyncio.Event()
+
+    async def deliver(self, records: Sequence[OutboxRecord], receipts: Receipts) -> None:
+        await self.never.wait()
+
+
+async def test_flush_is_bounded_by_within(store: MemoryStore, clock: FakeClock) -> None:
+    """A hung destination cannot hold shutdown longer than ``within``."""
+    dispatcher = Dispatcher(store, Hanging(), clock=clock)
+    await enqueue(store, [1, 2])
+    started = time.monotonic()
+    assert await dispatcher.flush(within=0.05) == 2
+    assert time.monotonic() - started < 1.0
+
+
+async def test_outbox_survives_a_restart_on_sqlite(clock: FakeClock, tmp_path: Path) -> None:
+    """Items queued before the process died are delivered once, in order, by the next one."""
+    path = tmp_path / "state.db"
+    first = SqliteStore(path)
+    await first.open()
+    before = RecordingNotifier()
+    await enqueue(first, [1, 2, 3])
+    await enqueue(first, [4, 5])
+    before.accept_first, before.unavailable = 2, [None]
+    assert not await Dispatcher(first, before, clock=clock).deliver_once()
+    await first.close()  # the process dies with three items queued
+
+    second = SqliteStore(path)
+    await second.open()
+    try:
+        after = RecordingNotifier()
+        dispatcher = Dispatcher(second, after, clock=clock)
+        assert await dispatcher.flush(within=5.0) == 0
+        assert targets(before.items) == ids(1, 2)
+        assert targets(after.items) == ids(3, 4, 5)
+        assert await dispatcher.flush(within=5.0) == 0
+        assert len(after.items) == 3
+    finally:
+        await second.close()

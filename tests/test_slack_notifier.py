@@ -1,0 +1,413 @@
+"""Slack delivery end to end: the real AsyncWebClient against the Slack stand-in, the outbox,
+and (for whole incidents) the watcher polling the Polaris simulator, all on a fake clock."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+
+import pytest
+from harness import (
+    AUDIT_CHANNEL,
+    CHANNEL,
+    START,
+    FakeClock,
+    SlackRig,
+    WatchRig,
+    alert,
+    audit,
+    holder,
+    job_id,
+    notification,
+    serve_slack,
+    watch_rig,
+)
+
+from watchdog.notifications import Outgoing, Reason
+from watchdog.outbox import Dispatcher
+from watchdog.reload import RulesHolder
+from watchdog.simulator import Simulator, build_scenario
+from watchdog.slack.notifier import SlackAuthError, SlackNotifier
+from watchdog.slack.standin import StoredMessage
+from watchdog.store.memory import MemoryStore
+
+RULES = f"""
+[watch]
+interval = "30s"
+
+[slack]
+channel = "{CHANNEL}"
+audit_channel = "{AUDIT_CHANNEL}"
+group_threshold = 5
+
+[[rules]]
+name = "job-unhealthy"
+kind = "health"
+status = ["error"]
+severity = "critical"
+mention = "@here"
+"""
+REPEATING = RULES + 'repeat = "1m"\n'
+CLICKS = job_id(1)
+Watch = Callable[..., Awaitable[WatchRig]]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def slack(clock: FakeClock) -> AsyncIterator[SlackRig]:
+    async with serve_slack(clock, channels=[CHANNEL, AUDIT_CHANNEL, "C0OTHER"]) as rig:
+        yield rig
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[MemoryStore]:
+    store = MemoryStore()
+    await store.open()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+def rules() -> RulesHolder:
+    return holder(RULES)
+
+
+@pytest.fixture
+def dispatcher(
+    slack: SlackRig, store: MemoryStore, rules: RulesHolder, clock: FakeClock
+) -> Dispatcher:
+    notifier = SlackNotifier(slack.web, store, rules, clock=clock, pace=None)
+    return Dispatcher(store, notifier, clock=clock)
+
+
+@pytest.fixture
+async def watch(slack: SlackRig, store: MemoryStore, clock: FakeClock) -> AsyncIterator[Watch]:
+    """Start the watcher over a simulator, delivering to Slack: ``await watch(sim, rules)``."""
+    async with AsyncExitStack() as stack:
+
+        async def start(sim: Simulator, rules_text: str = RULES) -> WatchRig:
+            rules = holder(rules_text)
+            notifier = SlackNotifier(slack.web, store, rules, clock=clock, pace=None)
+            return await stack.enter_async_context(watch_rig(sim, rules, store, notifier, clock))
+
+        yield start
+
+
+async def send(store: MemoryStore, dispatcher: Dispatcher, *items: Outgoing) -> bool:
+    await store.commit(outbox=list(items), now=START)
+    return await dispatcher.deliver_once()
+
+
+def blocks_text(message: StoredMessage) -> str:
+    return json.dumps(message.blocks, ensure_ascii=False)
+
+
+def refused(slack: SlackRig) -> int:
+    """Posts the stand-in refused (bad blocks, too long, unknown channel...)."""
+    return len(slack.standin.calls_of("chat.postMessage")) - len(slack.standin.messages)
+
+
+def one_job_sim(clock: FakeClock) -> Simulator:
+    sim = Simulator(clock=clock)
+    sim.add_job(type="streaming", table="clicks", job_id=CLICKS)
+    sim.add_job(type="streaming", table="views", job_id=job_id(2))
+    return sim
+
+
+async def test_alert_message_names_rule_job_and_table(
+    slack: SlackRig, store: MemoryStore, dispatcher: Dispatcher
+) -> None:
+    """The plain text of a new alert names the rule, the job id and the table."""
+    assert await send(store, dispatcher, notification(alert(CLICKS), mention="@here"))
+    [post] = slack.standin.top_level(CHANNEL)
+    assert "job-unhealthy" in post.text and CLICKS in post.text and "clicks" in post.text
+    shown = blocks_text(post)
+    assert "An internal error occurred" in shown and "<!here>" in shown
+    assert await store.get_message(alert(CLICKS).incident_id) is not None
+
+
+async def test_huge_health_message_is_posted_within_slack_limits(
+    slack: SlackRig, watch: Watch, clock: FakeClock
+) -> None:
+    """A 10,000-character health message from Polaris still makes one valid post."""
+    sim = one_job_sim(clock)
+    detail = "Cannot parse row <@U0EVIL> & <!channel>: " + "x" * 10_000
+    sim.set_health(CLICKS, "error", "cannot_parse_source", detail)
+    rig = await watch(sim)
+    await rig.tick()
+    [post] = slack.standin.top_level(CHANNEL)
+    assert CLICKS in post.text
+    assert "<!channel>" not in blocks_text(post) and "<@U0EVIL>" not in blocks_text(post)
+    assert refused(slack) == 0 and await rig.store.outbox_size() == 0
+
+
+async def test_300_alerts_in_one_tick_all_reach_slack(
+    slack: SlackRig, watch: Watch, clock: FakeClock
+) -> None:
+    """300 jobs failing in one tick: nothing refused, every job listed, one grouped post."""
+    sim = build_scenario("healthy", jobs=300, clock=clock)
+    for job in sim.jobs:
+        sim.set_health(job.id, "error", "internal_error", "x" * 2000)
+    rig = await watch(sim)
+    await rig.tick()
+    assert refused(slack) == 0 and await rig.store.outbox_size() == 0
+    [head] = slack.standin.top_level(CHANNEL)
+    listed = " ".join(reply.text + blocks_text(reply) for reply in slack.standin.replies(head.ts))
+    assert all(job.id in listed for job in sim.jobs)
+
+
+async def test_one_top_level_post_per_incident_over_many_ticks(
+    slack: SlackRig, watch: Watch, clock: FakeClock
+) -> None:
+    """A job unhealthy for 10 ticks is one post, not ten."""
+    sim = one_job_sim(clock)
+    sim.set_health(CLICKS, "error")
+    rig = await watch(sim)
+    await rig.tick()
+    await rig.step(10)
+    [post] = slack.standin.top_level()
+    assert post.channel == CHANNEL
+    assert slack.standin.replies(post.ts) == []
+    assert len(slack.standin.calls_of("chat.postMessage")) == 1
+
+
+async def test_repeats_are_thread_replies(slack: SlackRig, watch: Watch, clock: FakeClock) -> None:
+    """With `repeat = "1m"`, a still-firing alert replies in its own thread every minute."""
+    sim = one_job_sim(clock)
+    sim.set_health(CLICKS, "error")
+    rig = await watch(sim, REPEATING)
+    await rig.tick()
+    await rig.step(4)
+    [post] = slack.standin.top_level()
+    replies = slack.standin.replies(post.ts)
+    assert len(replies) == 2
+    assert all("Still firing" in reply.text for reply in replies)
+
+
+async def test_resolve_edits_the_original_post_and_replies_in_its_thread(
+    slack: SlackRig, watch: Watch, clock: FakeClock
+) -> None:
+    """Recovery: chat.update turns the post into RESOLVED, and the thread says so too."""
+    sim = one_job_sim(clock)
+    sim.set_health(CLICKS, "error")
+    rig = await watch(sim)
+    await rig.tick()
+    sim.set_health(CLICKS, "ok")
+    await rig.step()
+    [post] = slack.standin.top_level()
+    [update] = slack.standin.calls_of("chat.update")
+    assert update["ts"] == post.ts and post.edited == 1
+    assert post.text.startswith("✅ RESOLVED") and CLICKS in post.text
+    [reply] = slack.standin.replies(post.ts)
+    assert "Resolved after" in reply.text and "health is ok again" in reply.text
+
+
+async def test_mention_only_on_the_first_post(
+    slack: SlackRig, watch: Watch, clock: FakeClock
+) -> None:
+    """The rule's mention pings once: not in repeats, not in the resolved edit."""
+    sim = one_job_sim(clock)
+    sim.set_health(CLICKS, "error")
+    rig = await watch(sim, REPEATING)
+    await rig.tick()
+    [post] = slack.standin.top_level()
+    assert "<!here>" in blocks_text(post)
+    await rig.step(3)
+    sim.set_health(CLICKS, "ok")
+    await rig.step()
+    replies = slack.standin.replies(post.ts)
+    assert len(replies) == 2  # one repeat, one resolve
+    assert all("<!here>" not in r.text + blocks_text(r) for r in [*replies, post])
+
+
+async def test_storm_is_one_grouped_post_and_its_resolve_updates_it(
+    slack: SlackRig, watch: Watch, clock: FakeClock
+) -> None:
+    """200 jobs failing in one tick: one grouped post, the list in a few thread replies,
+    and their recovery edits that post instead of touching 200 messages."""
+    sim = build_scenario("storm", jobs=200, clock=clock, storm_at=30, storm_for=60)
+    rig = await watch(sim)
+    await rig.tick()
+    await rig.step()  # the storm starts
+    [head] = slack.standin.top_level()
+    assert "200 jobs firing" in head.text
+    replies = slack.standin.replies(head.ts)
+    assert 1 <= len(replies) <= 3
+    listed = " ".join(blocks_text(reply) for reply in replies)
+    assert all(job.id in listed for job in sim.jobs)
+
+    await rig.step(2)  # the storm is over
+    assert slack.standin.top_level() == [head]
+    assert head.edited >= 1 and head.text.startswith("✅ RESOLVED")
+    assert len(slack.standin.calls_of("chat.update")) == 1
+    assert len(slack.standin.replies(head.ts)) <= 6  # the list again, marked resolved
+    assert await rig.store.outbox_size() == 0
+
+
+async def test_rate_limited_post_is_retried_after_retry_after(
+    slack: SlackRig, store: MemoryStore, dispatcher: Dispatcher, clock: FakeClock
+) -> None:
+    """A 429 keeps the item and waits Retry-After; the retry posts it, once."""
+    slack.standin.rate_limit(1, retry_after=7)
+    assert not await send(store, dispatcher, notification(alert(CLICKS)))
+    assert dispatcher.blocked_until == START + 7
+    assert slack.standin.top_level() == []
+    clock.advance(7)
+    assert await dispatcher.deliver_once()
+    assert len(slack.standin.top_level()) == 1
+    assert len(slack.standin.calls_of("chat.postMessage")) == 2
+
+
+async def test_slack_outage_then_recovery_delivers_each_item_once_in_order(
+    slack: SlackRig, store: MemoryStore, dispatcher: Dispatcher, clock: FakeClock
+) -> None:
+    """503s while Slack is down: nothing lost, nothing doubled, order kept when it is back."""
+    first = alert(job_id(1))
+    assert await send(store, dispatcher, notification(first))
+    slack.standin.down()
+    items: list[Outgoing] = [
+        notification(alert(job_id(2))),
+        notification(alert(job_id(3))),
+        notification(first, Reason.REPEAT),
+        audit(4),
+    ]
+    await store.commit(outbox=items, now=START)
+    for _ in range(3):
+        assert not await dispatcher.deliver_once()
+        clock.advance(60)
+    assert await store.outbox_size() == 4
+    slack.standin.up()
+    assert await dispatcher.deliver_once()
+    posts = slack.standin.top_level(CHANNEL)
+    assert [
+        job for post in posts for job in (job_id(1), job_id(2), job_id(3)) if job in post.text
+    ] == [
+        job_id(1),
+        job_id(2),
+        job_id(3),
+    ]
+    [repeat] = slack.standin.replies(posts[0].ts)
+    [logged] = slack.standin.top_level(AUDIT_CHANNEL)
+    assert "Still firing" in repeat.text
+    assert posts[2].ts < repeat.ts < logged.ts  # in enqueue order
+    assert await store.outbox_size() == 0
+
+
+async def test_bad_token_fails_check_auth_with_a_clear_message(
+    slack: SlackRig, store: MemoryStore, rules: RulesHolder
+) -> None:
+    """auth.test with a wrong token raises SlackAuthError naming the setting to fix."""
+    notifier = SlackNotifier(slack.client("xoxb-wrong"), store, rules, pace=None)
+    with pytest.raises(SlackAuthError, match=r"SLACK_BOT_TOKEN \(invalid_auth\).*xoxb-"):
+        await notifier.check_auth()
+    good = SlackNotifier(slack.web, store, rules, pace=None)
+    assert await good.check_auth() == "U0WATCHDOG"
+
+
+async def test_unknown_channel_is_dead_lettered_and_does_not_block(
+    slack: SlackRig, store: MemoryStore, dispatcher: Dispatcher
+) -> None:
+    """channel_not_found: that item is set aside, the next one is posted."""
+    lost = notification(alert(job_id(1)), channel="C0NOWHERE")
+    assert await send(store, dispatcher, lost, notification(alert(job_id(2))))
+    [post] = slack.standin.top_level()
+    assert job_id(2) in post.text
+    assert await store.outbox_size() == 0
+    assert await dispatcher.deliver_once()
+    assert len(slack.standin.calls_of("chat.postMessage")) == 2
+
+
+async def test_audit_entries_go_to_the_audit_channel(
+    slack: SlackRig, store: MemoryStore, dispatcher: Dispatcher
+) -> None:
+    """Who paused which job is posted to [slack] audit_channel."""
+    assert await send(store, dispatcher, audit(7))
+    [post] = slack.standin.top_level(AUDIT_CHANNEL)
+    assert "<@U0OPERATOR>" in post.text and "paused" in post.text and job_id(7) in post.text
+    assert slack.standin.top_level(CHANNEL) == []
+
+
+async def test_posts_to_one_channel_are_paced(
+    slack: SlackRig, store: MemoryStore, rules: RulesHolder, clock: FakeClock
+) -> None:
+    """With pacing on, posts to one channel are spaced by the configured rate."""
+    notifier = SlackNotifier(slack.web, store, rules, clock=clock, pace=(1, 0.04))
+    dispatcher = Dispatcher(store, notifier, clock=clock)
+    items = [notification(alert(job_id(n))) for n in range(1, 5)]
+    assert await send(store, dispatcher, *items)
+    times = [post.at for post in slack.standin.posts_by_time]
+    assert len(times) == 4
+    # One post per 40 ms after the first: three waits (robust to per-request jitter).
+    assert times[-1] - times[0] >= 0.1, times
+    assert times == sorted(times)
+
+
+async def test_incident_that_began_and_ended_during_an_outage_is_one_edited_post(
+    slack: SlackRig, watch: Watch, clock: FakeClock
+) -> None:
+    """Fired and resolved while Slack was down: once back, one post, edited to RESOLVED."""
+    sim = one_job_sim(clock)
+    rig = await watch(sim)
+    await rig.tick()
+    slack.standin.down()
+    sim.set_health(CLICKS, "error")
+    await rig.step()
+    sim.set_health(CLICKS, "ok")
+    await rig.step()
+    slack.standin.up()
+    assert await rig.dispatcher.deliver_once()
+    [post] = slack.standin.top_level()
+    assert post.edited == 1 and post.text.startswith("✅ RESOLVED")
+    [reply] = slack.standin.replies(post.ts)
+    assert "Resolved after" in reply.text
+
+
+async def test_storm_that_began_and_ended_during_an_outage_is_one_grouped_post(
+    slack: SlackRig, watch: Watch, clock: FakeClock
+) -> None:
+    """A whole storm queued behind an outage still makes one grouped post, then its edit."""
+    sim = build_scenario("storm", jobs=50, clock=clock, storm_at=30, storm_for=60)
+    rig = await watch(sim)
+    await rig.tick()
+    slack.standin.down()
+    await rig.step(3)
+    slack.standin.up()
+    assert await rig.dispatcher.deliver_once()
+    [head] = slack.standin.top_level()
+    assert head.edited == 1 and head.text.startswith("✅ RESOLVED")
+    assert len(slack.standin.replies(head.ts)) == 2  # the list, then the resolved list
+
+
+async def test_check_auth_while_slack_is_down_does_not_blame_the_token(
+    slack: SlackRig, store: MemoryStore, rules: RulesHolder
+) -> None:
+    """A 503 from auth.test says Slack is unavailable, not that the token is wrong."""
+    slack.standin.down()
+    notifier = SlackNotifier(slack.web, store, rules, pace=None)
+    with pytest.raises(SlackAuthError) as caught:
+        await notifier.check_auth()
+    assert "503" in str(caught.value) and "rejected" not in str(caught.value)
+
+
+async def test_polaris_outage_is_one_post_edited_when_polaris_answers_again(
+    slack: SlackRig, watch: Watch, clock: FakeClock
+) -> None:
+    """The meta-alert about Polaris posts once (no_data_after = 5m) and is edited on recovery."""
+    sim = one_job_sim(clock)
+    rig = await watch(sim)
+    await rig.tick()
+    sim.faults.configure({"error_status": 503})
+    await rig.step(9)
+    assert slack.standin.top_level() == []
+    await rig.step(5)
+    [post] = slack.standin.top_level()
+    assert "Polaris API problem" in post.text and "503" in post.text
+    sim.faults.clear()
+    await rig.step()
+    assert slack.standin.top_level() == [post]
+    assert post.edited == 1 and "reachable again" in post.text
