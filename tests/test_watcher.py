@@ -15,6 +15,7 @@ from harness import (
     Sleeps,
     StopLoop,
     WatchRig,
+    alert,
     holder,
     job_id,
     list_queries,
@@ -26,12 +27,15 @@ from harness import (
 
 from watchdog.notifications import META_RULE, Phase
 from watchdog.notify import TerminalNotifier
+from watchdog.polaris_models import Job
 from watchdog.reload import RulesHolder
+from watchdog.rulesfile import StalledRule
+from watchdog.samples import SampleBook
 from watchdog.simulator import Simulator
 from watchdog.store import Silence, Store
 from watchdog.store.memory import MemoryStore
 from watchdog.store.sqlite import SqliteStore
-from watchdog.watcher import TickReport, Watcher
+from watchdog.watcher import TickReport, Watcher, verdict_for
 
 CLICKS, VIEWS, ORDERS = job_id(1), job_id(2), job_id(3)
 SKIPPED = "numRowsSkippedByError"
@@ -461,3 +465,21 @@ async def test_terminal_notifier_prints_one_line_per_notification(
     assert len(lines) == 2
     assert lines[0].split()[1] == "FIRING" and CLICKS in lines[0] and "clicks" in lines[0]
     assert lines[1].split()[1] == "RESOLVED" and "health is ok again" in lines[1]
+
+
+def test_a_stalled_alert_resolves_when_its_job_is_suspended() -> None:
+    """A stalled rule fetches no metrics for a suspended job, yet its verdict is "inactive",
+    not "unknown": the alert resolves instead of firing for ever."""
+    rule = StalledRule(name="stalled", kind="stalled", within=600)
+    job = Job.model_validate(
+        {
+            "id": job_id(1),
+            "type": "streaming",
+            "executionStatus": "suspended",
+            "health": {"status": "ok"},
+        }
+    )
+    state = alert(job_id(1), rule="stalled")
+    verdict = verdict_for(rule, job, state, SampleBook(10), START, metrics_ok=set())
+    assert verdict is not None and verdict.condition is not None
+    assert verdict.condition.active is False

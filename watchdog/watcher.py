@@ -41,7 +41,7 @@ from watchdog.polaris import JobListing, PolarisClient
 from watchdog.polaris_errors import PolarisAuthError, PolarisError, PolarisNotFoundError
 from watchdog.polaris_models import Job, Metrics
 from watchdog.reload import RulesHolder
-from watchdog.rules import evaluate, matches
+from watchdog.rules import evaluate, matches, needs_samples
 from watchdog.rulesfile import Rule, RuleSet
 from watchdog.samples import SampleBook, capacity_for
 from watchdog.store import SampleRow, Store
@@ -483,7 +483,7 @@ def verdict_for(
         return Verdict(facts, Condition(False), clear_reason="the job no longer matches the rule")
     if job.execution_status == "canceled" and rule.kind != "execution":
         return Verdict(facts, None, gone="job canceled") if state is not None else None
-    if rule.metrics and job.id not in metrics_ok:
+    if job.id not in metrics_ok and needs_samples(rule, job):
         return Verdict(facts, None)  # metrics unknown this tick: change nothing
     firing = state is not None and state.phase is Phase.FIRING
     condition = evaluate(rule, job, book, now, firing=firing)
