@@ -615,16 +615,27 @@ async def test_failed_button_keeps_the_buttons_and_says_why(rig: Rig) -> None:
     assert len([b for b in again["blocks"] if b.get("block_id") == "wd_outcome"]) == 1
 
 
-async def test_silence_button_silences_the_job_for_an_hour(rig: Rig) -> None:
-    """Silence 1h stores a job silence ending one hour from now, and audits it."""
+async def test_silence_button_silences_that_alert_for_an_hour(rig: Rig) -> None:
+    """Silence 1h mutes the alert's rule on that job (not the whole job) for an hour, audited."""
     post = alert_post(alert_for(STREAM, "clicks"))
     await (await rig.click(Action.SILENCE, STREAM, message=post, rule="job-unhealthy")).final()
     [silence] = await rig.store.list_silences()
-    assert (silence.target_kind, silence.target, silence.until) == ("job", STREAM, START + 3600)
+    assert (silence.target_kind, silence.target, silence.until) == (
+        "alert", f"job-unhealthy/{STREAM}", START + 3600)  # fmt: skip
+    assert silence.matches("job-unhealthy", STREAM)
+    assert not silence.matches("other-rule", STREAM)
     assert silence.created_by == OPERATOR and "job-unhealthy" in silence.reason
     assert rig.polaris_paths() == []
     [entry] = rig.audit
     assert entry.action == "silence" and entry.extra["silence_id"] == silence.id
+
+
+async def test_silence_button_of_a_removed_rule_silences_the_job(rig: Rig) -> None:
+    """When the button's rule is no longer in the rules file, the job itself is muted."""
+    post = alert_post(alert_for(STREAM, "clicks"))
+    await (await rig.click(Action.SILENCE, STREAM, message=post, rule="gone-rule")).final()
+    [silence] = await rig.store.list_silences()
+    assert (silence.target_kind, silence.target) == ("job", STREAM)
 
 
 # ---- alerts and silences ----------------------------------------------------------------

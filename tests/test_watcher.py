@@ -397,6 +397,19 @@ async def test_silenced_alert_is_announced_when_the_silence_ends(
     assert recorded(rig).notifications[0].alert.fired_at == START
 
 
+async def test_alert_silence_mutes_one_rule_on_one_job_only(
+    start: Start, sim: Simulator
+) -> None:
+    """A silence of the alert (rule/job) keeps that alert quiet, other jobs still page."""
+    sim.set_health(CLICKS, "error")
+    sim.set_health(VIEWS, "error")
+    rig = await start(HEALTH)
+    fp = f"job-unhealthy/{CLICKS}"
+    await rig.store.add_silence(Silence("s1", "alert", fp, START + 3600, "U0OPERATOR", START))
+    await rig.tick()
+    assert notified(rig) == [("new", "job-unhealthy", VIEWS)]
+
+
 class TimedWatcher(Watcher):
     """Records the ``now`` of every tick and whether ``idle`` was clear during it."""
 

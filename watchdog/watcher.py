@@ -35,6 +35,7 @@ from watchdog.notifications import (
     Phase,
     Reason,
     RuleFacts,
+    fingerprint,
 )
 from watchdog.planning import Plan, metric_targets, plan
 from watchdog.polaris import JobListing, PolarisClient
@@ -245,6 +246,7 @@ class Watcher:
         silences = [s for s in await self._store.list_silences() if s.active(now)]
         muted_rules = {s.target for s in silences if s.target_kind == "rule"}
         muted_jobs = {s.target for s in silences if s.target_kind == "job"}
+        muted_alerts = {s.target for s in silences if s.target_kind == "alert"}
 
         upserts: list[AlertState] = []
         deletes: list[str] = []
@@ -257,7 +259,11 @@ class Watcher:
             prev: AlertState | None,
             verdict: Verdict,
         ) -> None:
-            muted = facts.name in muted_rules or verdict.job.job_id in muted_jobs
+            muted = (
+                facts.name in muted_rules
+                or verdict.job.job_id in muted_jobs
+                or fingerprint(facts.name, verdict.job.job_id) in muted_alerts
+            )
             step = evolve(
                 prev,
                 verdict,

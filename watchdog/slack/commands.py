@@ -23,13 +23,13 @@ import structlog
 from structlog.contextvars import bound_contextvars
 
 from watchdog.metrics import BotMetrics
-from watchdog.notifications import AuditEntry, Phase
+from watchdog.notifications import AuditEntry, Phase, fingerprint
 from watchdog.polaris import PolarisClient
-from watchdog.polaris_errors import PolarisError, is_job_id
+from watchdog.polaris_errors import InvalidJobIdError, PolarisError, check_job_id, is_job_id
 from watchdog.polaris_models import Job
 from watchdog.rulesfile import RuleSet
 from watchdog.slack import parse, replies
-from watchdog.slack.actions import Action
+from watchdog.slack.actions import Action, ButtonValue
 from watchdog.slack.parse import (
     COMMAND_NAMES,
     Click,
@@ -253,9 +253,7 @@ class CommandService:
         error: str | None = None
         try:
             if click.action is Action.SILENCE:
-                why = f"from alert {click.value.rule}" if click.value.rule else "from an alert"
-                work = self._add_silence(change, "job", CLICK_SILENCE, why)
-                await self._audited(change, work)
+                await self._audited(change, self._silence_click(change, value))
             else:
                 ref = JobRef(click.value.job_id)
                 await self._audited(change, self._set_status(change, click.action, ref))
@@ -304,8 +302,21 @@ class CommandService:
         change.target = await self._resolve(ref)
         return await self._add_silence(change, "job", duration, reason)
 
+    async def _silence_click(self, change: _Change, value: ButtonValue) -> Silence:
+        """An alert's Silence button mutes that rule on that job, nothing broader."""
+        try:
+            job = check_job_id(value.job_id)  # a click is input like any other
+        except InvalidJobIdError:
+            raise _Failure("the button does not name a job") from None
+        rule = value.rule if value.rule and self._rules().rule(value.rule) else None
+        if rule is None:  # the rule is gone (reloaded away): mute the job instead
+            change.target = job
+            return await self._add_silence(change, "job", CLICK_SILENCE, "from an alert")
+        change.target = fingerprint(rule, job)
+        return await self._add_silence(change, "alert", CLICK_SILENCE, f"from alert {rule}")
+
     async def _add_silence(
-        self, change: _Change, kind: Literal["rule", "job"], duration: float, reason: str
+        self, change: _Change, kind: Literal["rule", "job", "alert"], duration: float, reason: str
     ) -> Silence:
         now, taken = self._clock(), {s.id for s in await self._store.list_silences()}
         silence_id = _new_silence_id(taken)

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from watchdog.notifications import AlertState, Outgoing
+from watchdog.notifications import AlertState, Outgoing, fingerprint
 
 SampleRow = tuple[str, str, float, float]  # (job_id, metric, t, value)
 
@@ -33,7 +33,9 @@ class MessageRef:
 @dataclass(frozen=True, slots=True)
 class Silence:
     id: str
-    target_kind: Literal["rule", "job"]
+    #: "rule": every job of a rule; "job": every rule on a job; "alert": one rule on one
+    #: job (target is the fingerprint "rule/job_id", what an alert's Silence button mutes)
+    target_kind: Literal["rule", "job", "alert"]
     target: str
     until: float
     created_by: str
@@ -41,6 +43,8 @@ class Silence:
     reason: str = ""
 
     def matches(self, rule: str, job_id: str) -> bool:
+        if self.target_kind == "alert":
+            return self.target == fingerprint(rule, job_id)
         return self.target == (rule if self.target_kind == "rule" else job_id)
 
     def active(self, now: float) -> bool:

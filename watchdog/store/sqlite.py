@@ -247,7 +247,7 @@ class SqliteStore:
             _fetch, f"SELECT {_SILENCE_COLUMNS} FROM silences ORDER BY created_at, id"
         )
         return [
-            Silence(sid, cast(Literal["rule", "job"], kind), target, until, by, at, reason)
+            Silence(sid, cast(Literal["rule", "job", "alert"], kind), target, until, by, at, reason)
             for sid, kind, target, until, by, at, reason in rows
         ]
 
