@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestServer
 from harness import FakeClock, holder
 from pydantic import SecretStr
 
-from watchdog.app import BOT, build_app
+from watchdog.app import BOT, Bot, build_app
 from watchdog.demo import sign
 from watchdog.settings import Settings
 from watchdog.simulator import Simulator
@@ -61,12 +61,14 @@ async def running_bot(
     *,
     slack: bool = True,
     bot_token: str = "xoxb-standin",
+    standin: SlackStandIn | None = None,
 ) -> AsyncIterator[Running]:
     clock = FakeClock()
     sim = Simulator(clock=clock)
     sim.add_job(table="payments", behaviour="static_error")
     sim.add_job(table="orders")
-    standin = SlackStandIn(clock=clock)
+    standin = standin or SlackStandIn()
+    standin.clock = clock
     async with TestServer(sim.app()) as polaris, TestServer(standin.app()) as slack_server:
         standin.bind(str(slack_server.make_url("")))
         settings = Settings(
@@ -197,6 +199,36 @@ async def test_a_bad_slack_token_stops_start_up_with_a_clear_error() -> None:
     with pytest.raises(SlackAuthError, match="SLACK_BOT_TOKEN"):
         async with running_bot(bot_token="xoxb-wrong"):
             pass
+
+
+async def test_slack_down_at_start_up_does_not_stop_the_watch() -> None:
+    """Slack answering 503 at start-up: the bot starts, watches, and queues the alert;
+    it is posted once Slack is back."""
+    async with AsyncExitStack() as stack:
+        standin = SlackStandIn()
+        standin.down()
+        run = await stack.enter_async_context(running_bot(standin=standin))
+        bot = run.bot.app[BOT]
+        await _until(lambda: bot.watcher is not None and bot.watcher.last_tick_at is not None)
+        assert bot.store is not None
+        await _until_async(lambda: _outbox_size(bot), 1)
+        standin.up()
+        bot.dispatcher.blocked_until = 0.0  # skip the backoff instead of waiting it out
+        bot.dispatcher.wake()
+        await _until(lambda: len(standin.top_level()) == 1)
+
+
+async def _outbox_size(bot: Bot) -> int:
+    assert bot.store is not None
+    return await bot.store.outbox_size()
+
+
+async def _until_async(value, expected: int, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while await value() != expected:
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)
 
 
 # ---- the real process: signals ---------------------------------------------------------

@@ -28,7 +28,7 @@ from watchdog.notifications import Outgoing, Reason
 from watchdog.outbox import Dispatcher
 from watchdog.reload import RulesHolder
 from watchdog.simulator import Simulator, build_scenario
-from watchdog.slack.notifier import SlackAuthError, SlackNotifier
+from watchdog.slack.notifier import SlackAuthError, SlackNotifier, SlackUnreachableError
 from watchdog.slack.standin import StoredMessage
 from watchdog.store.memory import MemoryStore
 
@@ -386,10 +386,10 @@ async def test_storm_that_began_and_ended_during_an_outage_is_one_grouped_post(
 async def test_check_auth_while_slack_is_down_does_not_blame_the_token(
     slack: SlackRig, store: MemoryStore, rules: RulesHolder
 ) -> None:
-    """A 503 from auth.test says Slack is unavailable, not that the token is wrong."""
+    """A 503 from auth.test is an outage (SlackUnreachableError), not a wrong token."""
     slack.standin.down()
     notifier = SlackNotifier(slack.web, store, rules, pace=None)
-    with pytest.raises(SlackAuthError) as caught:
+    with pytest.raises(SlackUnreachableError) as caught:
         await notifier.check_auth()
     assert "503" in str(caught.value) and "rejected" not in str(caught.value)
 

@@ -37,7 +37,7 @@ from watchdog.polaris import PolarisClient
 from watchdog.reload import RulesHolder
 from watchdog.settings import POLARIS_VARS, Settings
 from watchdog.slack.commands import CommandService
-from watchdog.slack.notifier import SlackNotifier
+from watchdog.slack.notifier import SlackNotifier, SlackUnreachableError
 from watchdog.slack.server import SlackEndpoints
 from watchdog.slack.socket import SocketModeReceiver
 from watchdog.slack.verify import RequestVerifier
@@ -142,8 +142,13 @@ async def _clients_ctx(app: web.Application) -> AsyncIterator[None]:
         notifier = SlackNotifier(
             bot.web, bot.store, bot.rules, clock=bot.clock, metrics=bot.metrics
         )
-        user = await notifier.check_auth()
-        log.info("slack.connected", bot_user=user)
+        try:
+            user = await notifier.check_auth()
+            log.info("slack.connected", bot_user=user)
+        except SlackUnreachableError as exc:
+            # Refusing to start would turn a Slack outage into a watch outage (and a
+            # crash loop): watch anyway and let the outbox hold alerts until Slack is back.
+            log.warning("slack.unreachable_at_start", error=str(exc))
         bot.notifier = notifier
     else:
         log.info("slack.disabled", reason="SLACK_BOT_TOKEN is not set: alerts go to the terminal")

@@ -84,6 +84,10 @@ class SlackAuthError(Exception):
     """The bot token is wrong: raised at start-up with a message that says what to fix."""
 
 
+class SlackUnreachableError(Exception):
+    """Slack did not answer ``auth.test`` (an outage): the token may well be fine."""
+
+
 class _Permanent(Exception):
     def __init__(self, error: str) -> None:
         super().__init__(error)
@@ -125,7 +129,11 @@ class SlackNotifier:
         self._limiters: dict[str, AsyncLimiter] = {}
 
     async def check_auth(self) -> str:
-        """``auth.test`` at start-up: the bot's user id, or a clear :class:`SlackAuthError`."""
+        """``auth.test`` at start-up: the bot's user id.
+
+        :class:`SlackAuthError` when Slack refuses the token (nothing will work until it is
+        fixed); :class:`SlackUnreachableError` when Slack is down (the bot can still watch
+        and queue its alerts)."""
         try:
             resp = await self._web.auth_test()
         except SlackApiError as exc:
@@ -133,13 +141,17 @@ class SlackNotifier:
             status = exc.response.status_code if exc.response is not None else 0
             if status == 429 or status >= 500:  # an outage says nothing about the token
                 where = f"auth.test at {self._web.base_url}"
-                raise SlackAuthError(f"Slack is unavailable (HTTP {status} from {where})") from None
+                raise SlackUnreachableError(
+                    f"Slack is unavailable (HTTP {status} from {where})"
+                ) from None
             raise SlackAuthError(
                 f"Slack rejected SLACK_BOT_TOKEN ({error or status}): check "
                 "the token is the app's Bot User OAuth Token (xoxb-…) and the app is installed"
             ) from None
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise SlackAuthError(f"cannot reach Slack at {self._web.base_url}: {exc}") from None
+            raise SlackUnreachableError(
+                f"cannot reach Slack at {self._web.base_url}: {exc}"
+            ) from None
         return str(resp.get("user_id", ""))
 
     # ---- Slack calls -------------------------------------------------------------------
