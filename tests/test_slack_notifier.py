@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
+from typing import Any
 
 import pytest
 from harness import (
@@ -25,6 +26,7 @@ from harness import (
 )
 
 from watchdog.notifications import Outgoing, Reason
+from watchdog.notify import DeliveryUnavailable
 from watchdog.outbox import Dispatcher
 from watchdog.reload import RulesHolder
 from watchdog.simulator import Simulator, build_scenario
@@ -411,3 +413,37 @@ async def test_polaris_outage_is_one_post_edited_when_polaris_answers_again(
     await rig.step()
     assert slack.standin.top_level() == [post]
     assert post.edited == 1 and "reachable again" in post.text
+
+
+class FlakyNotifier(SlackNotifier):
+    """Fails the ``fail_at``-th post (1-based) once, as a Slack outage would mid-storm."""
+
+    def __init__(self, *args: Any, fail_at: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.posts = 0
+        self.fail_at = fail_at
+
+    async def post(self, channel: str, message: Any, *, thread_ts: str | None = None) -> Any:
+        self.posts += 1
+        if self.posts == self.fail_at:
+            raise DeliveryUnavailable("Slack went away mid-storm")
+        return await super().post(channel, message, thread_ts=thread_ts)
+
+
+async def test_storm_interrupted_mid_thread_continues_without_repeating_replies(
+    slack: SlackRig, store: MemoryStore, rules: RulesHolder, clock: FakeClock
+) -> None:
+    """Slack failing between two list replies: the retry posts neither the grouped message
+    nor the replies already accepted again — every job is listed exactly once."""
+    notifier = FlakyNotifier(slack.web, store, rules, clock=clock, pace=None, fail_at=3)
+    dispatcher = Dispatcher(store, notifier, clock=clock)
+    jobs = [job_id(n) for n in range(1, 1001)]
+    assert not await send(store, dispatcher, *(notification(alert(j)) for j in jobs))
+    clock.advance(dispatcher.blocked_until - clock())
+    assert await dispatcher.deliver_once()
+    [head] = slack.standin.top_level()
+    replies = slack.standin.replies(head.ts)
+    assert len(replies) >= 2
+    listed = " ".join(blocks_text(reply) for reply in replies)
+    assert all(listed.count(j) == 1 for j in jobs)
+    assert await store.outbox_size() == 0

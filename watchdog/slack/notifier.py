@@ -15,8 +15,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -28,17 +28,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from watchdog.metrics import BotMetrics
 from watchdog.notifications import (
     META_RULE,
-    AlertState,
     AuditEntry,
     Notification,
     Reason,
-    RuleFacts,
-    alert_from_dict,
-    alert_to_dict,
 )
 from watchdog.notify import DeliveryUnavailable, Receipts
 from watchdog.reload import RulesHolder
-from watchdog.slack import messages
+from watchdog.slack import messages, storms
 from watchdog.slack.messages import SlackMessage
 from watchdog.store import MessageRef, OutboxRecord, Store
 
@@ -193,7 +189,7 @@ class SlackNotifier:
         if self._metrics is not None:
             self._metrics.slack_errors.labels(method, error).inc()
 
-    async def _post(
+    async def post(
         self, channel: str, message: SlackMessage, *, thread_ts: str | None = None
     ) -> MessageRef:
         """Post, falling back to plain text when Slack refuses the blocks."""
@@ -209,14 +205,14 @@ class SlackNotifier:
             )
         except _Permanent as exc:
             if exc.error in _GONE_MESSAGE and thread_ts:
-                return await self._post(channel, message)  # the thread is gone: top level
+                return await self.post(channel, message)  # the thread is gone: top level
             if exc.error not in _BAD_CONTENT:
                 raise
             log.warning("slack.blocks_refused", error=exc.error, channel=channel)
             resp = await self._call("chat_postMessage", channel, text=message.text[:3900], **extra)
         return MessageRef(channel=str(resp.get("channel") or channel), ts=str(resp["ts"]))
 
-    async def _update(self, ref: MessageRef, message: SlackMessage) -> bool:
+    async def update(self, ref: MessageRef, message: SlackMessage) -> bool:
         """Edit a message; False when it is gone (the caller posts instead)."""
         try:
             await self._call(
@@ -232,7 +228,7 @@ class SlackNotifier:
 
     # ---- delivery ----------------------------------------------------------------------
 
-    def _channel(self, wanted: str | None, audit: bool = False) -> str:
+    def channel_for(self, wanted: str | None, audit: bool = False) -> str:
         slack = self._rules.current.slack
         channel = wanted or (slack.audit_channel if audit else None) or slack.channel
         if not channel:
@@ -312,14 +308,19 @@ class SlackNotifier:
         if unit.kind == "audit":
             entry = unit.records[0].item
             assert isinstance(entry, AuditEntry)
-            await self._post(
-                self._channel(entry.channel, audit=True), messages.audit_message(entry)
+            await self.post(
+                self.channel_for(entry.channel, audit=True), messages.audit_message(entry)
             )
             return {}
-        if unit.kind == "storm":
-            return await self._send_storm(unit, now)
-        if unit.kind.startswith("storm-"):
-            await self._storm_follow_up(unit, now)
+        if unit.kind.startswith("storm"):
+            items = [r.item for r in unit.records if isinstance(r.item, Notification)]
+            key = unit.notes["key"]
+            if unit.kind == "storm":
+                return await storms.send_storm(self, self._store, key, items, now)
+            # The step names this unit's replies in the storm's progress: a retry of the
+            # same outbox records resumes them, a later follow-up starts afresh.
+            step = f"{unit.kind}:{unit.records[0].id}"
+            await storms.storm_follow_up(self, self._store, key, unit.kind, items, step, now)
             return {}
         n = unit.first
         ref: MessageRef | None = unit.notes.get("ref")
@@ -329,91 +330,18 @@ class SlackNotifier:
         if n.reason is Reason.NEW or ref is None:
             if n.reason is Reason.RESOLVED:
                 # Its first post never made it (dead-lettered): say it resolved, top level.
-                await self._post(self._channel(n.channel), messages.thread_reply(n, now=now))
+                await self.post(self.channel_for(n.channel), messages.thread_reply(n, now=now))
                 return {}
             message = (
                 messages.meta_message(n, now=now)
                 if n.alert.rule == META_RULE
                 else messages.alert_message(n, now=now)
             )
-            posted = await self._post(self._channel(n.channel), message)
+            posted = await self.post(self.channel_for(n.channel), message)
             return {n.incident_id: posted}
         if n.reason is Reason.RESOLVED:
-            if not await self._update(ref, messages.resolved_message(n, now=now)):
-                await self._post(ref.channel, messages.resolved_message(n, now=now))
+            if not await self.update(ref, messages.resolved_message(n, now=now)):
+                await self.post(ref.channel, messages.resolved_message(n, now=now))
                 return {}
-        await self._post(ref.channel, messages.thread_reply(n, now=now), thread_ts=ref.ts)
+        await self.post(ref.channel, messages.thread_reply(n, now=now), thread_ts=ref.ts)
         return {}
-
-    async def _send_storm(self, unit: _Unit, now: float) -> dict[str, MessageRef]:
-        key = unit.notes["key"]
-        items = [r.item for r in unit.records if isinstance(r.item, Notification)]
-        alerts = [n.alert for n in items]
-        first = items[0]
-        channel = self._channel(first.channel)
-        storm = await self._store.get_message(key)
-        if storm is None:
-            head = messages.storm_message(
-                first.rule, alerts, resolved=0, total=len(alerts), now=now, mention=first.mention
-            )
-            posted = await self._post(channel, head)
-            storm = MessageRef(
-                posted.channel,
-                posted.ts,
-                "storm",
-                {
-                    "rule": asdict(first.rule),
-                    "members": {n.incident_id: alert_to_dict(n.alert) for n in items},
-                    "resolved": [],
-                },
-            )
-            # Record the grouped post at once: if a thread reply fails below, the retry
-            # must continue the thread, not post the storm again.
-            await self._store.save_messages({key: storm})
-        for reply in messages.storm_list_replies(alerts, heading=f"All {len(alerts)} jobs"):
-            await self._post(storm.channel, reply, thread_ts=storm.ts)
-        members = {
-            n.incident_id: MessageRef(storm.channel, storm.ts, "storm-member", {"storm": key})
-            for n in items
-        }
-        return {key: storm, **members}
-
-    async def _storm_follow_up(self, unit: _Unit, now: float) -> None:
-        key = unit.notes["key"]
-        storm = await self._store.get_message(key)
-        items = [r.item for r in unit.records if isinstance(r.item, Notification)]
-        if storm is None:  # bookkeeping lost: fall back to plain thread-less replies
-            for n in items:
-                await self._post(self._channel(n.channel), messages.thread_reply(n, now=now))
-            return
-        alerts = [n.alert for n in items]
-        if unit.kind == "storm-resolved":
-            members = storm.data.get("members", {})
-            resolved = sorted(set(storm.data.get("resolved", [])) | {n.incident_id for n in items})
-            rule = RuleFacts(**storm.data["rule"])
-            everyone = member_alerts(storm)
-            head = messages.storm_message(
-                rule, everyone, resolved=len(resolved), total=len(members), now=now, mention=None
-            )
-            if not await self._update(storm, head):
-                await self._post(storm.channel, head)
-            heading = f"Resolved: {len(items)} jobs ({len(resolved)} of {len(members)})"
-            for reply in messages.storm_list_replies(alerts, heading=heading):
-                await self._post(storm.channel, reply, thread_ts=storm.ts)
-            await self._store.save_messages(
-                {
-                    key: MessageRef(
-                        storm.channel, storm.ts, "storm", {**storm.data, "resolved": resolved}
-                    )
-                }
-            )
-            return
-        verb = "Still firing" if unit.kind == "storm-repeat" else "Changed"
-        for reply in messages.storm_list_replies(alerts, heading=f"{verb}: {len(items)} jobs"):
-            await self._post(storm.channel, reply, thread_ts=storm.ts)
-
-
-def member_alerts(ref: MessageRef) -> list[AlertState]:
-    """The alerts a grouped (storm) message stands for."""
-    members: Mapping[str, Any] = ref.data.get("members", {})
-    return [alert_from_dict(a) for a in members.values()]
