@@ -106,13 +106,8 @@ def holder(toml: str, path: str = "rules.toml") -> RulesHolder:
 
 
 def remove_job(sim: Simulator, job: str) -> None:
-    """Delete a job from the simulator, as if someone deleted it in Polaris (GET → 404).
-
-    The simulator has no delete operation of its own, so this reaches into its two
-    indexes; it is the only place the tests do that.
-    """
-    sim._order.remove(sim.job(job))
-    del sim._jobs[job]
+    """Delete a job from the simulator, as if someone deleted it in Polaris (GET → 404)."""
+    sim.remove_job(job)
 
 
 # ---- Polaris ----------------------------------------------------------------------------

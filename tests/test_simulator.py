@@ -674,6 +674,21 @@ async def test_admin_routes_add_and_change_jobs_without_auth(
         assert [summary["id"] for summary in await response.json()] == ids
 
 
+async def test_deleted_job_is_gone_from_listings_and_answers_404(
+    sim: Simulator, client: TestClient[Any, Any]
+) -> None:
+    """DELETE /_sim/jobs/{id} removes a job as deleting it in Polaris would."""
+    gone, kept = sim.add_job(table="gone"), sim.add_job(table="kept")
+    async with client.delete(f"/_sim/jobs/{gone.id}") as response:
+        assert response.status == 200
+    status, _ = await call(client, "GET", f"{BASE}/jobs/{gone.id}")
+    assert status == 404
+    listed = (await call(client, "GET", f"{BASE}/jobs"))[1]["values"]
+    assert [j["id"] for j in listed if j["id"] in (gone.id, kept.id)] == [kept.id]
+    async with client.delete(f"/_sim/jobs/{gone.id}") as response:
+        assert response.status == 404
+
+
 @pytest.mark.parametrize(
     ("path", "body", "status"),
     [

@@ -345,6 +345,14 @@ def admin_routes(sim: Simulator) -> list[web.RouteDef]:
             raise bad_request(str(exc)) from None
         return web.json_response(job_summary(sim.job(job_id), sim.clock()))
 
+    async def delete_job(request: web.Request) -> web.Response:
+        job_id = request.match_info["job_id"]
+        try:
+            sim.remove_job(job_id)
+        except KeyError:
+            raise ApiError(404, "NotFound", f"No simulated job {job_id!r}") from None
+        return web.json_response({"deleted": job_id})
+
     return [
         web.get("/_sim/stats", get_stats),
         web.post("/_sim/stats/reset", reset_stats),
@@ -353,4 +361,5 @@ def admin_routes(sim: Simulator) -> list[web.RouteDef]:
         web.get("/_sim/jobs", list_jobs),
         web.post("/_sim/jobs", add_jobs),
         web.post("/_sim/jobs/{job_id}", change_job),
+        web.delete("/_sim/jobs/{job_id}", delete_job),
     ]

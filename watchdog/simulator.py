@@ -126,6 +126,12 @@ class Simulator:
         """The job with this id; KeyError when there is none."""
         return self._jobs[job_id]
 
+    def remove_job(self, job_id: str) -> None:
+        """Delete a job, as someone deleting it in Polaris would (GET → 404); KeyError if
+        there is none."""
+        job = self._jobs.pop(job_id)
+        self._order.remove(job)
+
     @property
     def jobs(self) -> list[SimJob]:
         """Every job, in creation order (the order listings page through)."""
