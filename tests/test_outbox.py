@@ -13,7 +13,7 @@ from harness import START, FakeClock, RecordingNotifier, Sleeps, audit, job_id
 
 from watchdog.notifications import AuditEntry, Outgoing
 from watchdog.notify import Receipts
-from watchdog.outbox import Dispatcher
+from watchdog.outbox import MAX_RETRY_AFTER, Dispatcher
 from watchdog.store import OutboxRecord, Store
 from watchdog.store.memory import MemoryStore
 from watchdog.store.sqlite import SqliteStore
@@ -116,7 +116,8 @@ async def test_unavailable_destination_keeps_the_rest_queued_and_honours_retry_a
 async def test_run_backs_off_exponentially_capped_while_the_destination_is_down(
     store: MemoryStore, notifier: RecordingNotifier, clock: FakeClock
 ) -> None:
-    """Each failure doubles the (jittered) wait up to the cap; a Retry-After hint wins."""
+    """Each failure doubles the (jittered) wait up to the cap; a Retry-After hint wins,
+    up to MAX_RETRY_AFTER."""
     sleeps = Sleeps(clock)
     dispatcher = Dispatcher(
         store,
@@ -128,7 +129,7 @@ async def test_run_backs_off_exponentially_capped_while_the_destination_is_down(
         rng=random.Random(7),
     )
     await enqueue(store, [1, 2])
-    notifier.unavailable = [None, None, None, None, None, 6.0, 100.0]
+    notifier.unavailable = [None, None, None, None, None, 6.0, 100.0, 5000.0]
     task = asyncio.create_task(dispatcher.run())
     try:
         await notifier.wait_for(2)
@@ -136,11 +137,12 @@ async def test_run_backs_off_exponentially_capped_while_the_destination_is_down(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     caps = [1.0, 2.0, 4.0, 8.0, 8.0]
-    assert len(sleeps.delays) == 7
+    assert len(sleeps.delays) == 8
     for delay, cap in zip(sleeps.delays, caps, strict=False):
         assert cap / 2 <= delay <= cap
     assert sleeps.delays[5] == 6.0  # Retry-After above the jittered backoff
-    assert sleeps.delays[6] == 8.0  # ... but never past max_backoff
+    assert sleeps.delays[6] == 100.0  # ... also past our own cap: Slack knows best
+    assert sleeps.delays[7] == MAX_RETRY_AFTER  # ... within reason
     assert targets(notifier.items) == ids(1, 2)
 
 
@@ -209,6 +211,46 @@ async def test_flush_while_down_returns_at_once_with_what_is_left(
     await enqueue(store, [1, 2, 3])
     notifier.accept_first, notifier.unavailable = 1, [60.0]
     assert await dispatcher.flush(within=5.0) == 2
+
+
+class Slow(RecordingNotifier):
+    """Takes a while per item, like a slow Slack; records what it started and finished."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.started = asyncio.Event()
+        self.cancelled = False
+
+    async def deliver(self, records: Sequence[OutboxRecord], receipts: Receipts) -> None:
+        for record in records:
+            if receipts.out_of_time():
+                return
+            self.started.set()
+            try:
+                await asyncio.sleep(self.seconds)
+            except asyncio.CancelledError:
+                self.cancelled = True
+                raise
+            self.items.append(record.item)
+            await receipts.done(record.id)
+
+
+async def test_stop_lets_the_delivery_in_flight_finish(
+    store: MemoryStore, clock: FakeClock
+) -> None:
+    """SIGTERM mid-post: the post in flight completes and is recorded (cancelling it could
+    make Slack post what the next start sends again); later items wait for the restart."""
+    notifier = Slow(0.2)
+    dispatcher = Dispatcher(store, notifier, clock=clock)
+    await enqueue(store, [1, 2, 3])
+    task = asyncio.create_task(dispatcher.run())
+    await notifier.started.wait()
+    left = await dispatcher.stop(task, within=0.3)
+    assert notifier.cancelled is False
+    assert targets(notifier.items) == ids(1)
+    assert left == 2
+    assert [r.item.target for r in await store.outbox_due(START, 10)] == ids(2, 3)  # type: ignore[union-attr]
 
 
 class Hanging:

@@ -368,6 +368,15 @@ async def test_meta_set_replaces_value(store: Store) -> None:
     assert await store.get_meta("rules_hash") == "def"
 
 
+async def test_released_lease_is_free_for_the_next_holder_at_once(store: Store) -> None:
+    """release_lease ends our lease early; releasing someone else's does nothing."""
+    assert await store.acquire_lease("a", now=0.0, ttl=30.0)
+    await store.release_lease("b")
+    assert await store.acquire_lease("b", now=1.0, ttl=30.0) is False
+    await store.release_lease("a")
+    assert await store.acquire_lease("b", now=1.0, ttl=30.0) is True
+
+
 async def test_lease_is_exclusive_until_it_expires(store: Store) -> None:
     """The holder renews; another holder waits until expires <= now, then takes over."""
     assert await store.acquire_lease("a", now=0.0, ttl=30.0) is True

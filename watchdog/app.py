@@ -75,7 +75,6 @@ class Bot:
     started_at: float = 0.0
     terminal_write: Callable[[str], None] | None = None
     response_url_prefixes: tuple[str, ...] = ("https://hooks.slack.com/",)
-    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     def healthy(self) -> tuple[bool, str]:
         """Alive while the poll loop has ticked within the last three intervals."""
@@ -110,12 +109,23 @@ async def _clients_ctx(app: web.Application) -> AsyncIterator[None]:
     bot = app[BOT]
     settings = bot.settings
     settings.require(*POLARIS_VARS)
-    assert settings.polaris_api_url and settings.polaris_project_id and settings.polaris_api_key
     watch = bot.rules.current.watch
     bot.session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=max(100, watch.concurrency * 2)),
         headers={"User-Agent": "polaris-watchdog"},
     )
+    try:
+        await _clients(bot)
+        yield
+    finally:  # also when start-up fails half-way (e.g. a refused Slack token)
+        await bot.session.close()
+
+
+async def _clients(bot: Bot) -> None:
+    settings = bot.settings
+    watch = bot.rules.current.watch
+    assert bot.session is not None
+    assert settings.polaris_api_url and settings.polaris_project_id and settings.polaris_api_key
     bot.polaris = PolarisClient(
         bot.session,
         settings.polaris_api_url,
@@ -132,7 +142,9 @@ async def _clients_ctx(app: web.Application) -> AsyncIterator[None]:
             token=settings.slack_bot_token.get_secret_value(),
             base_url=settings.slack_api_url,
             session=bot.session,
-            timeout=10,
+            # Generous: a post that times out on our side but lands on Slack's would be
+            # sent again, so only give up on calls that are really stuck.
+            timeout=20,
             retry_handlers=[
                 AsyncRateLimitErrorRetryHandler(max_retry_count=2),
                 AsyncServerErrorRetryHandler(max_retry_count=2),
@@ -153,8 +165,6 @@ async def _clients_ctx(app: web.Application) -> AsyncIterator[None]:
     else:
         log.info("slack.disabled", reason="SLACK_BOT_TOKEN is not set: alerts go to the terminal")
         bot.notifier = TerminalNotifier(write=bot.terminal_write)
-    yield
-    await bot.session.close()
 
 
 async def _audit(bot: Bot, entry: AuditEntry) -> None:
@@ -226,13 +236,11 @@ async def _loops_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     yield
     started = time.monotonic()
-    bot.stopping.set()
     await _stop(watch_task, bot.watcher.idle, within=3.0)
     await bot.commands.close(grace=2.0)
-    deliver_task.cancel()
-    await asyncio.gather(deliver_task, return_exceptions=True)
     left = SHUTDOWN_BUDGET - (time.monotonic() - started)
-    remaining = await bot.dispatcher.flush(within=max(left - 1.0, 0.5))
+    remaining = await bot.dispatcher.stop(deliver_task, within=max(left - 0.5, 0.5))
+    await bot.store.release_lease(lease_holder())
     log.info("watch.stopped", outbox_left=remaining, seconds=round(time.monotonic() - started, 2))
 
 

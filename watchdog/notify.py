@@ -25,6 +25,10 @@ class Receipts(Protocol):
     async def dead(self, record_id: int, error: str) -> None:
         """The destination will never accept this item."""
 
+    def out_of_time(self) -> bool:
+        """A graceful stop's deadline has passed: start no further item (the rest stays
+        queued for the next start)."""
+
 
 class DeliveryUnavailable(Exception):
     """The destination cannot take anything now; retry after ``retry_after`` seconds if given."""
@@ -89,6 +93,8 @@ class TerminalNotifier:
 
     async def deliver(self, records: Sequence[OutboxRecord], receipts: Receipts) -> None:
         for record in records:
+            if receipts.out_of_time():
+                return
             label, line = describe(record.item)
             at = (
                 record.item.at

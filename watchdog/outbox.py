@@ -26,12 +26,15 @@ log = structlog.get_logger(__name__)
 
 #: Crashes of the notifier on the same head item before that item is dead-lettered.
 MAX_CRASHES = 3
+#: Longest Retry-After honoured as given (a longer hint is treated as this long).
+MAX_RETRY_AFTER = 900.0
 
 
 class _Receipts:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, out_of_time: Callable[[], bool]) -> None:
         self._store = store
         self.settled: set[int] = set()
+        self.out_of_time = out_of_time
 
     async def done(self, record_id: int, messages: Mapping[str, MessageRef] = {}) -> None:
         await self._store.outbox_done(record_id, messages)
@@ -71,6 +74,8 @@ class Dispatcher:
         self._failures = 0
         self._crashes: dict[int, int] = {}  # outbox id -> notifier crashes on it
         self._backlog = False  # the last batch was full: more may be due
+        self._deadline: float | None = None  # event-loop time a graceful stop ends at
+        self._delivering = False
         self.blocked_until = 0.0
         self.delivered = 0
 
@@ -87,7 +92,7 @@ class Dispatcher:
         if not records:
             await self._report_size()
             return True
-        receipts = _Receipts(self._store)
+        receipts = _Receipts(self._store, self._out_of_time)
         try:
             await self._notifier.deliver(records, receipts)
         except DeliveryUnavailable as exc:
@@ -135,18 +140,29 @@ class Dispatcher:
         backoff = min(self._max, self._base * 2 ** (self._failures - 1))
         delay = self._rng.uniform(backoff / 2, backoff)
         if retry_after is not None:
-            delay = min(max(delay, retry_after), self._max)
+            # The destination's own hint wins over our cap (within reason).
+            delay = min(max(delay, retry_after), MAX_RETRY_AFTER)
         self.blocked_until = self._clock() + delay
         return delay
 
+    def _out_of_time(self) -> bool:
+        if self._deadline is None:
+            return False
+        return asyncio.get_running_loop().time() >= self._deadline
+
     async def run(self) -> None:
-        """Deliver forever: on wake-ups, and after backoff while the destination is down."""
+        """Deliver forever: on wake-ups, and after backoff while the destination is down.
+
+        After :meth:`stop` it delivers what is due until the deadline, then returns."""
         while True:
             wait = self.blocked_until - self._clock()
             if wait > 0:
+                if self._deadline is not None:
+                    return  # stopping while the destination is down: leave it queued
                 await self._sleep(wait)
                 continue
             self._wakeup.clear()
+            self._delivering = True
             try:
                 ok = await self.deliver_once()
             except Exception:
@@ -154,21 +170,54 @@ class Dispatcher:
                 log.exception("outbox.store_failed")
                 ok = False
                 self._back_off(None)
-            if ok and not self._backlog:
+            finally:
+                self._delivering = False
+            if self._deadline is not None:
+                if not ok or self._out_of_time() or not await self._due():
+                    return
+            elif ok and not self._backlog:
                 await self._wakeup.wait()
 
+    async def _due(self) -> bool:
+        return bool(await self._store.outbox_due(self._clock(), 1))
+
+    async def stop(self, task: asyncio.Task[None], within: float) -> int:
+        """End :meth:`run` gracefully (SIGTERM) within ``within`` seconds; returns how many
+        items stay queued (they are sent after the next start)."""
+        if not self._delivering and self.blocked_until > self._clock():
+            task.cancel()  # backing off: nothing in flight, and the destination is down
+        return await self._finish(task, within)
+
     async def flush(self, within: float) -> int:
-        """Deliver what is due within ``within`` seconds (shutdown). Returns what is left."""
+        """Deliver what is due for up to ``within`` seconds without a running :meth:`run`;
+        returns what is left."""
 
         async def drain() -> None:
-            while await self.deliver_once():
-                if not await self._store.outbox_due(self._clock(), 1):
+            while not self._out_of_time() and await self.deliver_once():
+                if not await self._due():
                     return
 
+        return await self._finish(asyncio.create_task(drain()), within)
+
+    async def _finish(self, task: asyncio.Task[None], within: float) -> int:
+        """Let ``task`` deliver until a soft deadline, then wait for it until ``within``.
+
+        The call in flight is not cancelled while there is time: Slack may already have
+        accepted a post whose answer we would then drop, and send it again after the
+        restart. No new message is started after the soft deadline (the notifier checks
+        between messages), which leaves the last one up to two seconds to finish; only a
+        call still hanging at ``within`` is cancelled.
+        """
+        self._deadline = asyncio.get_running_loop().time() + within - min(2.0, within / 2)
+        self._wakeup.set()
         try:
-            await asyncio.wait_for(drain(), within)
-        except TimeoutError:
-            log.warning("outbox.flush_timeout", within=within)
+            done, _ = await asyncio.wait({task}, timeout=within)
+            if not done:
+                log.warning("outbox.stop_timeout", within=within)
+                task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        finally:
+            self._deadline = None
         return await self._store.outbox_size()
 
     async def _report_size(self) -> None:

@@ -238,6 +238,8 @@ class SlackNotifier:
     async def deliver(self, records: Sequence[OutboxRecord], receipts: Receipts) -> None:
         units = await self._units(records)
         for unit in units:
+            if receipts.out_of_time():
+                return
             try:
                 created = await self._send(unit)
             except _Permanent as exc:
@@ -329,8 +331,9 @@ class SlackNotifier:
             ref = await self._store.get_message(n.incident_id)
         if n.reason is Reason.NEW or ref is None:
             if n.reason is Reason.RESOLVED:
-                # Its first post never made it (dead-lettered): say it resolved, top level.
-                await self.post(self.channel_for(n.channel), messages.thread_reply(n, now=now))
+                # Its first post never made it (dead-lettered): post the resolved alert in
+                # full, so the top-level line still names the rule, the job and the table.
+                await self.post(self.channel_for(n.channel), messages.resolved_message(n, now=now))
                 return {}
             message = (
                 messages.meta_message(n, now=now)

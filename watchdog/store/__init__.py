@@ -124,3 +124,6 @@ class Store(Protocol):
 
     async def acquire_lease(self, holder: str, now: float, ttl: float) -> bool:
         """Take or renew the leader lease; False while another holder's lease is live."""
+
+    async def release_lease(self, holder: str) -> None:
+        """Give the lease up (graceful shutdown), so a successor need not wait it out."""

@@ -215,6 +215,11 @@ class MemoryStore:
         self._lease = (holder, float(now + ttl))
         return True
 
+    async def release_lease(self, holder: str) -> None:
+        self._check()
+        if self._lease is not None and self._lease[0] == holder:
+            self._lease = None
+
 
 def _message_rows(messages: Mapping[str, MessageRef]) -> dict[str, _MessageRow]:
     return {

@@ -287,6 +287,11 @@ class SqliteStore:
     async def acquire_lease(self, holder: str, now: float, ttl: float) -> bool:
         return await self._call(_acquire_lease, holder, now, ttl)
 
+    async def release_lease(self, holder: str) -> None:
+        await self._call(
+            _write, "DELETE FROM lease WHERE name = ? AND holder = ?", (_LEASE, holder)
+        )
+
 
 # REPLACE is an upsert here: every column is given, and no table has triggers or keys
 # pointing at it that a delete-and-insert could disturb.
