@@ -282,14 +282,19 @@ class PolarisClient:
 
     # ---- transport -------------------------------------------------------------------
 
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        backoff = min(self._retry.cap, self._retry.base * 2 ** (state.attempt_number - 1))
+    def _backoff(self, failed_attempt: int, exc: BaseException | None) -> float:
+        """Seconds to wait after attempt number ``failed_attempt`` (1-based) failed."""
+        backoff = min(self._retry.cap, self._retry.base * 2 ** (failed_attempt - 1))
         jittered = self._rng.uniform(0, backoff)
         hint = getattr(exc, "retry_after", None)
         if hint is not None:
             return min(max(hint, jittered), self._retry.max_retry_after)
         return jittered
+
+    def _wait(self, state: RetryCallState) -> float:
+        # Tenacity counts from the second attempt: the first ran before it (_request).
+        exc = state.outcome.exception() if state.outcome else None
+        return self._backoff(state.attempt_number + 1, exc)
 
     async def _request(
         self,
@@ -300,21 +305,30 @@ class PolarisClient:
         params: list[tuple[str, str]] | None = None,
         json: Any = None,
     ) -> Any:
+        # The first attempt runs without a retry loop: nearly every request succeeds at
+        # once, and tenacity's per-call objects form reference cycles (~32 objects a call)
+        # that only the cyclic GC frees — at thousands of requests a tick that garbage
+        # drove full collections that stalled the event loop.
+        try:
+            return await self._attempt(method, path, endpoint, params, json)
+        except PolarisError as exc:
+            if not exc.transient or self._retry.attempts < 2:
+                raise
+            await self._sleep(self._backoff(1, exc))
         retrying = AsyncRetrying(
             retry=retry_if_exception(lambda e: isinstance(e, PolarisError) and e.transient),
-            stop=stop_after_attempt(self._retry.attempts),
+            stop=stop_after_attempt(self._retry.attempts - 1),
             wait=self._wait,
             sleep=self._sleep,
             reraise=True,
         )
         async for attempt in retrying:
             with attempt:
-                if attempt.retry_state.attempt_number > 1:
-                    log.debug(
-                        "polaris.retry",
-                        endpoint=endpoint,
-                        attempt=attempt.retry_state.attempt_number,
-                    )
+                log.debug(
+                    "polaris.retry",
+                    endpoint=endpoint,
+                    attempt=attempt.retry_state.attempt_number + 1,
+                )
                 return await self._attempt(method, path, endpoint, params, json)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 

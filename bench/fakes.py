@@ -1,0 +1,119 @@
+"""An in-process Polaris for the CPU and memory figures: real models, no network.
+
+:class:`FakePolaris` has the methods of :class:`~watchdog.polaris.PolarisClient` that
+the watcher calls (``list_jobs``, ``get_metrics``, ``get_job``) and returns the real
+model objects, so a :class:`~watchdog.watcher.Watcher` runs unchanged on it and a
+thousand ticks finish in minutes. Jobs are streaming jobs whose counters grow with the
+clock the caller sets (:attr:`FakePolaris.now`); a few per hundred are in health error
+and a few have rows skipped by error, so some rules fire.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Iterable
+from typing import Any, cast
+
+from watchdog.polaris import JobListing, PolarisClient
+from watchdog.polaris_errors import PolarisNotFoundError
+from watchdog.polaris_models import Job, Metrics
+
+_ERROR_EVERY = 33  # ~3 % of jobs in health error, like the simulator's large scenario
+_SKIPPING_EVERY = 20  # 5 % of jobs skip rows by error
+
+
+def job_payload(
+    index: int, job_id: str, *, born: float, job_type: str = "streaming"
+) -> dict[str, Any]:
+    """A job as ``GET /jobs`` shows it (the fields the bot reads)."""
+    error = index % _ERROR_EVERY == 0
+    health: dict[str, Any] = {"status": "ok"}
+    if error:
+        health = {"status": "error", "code": "internal_error", "message": "Simulated failure"}
+    return {
+        "id": job_id,
+        "type": job_type,
+        "executionStatus": "running",
+        "desiredExecutionStatus": "running",
+        "health": health,
+        "target": {"type": "table", "tableName": f"table_{index % 250:03d}"},
+        "source": {"type": "connection", "connectionName": f"kafka-{index % 250:03d}"},
+        "maxParseExceptions": 100_000,
+        "createdTimestamp": "2024-01-01T00:00:00.000Z",
+        "lastUpdatedTimestamp": "2024-01-01T00:00:00.000Z",
+    }
+
+
+class FakePolaris:
+    """``jobs`` streaming jobs; counters are functions of :attr:`now`."""
+
+    def __init__(self, jobs: int, *, born: float, seed: int = 1) -> None:
+        rng = random.Random(seed)
+        self.now = born
+        self._born = born
+        self.jobs: list[Job] = []
+        self._rates: dict[str, float] = {}
+        self._skipping: set[str] = set()
+        for index in range(jobs):
+            job_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            self.jobs.append(Job.model_validate(job_payload(index, job_id, born=born)))
+            self._rates[job_id] = rng.uniform(50.0, 500.0)
+            if index % _SKIPPING_EVERY == 1:
+                self._skipping.add(job_id)
+        self._by_id = {job.id: job for job in self.jobs}
+        self.requests = 0
+        self.concurrency = 16  # read by the watcher to size its fetch workers
+
+    def client(self) -> PolarisClient:
+        """This fake, typed as the client the watcher expects (it has the methods used)."""
+        return cast(PolarisClient, self)
+
+    def totals(self, job_id: str, now: float) -> dict[str, float]:
+        age = max(now - self._born, 0.0)
+        processed = self._rates[job_id] * age
+        skipped = processed * 0.02 if job_id in self._skipping else 0.0
+        return {
+            "numRowsProcessed": processed,
+            "numRowsProcessedWithWarning": processed * 0.01,
+            "numRowsSkippedByError": skipped,
+            "numRowsSkippedByFilter": processed * 0.05,
+            "numRowsPersisted": processed - skipped,
+            "numBytesProcessed": processed * 180.0,
+        }
+
+    async def list_jobs(
+        self,
+        *,
+        health: Iterable[str] = (),
+        execution: Iterable[str] = (),
+        types: Iterable[str] = (),
+        table: str | None = None,
+        page_size: int = 100,
+    ) -> JobListing:
+        healths, statuses, kinds = set(health), set(execution), set(types)
+        listing = JobListing()
+        for job in self.jobs:
+            if healths and job.health_status not in healths:
+                continue
+            if statuses and job.execution_status not in statuses:
+                continue
+            if kinds and job.type not in kinds:
+                continue
+            if table is not None and job.table != table:
+                continue
+            listing.jobs.append(job)
+        listing.pages = max(1, -(-len(listing.jobs) // page_size))
+        self.requests += listing.pages
+        return listing
+
+    async def get_metrics(self, job_id: str) -> Metrics:
+        self.requests += 1
+        return Metrics(totals=self.totals(job_id, self.now))
+
+    async def get_job(self, job_id: str) -> Job:
+        self.requests += 1
+        job = self._by_id.get(job_id)
+        if job is None:
+            raise PolarisNotFoundError(f"Job {job_id} not found", endpoint="get_job", status=404)
+        return job

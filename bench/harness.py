@@ -1,0 +1,230 @@
+"""Building the parts under test: rule sets, an in-process watcher, an in-process bot.
+
+Everything is the real thing, wired the way :mod:`watchdog.app` wires it: one aiohttp
+session, one :class:`~watchdog.polaris.PolarisClient` with the rules' concurrency and
+rate, one :class:`~watchdog.store.sqlite.SqliteStore` in a temporary directory. The
+in-process bot is :func:`watchdog.app.build_app` served on loopback, posting to a
+:class:`~watchdog.slack.standin.SlackStandIn`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+from pydantic import SecretStr
+
+from bench.simproc import SimProcess
+from watchdog.app import BOT, Bot, build_app
+from watchdog.polaris import PolarisClient
+from watchdog.reload import RulesHolder
+from watchdog.rulesfile import RuleSet, parse_ruleset
+from watchdog.settings import Settings
+from watchdog.slack.standin import SlackStandIn, serve
+from watchdog.store import Store
+from watchdog.store.sqlite import SqliteStore
+from watchdog.watcher import TickReport, Watcher
+
+CHANNEL = "C0BENCH"
+BOT_TOKEN = "xoxb-bench"
+SIGNING_SECRET = "bench-signing-secret"
+
+#: A health rule and metric rules that watch every streaming job (figures 1, 5 and 7).
+STREAMING_RULES = """
+[[rules]]
+name = "job-unhealthy"
+kind = "health"
+status = ["error"]
+severity = "critical"
+
+[[rules]]
+name = "skipped-rows-rising"
+kind = "rising"
+metric = "numRowsSkippedByError"
+increase = 100
+within = "10m"
+match = { type = "streaming" }
+
+[[rules]]
+name = "parse-error-ratio"
+kind = "ratio"
+above = 0.01
+within = "15m"
+match = { type = "streaming" }
+
+[[rules]]
+name = "stream-stalled"
+kind = "stalled"
+within = "10m"
+match = { type = "streaming" }
+"""
+
+HEALTH_RULE = """
+[[rules]]
+name = "job-unhealthy"
+kind = "health"
+status = ["error"]
+severity = "critical"
+"""
+
+
+def rules_text(
+    body: str,
+    *,
+    interval: str = "30s",
+    concurrency: int = 16,
+    max_rate: float = 2000.0,
+    page_size: int = 1000,
+    timeout: str = "30s",
+) -> str:
+    """A whole rules file: ``[watch]``, ``[slack]`` and the ``[[rules]]`` of ``body``."""
+    return f"""
+[watch]
+interval = "{interval}"
+concurrency = {concurrency}
+max_rate = {max_rate!r}
+page_size = {page_size}
+timeout = "{timeout}"
+no_data_after = "10m"
+
+[slack]
+channel = "{CHANNEL}"
+operators = ["UBENCHOPS"]
+{body}"""
+
+
+def ruleset(
+    body: str,
+    *,
+    interval: str = "30s",
+    concurrency: int = 16,
+    max_rate: float = 2000.0,
+    page_size: int = 1000,
+    timeout: str = "30s",
+) -> RuleSet:
+    """:func:`rules_text` parsed and validated, as the bot would load it."""
+    text = rules_text(
+        body,
+        interval=interval,
+        concurrency=concurrency,
+        max_rate=max_rate,
+        page_size=page_size,
+        timeout=timeout,
+    )
+    return parse_ruleset(text, "<bench>")
+
+
+@asynccontextmanager
+async def watcher_against(sim: SimProcess, rules: RuleSet, workdir: Path) -> AsyncIterator[Watcher]:
+    """A real Watcher + PolarisClient + SqliteStore against ``sim``; nothing delivers."""
+    watch = rules.watch
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=max(100, watch.concurrency * 2)),
+        headers={"User-Agent": "polaris-watchdog-bench"},
+    )
+    client = PolarisClient(
+        session,
+        sim.url,
+        sim.project_id,
+        sim.api_key,
+        concurrency=watch.concurrency,
+        max_rate=watch.max_rate,
+        timeout=watch.timeout,
+    )
+    store = SqliteStore(workdir / f"state-{time.monotonic_ns()}.db")
+    await store.open()
+    try:
+        # The outbox fills and is never delivered: the null notifier of these figures.
+        yield Watcher(client=client, store=store, rules=RulesHolder(rules), holder="bench")
+    finally:
+        await store.close()
+        await session.close()
+
+
+@dataclass
+class TimedTick:
+    started: float  # time.monotonic()
+    ended: float
+    report: TickReport
+
+
+@dataclass
+class RunningBot:
+    bot: Bot
+    standin: SlackStandIn
+    url: str
+    ticks: list[TimedTick]
+
+
+def _time_ticks(watcher: Watcher, ticks: list[TimedTick]) -> None:
+    """Record when every tick ran: the loop looks ``tick`` up on the instance each time."""
+    original: Callable[[float], Awaitable[TickReport]] = watcher.tick
+
+    async def timed(now: float) -> TickReport:
+        started = time.monotonic()
+        report = await original(now)
+        ticks.append(TimedTick(started, time.monotonic(), report))
+        return report
+
+    watcher.tick = timed  # type: ignore[method-assign]
+
+
+@asynccontextmanager
+async def bot_in_process(
+    sim: SimProcess, rules: RuleSet, workdir: Path
+) -> AsyncIterator[RunningBot]:
+    """``build_app`` served on loopback with a SqliteStore, posting to a Slack stand-in."""
+    standin = SlackStandIn(bot_token=BOT_TOKEN, channels={CHANNEL})
+    standin_runner = await serve(standin, "127.0.0.1", 0)
+    assert standin.base_url is not None
+    settings = Settings(
+        POLARIS_API_URL=sim.url,
+        POLARIS_PROJECT_ID=sim.project_id,
+        POLARIS_API_KEY=sim.api_key,
+        SLACK_BOT_TOKEN=SecretStr(BOT_TOKEN),
+        SLACK_SIGNING_SECRET=SecretStr(SIGNING_SECRET),
+        SLACK_APP_TOKEN=None,
+        SLACK_API_URL=standin.api_url,
+        WATCHDOG_STATE=workdir / f"bot-{time.monotonic_ns()}.db",
+    )
+    app = build_app(settings, RulesHolder(rules), response_url_prefixes=(standin.base_url,))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    bot = app[BOT]
+    assert bot.watcher is not None
+    ticks: list[TimedTick] = []
+    _time_ticks(bot.watcher, ticks)
+    try:
+        yield RunningBot(bot, standin, f"http://{host}:{port}", ticks)
+    finally:
+        await runner.cleanup()
+        await standin_runner.cleanup()
+
+
+async def wait_until(
+    condition: Callable[[], bool], *, timeout: float, poll: float = 0.005, what: str = "condition"
+) -> None:
+    """Poll ``condition`` (state of another component, which offers no event) until true."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
+        await asyncio.sleep(poll)
+
+
+async def outbox_drained(store: Store, *, timeout: float, poll: float = 0.02) -> None:
+    """Poll until the bot's outbox is empty (everything due was handed to Slack)."""
+    deadline = time.monotonic() + timeout
+    while await store.outbox_size():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the outbox did not drain within {timeout:g}s")
+        await asyncio.sleep(poll)
