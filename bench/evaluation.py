@@ -1,7 +1,7 @@
 """Figure 2 — evaluation cost: CPU per (job, rule) per tick, 5,000 jobs × 6 rules.
 
 The work measured is what the watcher does for every (rule, job) pair of a tick:
-:func:`watchdog.watcher.verdict_for` (match, then the rule's evaluator over the sample
+:func:`watchdog.verdicts.verdict_for` (match, then the rule's evaluator over the sample
 windows) and :func:`watchdog.alerts.evolve` (the lifecycle step), with the states kept
 between ticks as the watcher keeps them. Every series holds a full window (the ring is at
 capacity) and gets a fresh point each tick, so every metric rule reads real windows.
@@ -30,7 +30,8 @@ from watchdog.reload import RulesHolder
 from watchdog.rulesfile import Rule, RuleSet
 from watchdog.samples import SampleBook, capacity_for
 from watchdog.store.sqlite import SqliteStore
-from watchdog.watcher import Watcher, verdict_for
+from watchdog.verdicts import verdict_for
+from watchdog.watcher import Watcher
 
 NAME = "evaluation"
 TITLE = "Evaluation cost"

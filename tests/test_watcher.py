@@ -35,7 +35,8 @@ from watchdog.simulator import Simulator
 from watchdog.store import Silence, Store
 from watchdog.store.memory import MemoryStore
 from watchdog.store.sqlite import SqliteStore
-from watchdog.watcher import TickReport, Watcher, verdict_for
+from watchdog.verdicts import verdict_for
+from watchdog.watcher import TickReport, Watcher
 
 CLICKS, VIEWS, ORDERS = job_id(1), job_id(2), job_id(3)
 SKIPPED = "numRowsSkippedByError"
@@ -397,9 +398,7 @@ async def test_silenced_alert_is_announced_when_the_silence_ends(
     assert recorded(rig).notifications[0].alert.fired_at == START
 
 
-async def test_alert_silence_mutes_one_rule_on_one_job_only(
-    start: Start, sim: Simulator
-) -> None:
+async def test_alert_silence_mutes_one_rule_on_one_job_only(start: Start, sim: Simulator) -> None:
     """A silence of the alert (rule/job) keeps that alert quiet, other jobs still page."""
     sim.set_health(CLICKS, "error")
     sim.set_health(VIEWS, "error")

@@ -4,7 +4,7 @@ Each case of a test file (see :mod:`watchdog.testrules_file`) is replayed tick b
 through the same pure steps the watch loop takes: the jobs' metrics are "fetched" for
 the jobs :func:`~watchdog.planning.metric_targets` picks, recorded into a
 :class:`~watchdog.samples.SampleBook`, and every rule is evaluated on every job with
-:func:`~watchdog.watcher.verdict_for` and moved through its lifecycle with
+:func:`~watchdog.verdicts.verdict_for` and moved through its lifecycle with
 :func:`~watchdog.alerts.evolve`. So a passing test says what the bot would do, not what
 a second implementation of the rules thinks. Silences are out of scope.
 
@@ -37,7 +37,7 @@ from watchdog.testrules_file import (
     RuleTestFileError,
     load_test_file,
 )
-from watchdog.watcher import verdict_for
+from watchdog.verdicts import verdict_for
 
 __all__ = ["T0", "CaseRun", "Snapshot", "check_case", "run_test_file"]
 

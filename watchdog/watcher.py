@@ -1,8 +1,9 @@
 """The poll loop: observe Polaris → evaluate rules → lifecycle → commit → wake delivery.
 
-One tick lists jobs with the server-side filters the rules need (every page), fetches
-metrics only for jobs some metric rule watches (the client bounds concurrency and rate),
-records samples, evaluates each (rule, job) with the tick's single ``now``, moves each
+One tick observes Polaris (:mod:`watchdog.observe`: listings with the server-side filters
+the rules need, metrics only for jobs some metric rule watches, lookups of jobs that left
+their listing), judges each (rule, job) with the tick's single ``now``
+(:mod:`watchdog.verdicts`), moves each
 fingerprint through its lifecycle, applies silences, and commits the new states together
 with the notifications they owe in one transaction. Delivery happens elsewhere
 (:mod:`watchdog.outbox`), so a Slack outage never slows the watch.
@@ -18,7 +19,7 @@ import asyncio
 import math
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Container, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -37,15 +38,16 @@ from watchdog.notifications import (
     RuleFacts,
     fingerprint,
 )
-from watchdog.planning import Plan, metric_targets, plan
+from watchdog.observe import Observer
+from watchdog.planning import Plan, plan
 from watchdog.polaris import JobListing, PolarisClient
-from watchdog.polaris_errors import PolarisAuthError, PolarisError, PolarisNotFoundError
-from watchdog.polaris_models import Job, Metrics
+from watchdog.polaris_errors import PolarisAuthError, PolarisError
+from watchdog.polaris_models import Job
 from watchdog.reload import RulesHolder
-from watchdog.rules import evaluate, matches, needs_samples
 from watchdog.rulesfile import Rule, RuleSet
 from watchdog.samples import SampleBook, capacity_for
-from watchdog.store import SampleRow, Store
+from watchdog.store import Store
+from watchdog.verdicts import verdict_for
 
 log = structlog.get_logger(__name__)
 
@@ -94,7 +96,7 @@ class Watcher:
         metrics: BotMetrics | None = None,
         holder: str = "watchdog",
     ) -> None:
-        self._client = client
+        self._observer = Observer(client)
         self._store = store
         self._rules = rules
         self._on_commit = on_commit
@@ -145,71 +147,6 @@ class Watcher:
             self.book.resize(self._capacity(rules))
         return self._plan_cache[1]
 
-    # ---- observe -----------------------------------------------------------------------
-
-    async def _listings(self, rules: RuleSet, the_plan: Plan) -> list[JobListing | PolarisError]:
-        async def one(index: int) -> JobListing | PolarisError:
-            q = the_plan.queries[index]
-            try:
-                return await self._client.list_jobs(
-                    health=q.health,
-                    execution=q.execution,
-                    types=q.types,
-                    table=q.table,
-                    page_size=rules.watch.page_size,
-                )
-            except PolarisError as exc:
-                return exc
-
-        return list(await asyncio.gather(*(one(i) for i in range(len(the_plan.queries)))))
-
-    async def _fetch_metrics(
-        self, targets: dict[str, tuple[str, ...]], now: float, report: TickReport
-    ) -> tuple[set[str], list[SampleRow]]:
-        fetched: dict[str, Metrics | PolarisError] = {}
-        pending = iter(targets)
-
-        async def worker() -> None:
-            for job_id in pending:  # shared: each job is taken by exactly one worker
-                try:
-                    fetched[job_id] = await self._client.get_metrics(job_id)
-                except PolarisError as exc:
-                    fetched[job_id] = exc
-
-        # A few workers taking jobs in turn, not one task per job: 5,000 tasks created at
-        # once run their first steps in one event-loop pass (~300 ms in which no slash
-        # command is acked) and stay alive for the cyclic GC to scan. Twice the client's
-        # concurrency keeps every request slot busy while a worker reads its answer.
-        workers = min(len(targets), 2 * self._client.concurrency)
-        await asyncio.gather(*(worker() for _ in range(workers)))
-        ok: set[str] = set()
-        rows: list[SampleRow] = []
-        for job_id in targets:
-            result = fetched[job_id]
-            if isinstance(result, PolarisError):
-                report.metrics_failed += 1
-                continue
-            ok.add(job_id)
-            for metric in targets[job_id]:
-                value = result.totals.get(metric)
-                if value is not None and self.book.record(job_id, metric, now, value):
-                    rows.append((job_id, metric, now, value))
-        report.metrics_fetched = len(ok)
-        return ok, rows
-
-    async def _lookup(self, job_ids: Iterable[str]) -> dict[str, Job | str | None]:
-        """Jobs with live alerts that left their listing: a Job, "gone", or None (unknown)."""
-
-        async def one(job_id: str) -> tuple[str, Job | str | None]:
-            try:
-                return job_id, await self._client.get_job(job_id)
-            except PolarisNotFoundError:
-                return job_id, "gone"
-            except (PolarisError, ValueError):
-                return job_id, None
-
-        return dict(await asyncio.gather(*(one(j) for j in job_ids)))
-
     # ---- the tick ----------------------------------------------------------------------
 
     async def tick(self, now: float) -> TickReport:
@@ -218,40 +155,16 @@ class Watcher:
         rules = self._rules.current
         the_plan = self._plan(rules)
         report = TickReport(now=now)
-        results = await self._listings(rules, the_plan)
-        failures = [r for r in results if isinstance(r, PolarisError)]
-        report.listings_failed = len(failures)
-        listed: list[dict[str, Job]] = []
-        unparsed: set[str] = set()
-        for result in results:
-            if isinstance(result, JobListing):
-                listed.append({job.id: job for job in result.jobs})
-                unparsed |= result.unparsed_ids
-            else:
-                listed.append({})
-        every_job: dict[str, Job] = {}
-        for jobs in listed:
-            every_job.update(jobs)
-        report.jobs = len(every_job)
-
-        targets = metric_targets(rules.metric_rules, list(every_job.values()), now)
-        metrics_ok, rows = await self._fetch_metrics(targets, now, report)
-
         by_rule: dict[str, dict[str, AlertState]] = {}
         for state in self._alerts.values():
             by_rule.setdefault(state.rule, {})[state.job_id] = state
-        absent: set[str] = set()
-        for rule in rules.rules:
-            index = the_plan.rule_queries.get(rule.name)
-            if index is None or isinstance(results[index], PolarisError):
-                continue
-            absent.update(
-                j
-                for j in by_rule.get(rule.name, {})
-                if j not in listed[index] and j not in unparsed
-            )
-        looked_up = await self._lookup(absent)
-        report.lookups = len(looked_up)
+        seen = await self._observer.observe(rules, the_plan, self.book, now, by_rule)
+        failures = seen.failures
+        report.listings_failed = len(failures)
+        report.jobs = len(seen.jobs)
+        report.metrics_fetched = len(seen.metrics_ok)
+        report.metrics_failed = seen.metrics_failed
+        report.lookups = len(seen.looked_up)
 
         silences = [s for s in await self._store.list_silences() if s.active(now)]
         muted_rules = {s.target for s in silences if s.target_kind == "rule"}
@@ -308,7 +221,7 @@ class Watcher:
             _META_FACTS,
             Timing(for_=rules.watch.no_data_after),
             self._alerts.get(f"{META_RULE}/{META_JOB}"),
-            self._meta_verdict(now, results, failures),
+            self._meta_verdict(now, seen.results, failures),
         )
 
         evaluations = 0
@@ -316,7 +229,7 @@ class Watcher:
         for rule in rules.rules:
             index = the_plan.rule_queries.get(rule.name)
             states = by_rule.get(rule.name, {})
-            if index is not None and isinstance(results[index], PolarisError):
+            if index is not None and seen.failed(index):
                 continue  # no data for this rule: its alerts stay as they are
             facts = RuleFacts(
                 name=rule.name,
@@ -326,18 +239,19 @@ class Watcher:
                 runbook=rule.runbook,
             )
             timing = Timing.of(rule)
-            candidates = listed[index] if index is not None else {}
+            candidates = seen.listed[index] if index is not None else {}
             for job in candidates.values():
-                verdict = verdict_for(rule, job, states.get(job.id), self.book, now, metrics_ok)
+                prev = states.get(job.id)
+                verdict = verdict_for(rule, job, prev, self.book, now, seen.metrics_ok)
                 if verdict is not None:
-                    settle(rule, facts, timing, states.get(job.id), verdict)
+                    settle(rule, facts, timing, prev, verdict)
                 evaluations += 1
                 if evaluations % _YIELD_EVERY == 0:
                     await asyncio.sleep(0)
             for job_id, state in states.items():
-                if job_id in candidates or job_id in unparsed:
+                if job_id in candidates or job_id in seen.unparsed:
                     continue
-                found = looked_up.get(job_id) if index is not None else None
+                found = seen.looked_up.get(job_id) if index is not None else None
                 if found == "gone":
                     settle(
                         rule,
@@ -347,7 +261,7 @@ class Watcher:
                         Verdict(state.job, None, gone="job no longer exists"),
                     )
                 elif isinstance(found, Job):
-                    verdict = verdict_for(rule, found, state, self.book, now, metrics_ok)
+                    verdict = verdict_for(rule, found, state, self.book, now, seen.metrics_ok)
                     if verdict is not None:
                         settle(rule, facts, timing, state, verdict)
                 elif index is None:
@@ -374,13 +288,13 @@ class Watcher:
                 Verdict(state.job, None, gone="rule removed from the rules file"),
             )
 
-        await self._store.append_samples(rows)
+        await self._store.append_samples(seen.rows)
         await self._store.commit(upserts=upserts, deletes=deletes, outbox=outgoing, now=now)
         if outgoing:
             self._on_commit()
         if not failures and the_plan.queries:
             before = self.book.jobs()
-            self.book.retain(set(targets))
+            self.book.retain(set(seen.targets))
             self._forgotten |= before - self.book.jobs()
         await self._prune(now, rules)
 
@@ -477,47 +391,3 @@ class Watcher:
                 log.warning("watch.overrun", skipped_ticks=skipped)
                 next_at += skipped * interval
             await self._sleep(next_at - self._clock())
-
-
-def verdict_for(
-    rule: Rule,
-    job: Job,
-    state: AlertState | None,
-    book: SampleBook,
-    now: float,
-    metrics_ok: Container[str],
-) -> Verdict | None:
-    """This tick's verdict for (rule, job); None when there is nothing to do.
-
-    Pure: shared by the watch loop and ``test-rules``. ``metrics_ok`` holds the jobs whose
-    metrics were fetched this tick; a metric rule says "unknown" for the others.
-    """
-    # JobFacts are built only for a verdict: most (rule, job) pairs of a tick have none,
-    # and building them for every pair was a quarter of the evaluation's cost.
-    if not matches(rule, job, now):
-        if state is None:
-            return None
-        return Verdict(
-            JobFacts.from_job(job),
-            Condition(False),
-            clear_reason="the job no longer matches the rule",
-        )
-    if job.execution_status == "canceled" and rule.kind != "execution":
-        if state is None:
-            return None
-        return Verdict(JobFacts.from_job(job), None, gone="job canceled")
-    if job.id not in metrics_ok and needs_samples(rule, job):
-        return Verdict(JobFacts.from_job(job), None)  # metrics unknown this tick: change nothing
-    firing = state is not None and state.phase is Phase.FIRING
-    condition = evaluate(rule, job, book, now, firing=firing)
-    if condition is None or (not condition.active and state is None):
-        return None if state is None else Verdict(JobFacts.from_job(job), condition)
-    return Verdict(JobFacts.from_job(job), condition, clear_reason=_clear_reason(rule, job))
-
-
-def _clear_reason(rule: Rule, job: Job) -> str:
-    if rule.kind == "health":
-        return f"health is {job.health_status or 'unknown'} again"
-    if rule.kind == "execution":
-        return f"execution status is now {job.execution_status}"
-    return "back within the threshold"
