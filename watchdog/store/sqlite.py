@@ -3,7 +3,7 @@
 ``sqlite3`` blocks, so it never runs on the event loop: one connection lives on one
 worker thread (a single-thread executor) and every method is one job on it, hence also
 one transaction, run strictly in call order. The schema is versioned with ``PRAGMA
-user_version`` and migrated on :meth:`SqliteStore.open` by the steps in :data:`MIGRATIONS`.
+user_version`` and migrated on :meth:`SqliteStore.open` (:mod:`watchdog.store.sqlite_schema`).
 Two processes may share the file: writes take the write lock up front (``BEGIN
 IMMEDIATE``), which is what makes :meth:`SqliteStore.acquire_lease` safe between them.
 """
@@ -14,10 +14,8 @@ import asyncio
 import json
 import math
 import sqlite3
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast
 
@@ -32,49 +30,22 @@ from watchdog.notifications import (
     load_outgoing,
 )
 from watchdog.store import MessageRef, OutboxRecord, SampleRow, Silence
+from watchdog.store.sqlite_schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    StateFileError,
+    connect,
+    transaction,
+)
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqliteStore", "StateFileError"]
 
 log = structlog.get_logger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-#: How long a statement waits for another process's write lock before failing.
-BUSY_TIMEOUT_MS = 5000
-
-#: Step ``i`` takes the schema from version ``i`` to ``i + 1``, all statements of all
-#: pending steps in one transaction. Never edit a released step: append a new one.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        """CREATE TABLE alerts (
-            fingerprint TEXT PRIMARY KEY, rule TEXT NOT NULL, job_id TEXT NOT NULL,
-            phase TEXT NOT NULL, state TEXT NOT NULL)""",
-        """CREATE TABLE outbox (
-            id INTEGER PRIMARY KEY AUTOINCREMENT, item TEXT NOT NULL,
-            attempts INTEGER NOT NULL DEFAULT 0, next_attempt REAL NOT NULL,
-            created_at REAL NOT NULL, dead INTEGER NOT NULL DEFAULT 0, error TEXT)""",
-        """CREATE TABLE messages (
-            key TEXT PRIMARY KEY, channel TEXT NOT NULL, ts TEXT NOT NULL,
-            kind TEXT NOT NULL, data TEXT NOT NULL)""",
-        """CREATE TABLE silences (
-            id TEXT PRIMARY KEY, target_kind TEXT NOT NULL, target TEXT NOT NULL,
-            until REAL NOT NULL, created_by TEXT NOT NULL, created_at REAL NOT NULL,
-            reason TEXT NOT NULL DEFAULT '')""",
-        """CREATE TABLE samples (
-            job_id TEXT NOT NULL, metric TEXT NOT NULL, t REAL NOT NULL, v REAL NOT NULL)""",
-        "CREATE INDEX samples_t ON samples (t)",
-        "CREATE INDEX samples_job ON samples (job_id)",
-        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-        """CREATE TABLE lease (
-            name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires REAL NOT NULL)""",
-    ),
-)
-SCHEMA_VERSION = len(MIGRATIONS)
-
 _LEASE = "leader"
-
-
-class StateFileError(RuntimeError):
-    """The state file cannot be used: not a database, a newer schema, a failed migration."""
 
 
 class SqliteStore:
@@ -109,30 +80,8 @@ class SqliteStore:
             self._executor.shutdown(wait=True)
 
     def _connect(self) -> None:
-        if self._conn is not None:
-            return
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            mode = _enter_wal(conn)
-            if mode == "wal":
-                # With WAL, NORMAL syncs at checkpoints rather than at every commit. A commit
-                # is in the WAL file (the OS page cache) when it returns, so it survives a
-                # process crash or SIGKILL; only an OS crash or power loss can drop the last
-                # few transactions, and the file stays consistent even then.
-                conn.execute("PRAGMA synchronous = NORMAL")
-            else:
-                # Some filesystems cannot do WAL; a rollback journal needs FULL to be safe.
-                log.warning("state file not in WAL mode", path=str(self._path), mode=mode)
-                conn.execute("PRAGMA synchronous = FULL")
-            _migrate(conn, self._path)
-        except BaseException as exc:
-            conn.close()
-            if isinstance(exc, sqlite3.DatabaseError):  # "file is not a database", locked...
-                raise StateFileError(f"cannot open state file {self._path}: {exc}") from exc
-            raise
-        self._conn = conn
+        if self._conn is None:
+            self._conn = connect(self._path)
 
     def _disconnect(self) -> None:
         if self._conn is not None:
@@ -313,53 +262,20 @@ def _message_rows(messages: Mapping[str, MessageRef]) -> list[tuple[str, ...]]:
 # -- worker-side functions: each is one transaction on the store's connection -------------
 
 
-@contextmanager
-def _transaction(conn: sqlite3.Connection, *, write: bool) -> Iterator[sqlite3.Connection]:
-    # IMMEDIATE takes the write lock at BEGIN (waiting up to busy_timeout), so a writer
-    # never fails half-way when another process wrote since its read snapshot.
-    conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-    with conn:  # commit, or roll back on any exception
-        yield conn
-
-
-def _migrate(conn: sqlite3.Connection, path: Path) -> None:
-    # IMMEDIATE: a second process opening the same file waits here, then sees our version.
-    with _transaction(conn, write=True):
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StateFileError(
-                f"state file {path} has schema version {version}, newer than this "
-                f"polaris-watchdog understands ({SCHEMA_VERSION}); upgrade polaris-watchdog "
-                "or point WATCHDOG_STATE at another file"
-            )
-        try:
-            for target, step in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in step:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {target}")
-        except sqlite3.Error as exc:
-            raise StateFileError(
-                f"cannot migrate state file {path} from schema version {version} "
-                f"to {SCHEMA_VERSION}: {exc}; the file is unchanged"
-            ) from exc
-    if version < SCHEMA_VERSION:
-        log.info("state schema migrated", path=str(path), from_version=version, to=SCHEMA_VERSION)
-
-
 def _fetch(conn: sqlite3.Connection, sql: str, params: Sequence[object] = ()) -> list[Any]:
-    with _transaction(conn, write=False):
+    with transaction(conn, write=False):
         return conn.execute(sql, params).fetchall()
 
 
 def _write(conn: sqlite3.Connection, sql: str, params: Sequence[object]) -> int:
     """One statement; returns how many rows it changed."""
-    with _transaction(conn, write=True):
+    with transaction(conn, write=True):
         return conn.execute(sql, params).rowcount
 
 
 def _write_many(conn: sqlite3.Connection, *batches: tuple[str, Iterable[Sequence[object]]]) -> None:
     """Each (statement, rows) as one executemany, all in one transaction."""
-    with _transaction(conn, write=True):
+    with transaction(conn, write=True):
         for sql, rows in batches:
             conn.executemany(sql, rows)
 
@@ -370,7 +286,7 @@ def _outbox_due(conn: sqlite3.Connection, now: float, limit: int) -> list[Outbox
         return due
     # A write transaction: an item that no longer loads is marked dead on the way, and
     # the next batch is read so that one bad row does not shorten the answer.
-    with _transaction(conn, write=True):
+    with transaction(conn, write=True):
         after = 0
         while len(due) < limit:
             want = limit - len(due)
@@ -396,27 +312,9 @@ def _outbox_due(conn: sqlite3.Connection, now: float, limit: int) -> list[Outbox
 def _acquire_lease(conn: sqlite3.Connection, holder: str, now: float, ttl: float) -> bool:
     # Read and write under one IMMEDIATE transaction: two processes cannot both see the
     # lease free and both take it.
-    with _transaction(conn, write=True):
+    with transaction(conn, write=True):
         row = conn.execute("SELECT holder, expires FROM lease WHERE name = ?", (_LEASE,)).fetchone()
         if row is not None and row[0] != holder and row[1] > now:
             return False
         conn.execute("INSERT OR REPLACE INTO lease VALUES (?, ?, ?)", (_LEASE, holder, now + ttl))
         return True
-
-
-def _enter_wal(conn: sqlite3.Connection) -> str:
-    """Switch to WAL, waiting out another process doing the same.
-
-    The journal-mode change needs an exclusive lock and SQLite answers "database is
-    locked" at once, without the busy handler, while another connection holds one — as
-    when two replicas start on a fresh file together. This runs on the store's worker
-    thread, so a short blocking wait is fine.
-    """
-    for attempt in range(50):
-        try:
-            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or attempt == 49:
-                raise
-            time.sleep(0.02 * (1 + attempt % 5))
-    raise AssertionError("unreachable")
