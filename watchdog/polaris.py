@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json as json_module
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
@@ -25,18 +25,14 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from watchdog.polaris_errors import (
-    PolarisAuthError,
-    PolarisBadRequestError,
     PolarisError,
     PolarisMalformedError,
-    PolarisNotFoundError,
-    PolarisRateLimitedError,
     PolarisUnavailableError,
     check_job_id,
+    error_for_status,
 )
 from watchdog.polaris_models import (
     DESIRED_STATUSES,
-    ApiErrorBody,
     Job,
     JobLogs,
     JobProgress,
@@ -86,29 +82,6 @@ class JobListing:
     jobs: list[Job] = field(default_factory=list)
     unparsed_ids: set[str] = field(default_factory=set)
     pages: int = 0
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None  # an HTTP-date: rare for APIs; fall back to our own backoff
-    return max(seconds, 0.0)
-
-
-def _explain(status: int, body: str) -> str:
-    """Polaris' own message when the body carries one, else a short excerpt."""
-    try:
-        parsed = ApiErrorBody.model_validate_json(body)
-        if parsed.message:
-            return parsed.message[:500]
-    except ValidationError:
-        pass
-    excerpt = " ".join(body.split())[:200]
-    return excerpt or f"HTTP {status}"
 
 
 class PolarisClient:
@@ -360,7 +333,7 @@ class PolarisClient:
                     if resp.status >= 400:
                         # Any bytes make a readable message; an error page need not be UTF-8.
                         text = body.decode("utf-8", errors="replace")
-                        raise self._http_error(resp.status, text, resp.headers, endpoint)
+                        raise error_for_status(resp.status, text, resp.headers, endpoint)
                     try:
                         # JSON is UTF-8: undecodable bytes are a ValueError (malformed) here,
                         # not a UnicodeDecodeError escaping the client from resp.text().
@@ -383,33 +356,3 @@ class PolarisClient:
             finally:
                 if self._observer is not None:
                     self._observer(endpoint, outcome, loop.time() - started)
-
-    @staticmethod
-    def _http_error(
-        status: int, body: str, headers: Mapping[str, str], endpoint: str
-    ) -> PolarisError:
-        message = _explain(status, body)
-        if status in (401, 403):
-            why = (
-                "the API key was rejected (wrong or revoked)"
-                if status == 401
-                else "the API key lacks a permission (ManageIngestionJobs is needed to change jobs)"
-            )
-            return PolarisAuthError(f"{why}: {message}", endpoint=endpoint, status=status)
-        if status == 404:
-            return PolarisNotFoundError(message, endpoint=endpoint, status=status)
-        if status == 429:
-            return PolarisRateLimitedError(
-                f"rate limited by Polaris: {message}",
-                endpoint=endpoint,
-                retry_after=_retry_after(headers),
-            )
-        if status >= 500:
-            return PolarisUnavailableError(
-                f"Polaris answered {status}: {message}",
-                endpoint=endpoint,
-                status=status,
-                transient=status in (502, 503, 504),
-                retry_after=_retry_after(headers),
-            )
-        return PolarisBadRequestError(message, endpoint=endpoint, status=status)

@@ -3,11 +3,18 @@
 Callers branch on the class: the watch loop keeps ticking on :class:`PolarisUnavailable`
 and raises a meta-alert on :class:`PolarisAuthError`; the Slack commands turn each class
 into a plain sentence. ``transient`` says whether the client retries it.
+:func:`error_for_status` turns an HTTP error answer into the right class, with Polaris'
+own message when the body carries one.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+
+from pydantic import ValidationError
+
+from watchdog.polaris_models import ApiErrorBody
 
 _JOB_ID = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -97,3 +104,57 @@ class PolarisUnavailableError(PolarisError):
 
 class PolarisMalformedError(PolarisError):
     """An answer that is not the JSON the API documents (HTML, truncated, wrong types)."""
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None  # an HTTP-date: rare for APIs; fall back to our own backoff
+    return max(seconds, 0.0)
+
+
+def _explain(status: int, body: str) -> str:
+    """Polaris' own message when the body carries one, else a short excerpt."""
+    try:
+        parsed = ApiErrorBody.model_validate_json(body)
+        if parsed.message:
+            return parsed.message[:500]
+    except ValidationError:
+        pass
+    excerpt = " ".join(body.split())[:200]
+    return excerpt or f"HTTP {status}"
+
+
+def error_for_status(
+    status: int, body: str, headers: Mapping[str, str], endpoint: str
+) -> PolarisError:
+    """The typed error for an HTTP error answer of ``endpoint``."""
+    message = _explain(status, body)
+    if status in (401, 403):
+        why = (
+            "the API key was rejected (wrong or revoked)"
+            if status == 401
+            else "the API key lacks a permission (ManageIngestionJobs is needed to change jobs)"
+        )
+        return PolarisAuthError(f"{why}: {message}", endpoint=endpoint, status=status)
+    if status == 404:
+        return PolarisNotFoundError(message, endpoint=endpoint, status=status)
+    if status == 429:
+        return PolarisRateLimitedError(
+            f"rate limited by Polaris: {message}",
+            endpoint=endpoint,
+            retry_after=_retry_after(headers),
+        )
+    if status >= 500:
+        return PolarisUnavailableError(
+            f"Polaris answered {status}: {message}",
+            endpoint=endpoint,
+            status=status,
+            transient=status in (502, 503, 504),
+            retry_after=_retry_after(headers),
+        )
+    return PolarisBadRequestError(message, endpoint=endpoint, status=status)
