@@ -388,6 +388,11 @@ class Watcher:
             behind = self._clock() - next_at
             if behind > 0:
                 skipped = math.ceil(behind / interval)
-                log.warning("watch.overrun", skipped_ticks=skipped)
+                log.warning(
+                    "watch.overrun",
+                    skipped_ticks=skipped,
+                    hint="a tick took longer than [watch] interval: raise max_rate or "
+                    "concurrency if Polaris allows, or lengthen the interval",
+                )
                 next_at += skipped * interval
             await self._sleep(next_at - self._clock())
