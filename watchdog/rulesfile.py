@@ -167,50 +167,49 @@ class ExecutionRule(RuleBase):
     status: Annotated[ExecutionStatuses, Field(min_length=1)]
 
 
-class RisingRule(RuleBase):
+class _WindowedRule(RuleBase):
+    """A rule that compares a job's counters over the look-back ``within``."""
+
+    within: PositiveDuration
+
+    @property
+    def window(self) -> float:
+        return self.within
+
+
+class _OneMetricRule(_WindowedRule):
+    """A windowed rule over one counter, ``metric``."""
+
+    metric: MetricName
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return (self.metric,)
+
+
+class RisingRule(_OneMetricRule):
     """Fires when counter ``metric`` grows by at least ``increase`` within ``within``."""
 
     kind: Literal["rising"] = "rising"
-    metric: MetricName
     increase: StrictFloat = Field(gt=0)
-    within: PositiveDuration
     hysteresis: Hysteresis = 0.1
 
-    @property
-    def metrics(self) -> tuple[str, ...]:
-        return (self.metric,)
 
-    @property
-    def window(self) -> float:
-        return self.within
-
-
-class RateRule(RuleBase):
+class RateRule(_OneMetricRule):
     """Fires when counter ``metric`` grows faster than ``above`` per minute over ``within``."""
 
     kind: Literal["rate"] = "rate"
-    metric: MetricName
     above: StrictFloat = Field(gt=0)
-    within: PositiveDuration
     hysteresis: Hysteresis = 0.1
 
-    @property
-    def metrics(self) -> tuple[str, ...]:
-        return (self.metric,)
 
-    @property
-    def window(self) -> float:
-        return self.within
-
-
-class RatioRule(RuleBase):
+class RatioRule(_WindowedRule):
     """Fires when numerator growth / denominator growth over ``within`` exceeds ``above``."""
 
     kind: Literal["ratio"] = "ratio"
     numerator: MetricName = "numRowsSkippedByError"
     denominator: MetricName = "numRowsProcessed"
     above: Fraction
-    within: PositiveDuration
     min_denominator: StrictFloat = Field(default=1.0, ge=0)
     hysteresis: Hysteresis = 0.1
 
@@ -224,25 +223,12 @@ class RatioRule(RuleBase):
     def metrics(self) -> tuple[str, ...]:
         return (self.numerator, self.denominator)
 
-    @property
-    def window(self) -> float:
-        return self.within
 
-
-class StalledRule(RuleBase):
+class StalledRule(_OneMetricRule):
     """Fires when counter ``metric`` of a running job has not grown for ``within``."""
 
     kind: Literal["stalled"] = "stalled"
     metric: MetricName = "numRowsProcessed"
-    within: PositiveDuration
-
-    @property
-    def metrics(self) -> tuple[str, ...]:
-        return (self.metric,)
-
-    @property
-    def window(self) -> float:
-        return self.within
 
 
 class BudgetRule(RuleBase):
