@@ -60,7 +60,8 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
         for problem in exc.problems:
             print(problem, file=out)
         return EXIT_USAGE
-    print(f"{path}: OK, {len(rules.rules)} rules", file=out)
+    count = len(rules.rules)
+    print(f"{path}: OK, {count} rule{'' if count == 1 else 's'}", file=out)
     return 0
 
 
