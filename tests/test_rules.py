@@ -112,6 +112,8 @@ def test_max_age_skips_terminal_jobs_last_updated_long_ago() -> None:
     unlimited = ExecutionRule(name="failed", status=("failed",), max_age=0.0)
     assert matches(unlimited, job, T0 + 365 * 86_400)
     assert matches(rule, make_job(executionStatus="failed", lastUpdatedTimestamp=None), T0)
+    # An alert already firing on the job keeps it in view: it does not "resolve" by age.
+    assert matches(rule, job, T0 + 2 * 86_400, check_age=False)
 
 
 # -- increase and window ----------------------------------------------------------------
@@ -187,6 +189,15 @@ def test_health_rule_is_inactive_on_ok_and_on_other_codes() -> None:
     assert condition is not None and condition.summary == "health error: row_too_large"
 
 
+def test_health_rule_without_health_in_the_answer_is_unknown() -> None:
+    """A job whose health Polaris left out (or gave in a form we do not know) is unknown:
+    an alert on it neither fires nor resolves."""
+    job = make_job(health=None)
+    assert evaluate(HealthRule(name="h"), job, SampleBook(4), T0, firing=True) is None
+    odd = make_job(health={"status": "degraded"})
+    assert evaluate(HealthRule(name="h"), odd, SampleBook(4), T0, firing=True) is None
+
+
 def test_execution_rule_fires_on_listed_status() -> None:
     """A failed job fires an execution rule for failed; a running one does not."""
     rule = ExecutionRule(name="failed", status=("failed",))
@@ -240,6 +251,22 @@ def test_counter_already_high_when_first_seen_does_not_fire() -> None:
     now = feed(book, SKIPPED, [1_000_000.0, 1_000_005.0])
     condition = evaluate(rising(), make_job(), book, now, firing=False)
     assert condition is not None and not condition.active and condition.increase == 5.0
+
+
+def test_growth_across_a_data_gap_is_not_counted_as_growth_within_the_window() -> None:
+    """60 rows per 10m never reach 100 in 10m; after a 20-minute outage the first samples
+    back must not compare against the last one before it (120 rows "in 10m")."""
+    book = SampleBook(128)
+    rule = rising()
+    steady = [index * 3.0 for index in range(21)]  # 3 rows a tick = 60 per 10m
+    now = feed(book, SKIPPED, steady)
+    assert not _active(evaluate(rule, make_job(), book, now, firing=False))
+    after = now + 40 * TICK  # 20 minutes without data, the counter kept growing
+    book.record(JOB_ID, SKIPPED, after, steady[-1] + 123.0)
+    assert evaluate(rule, make_job(), book, after, firing=False) is None  # unknown
+    book.record(JOB_ID, SKIPPED, after + TICK, steady[-1] + 126.0)
+    condition = evaluate(rule, make_job(), book, after + TICK, firing=False)
+    assert condition is not None and not condition.active and condition.increase == 3.0
 
 
 def test_rising_counts_growth_across_a_counter_reset() -> None:

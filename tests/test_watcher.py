@@ -29,7 +29,7 @@ from watchdog.notifications import META_RULE, Phase
 from watchdog.notify import TerminalNotifier
 from watchdog.polaris_models import Job
 from watchdog.reload import RulesHolder
-from watchdog.rulesfile import StalledRule
+from watchdog.rulesfile import ExecutionRule, StalledRule
 from watchdog.samples import SampleBook
 from watchdog.simulator import Simulator
 from watchdog.store import Silence, Store
@@ -305,7 +305,9 @@ async def test_failed_metrics_or_lookup_leaves_only_those_alerts_alone(
     assert rig.watcher.alerts[f"{blind}/{job[blind]}"].phase is Phase.FIRING
     assert report.metrics_failed == (1 if endpoint == "metrics" else 0)
     sim.faults.clear()
-    await rig.step()
+    # After a gap a window needs two fresh samples (the old baseline is stale): the
+    # rising alert resolves on the second tick back; the health alert on the first.
+    await rig.step(2 if blind == "skips-rising" else 1)
     assert notified(rig)[3:] == [("resolved", blind, job[blind])]
 
 
@@ -495,3 +497,21 @@ def test_a_stalled_alert_resolves_when_its_job_is_suspended() -> None:
     verdict = verdict_for(rule, job, state, SampleBook(10), START, metrics_ok=set())
     assert verdict is not None and verdict.condition is not None
     assert verdict.condition.active is False
+
+
+def test_a_failed_job_alert_does_not_resolve_when_the_job_grows_old() -> None:
+    """max_age keeps old failures from starting alerts; it does not end one that fires."""
+    rule = ExecutionRule(name="failed", status=("failed",), max_age=86_400.0)
+    job = Job.model_validate(
+        {
+            "id": job_id(1),
+            "type": "batch",
+            "executionStatus": "failed",
+            "lastUpdatedTimestamp": "2023-11-14T22:00:00Z",
+        }
+    )
+    later = START + 2 * 86_400
+    assert verdict_for(rule, job, None, SampleBook(10), later, metrics_ok=set()) is None
+    state = alert(job_id(1), rule="failed")
+    verdict = verdict_for(rule, job, state, SampleBook(10), later, metrics_ok=set())
+    assert verdict is not None and verdict.condition is not None and verdict.condition.active

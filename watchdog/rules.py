@@ -59,8 +59,12 @@ _INACTIVE = Condition(active=False)
 Point = tuple[float, float]
 
 
-def matches(rule: Rule, job: Job, now: float) -> bool:
-    """Whether ``rule`` looks at ``job`` at all (its ``match`` filters and ``max_age``)."""
+def matches(rule: Rule, job: Job, now: float, *, check_age: bool = True) -> bool:
+    """Whether ``rule`` looks at ``job`` at all (its ``match`` filters and ``max_age``).
+
+    ``max_age`` keeps old history from starting alerts; ``check_age=False`` leaves it out
+    for a job whose alert already fires (a job that stays failed must not "resolve" a day
+    later just because it got old)."""
     match = rule.match
     if match.type and job.type not in match.type:
         return False
@@ -72,7 +76,7 @@ def matches(rule: Rule, job: Job, now: float) -> bool:
             return False
     if match.job_id and job.id.lower() not in match.job_id:
         return False
-    if rule.max_age > 0 and job.is_terminal:
+    if check_age and rule.max_age > 0 and job.is_terminal:
         # A job that ended long ago is history: listing it must not page anyone.
         updated = job.updated_at
         if updated is not None and updated.timestamp() < now - rule.max_age:
@@ -176,15 +180,35 @@ def _current_window(
     series = book.series(job_id, metric)
     if series is None:
         return None
-    points = series.window(now - within, now)
+    points = _without_stale_baseline(series.window(now - within, now), now - within, within)
     if len(points) < 2 or points[-1][0] < fresh:
         return None
     return series, points
 
 
-def _health(rule: HealthRule, job: Job) -> Condition:
+def _without_stale_baseline(points: list[Point], start: float, within: float) -> list[Point]:
+    """Drop a baseline left over from before a gap in the data (an outage, a restart).
+
+    Growth since a point from 25 minutes ago is not growth "within 10m": after a gap the
+    window starts at its first point inside instead, which can only understate growth.
+    A baseline is stale when it lies further before the first point inside the window than
+    twice the series' spacing (or than the whole window, when the spacing is unknown).
+    """
+    if len(points) < 2 or points[0][0] > start:
+        return points  # no baseline before the window
+    gap = points[1][0] - points[0][0]
+    if len(points) >= 3:
+        limit = 2 * (points[-1][0] - points[1][0]) / (len(points) - 2)
+    else:
+        limit = within
+    return points[1:] if gap > limit * (1 + 1e-9) else points
+
+
+def _health(rule: HealthRule, job: Job) -> Condition | None:
     status = job.health_status
-    if status is None or status not in rule.status:
+    if status is None:
+        return None  # no (readable) health in Polaris' answer: unknown, not healthy
+    if status not in rule.status:
         return _INACTIVE
     code = job.health_code
     if rule.codes and code not in rule.codes:

@@ -33,7 +33,7 @@ def verdict_for(
     """
     # JobFacts are built only for a verdict: most (rule, job) pairs of a tick have none,
     # and building them for every pair was a quarter of the evaluation's cost.
-    if not matches(rule, job, now):
+    if not matches(rule, job, now, check_age=state is None):
         if state is None:
             return None
         return Verdict(
