@@ -296,3 +296,24 @@ async def test_outbox_survives_a_restart_on_sqlite(clock: FakeClock, tmp_path: P
         assert len(after.items) == 3
     finally:
         await second.close()
+
+
+async def test_only_the_leader_delivers_and_polling_finds_other_processes_items(
+    store: MemoryStore, notifier: RecordingNotifier, clock: FakeClock
+) -> None:
+    """A standby replica's dispatcher sends nothing; once it leads, it finds items another
+    process queued (no wake-up reaches it) within the poll period."""
+    leading = False
+    dispatcher = Dispatcher(store, notifier, clock=clock, may_deliver=lambda: leading, poll=0.01)
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        await enqueue(store, [1])
+        dispatcher.wake()
+        await asyncio.sleep(0.05)
+        assert notifier.items == []
+        leading = True
+        await asyncio.wait_for(notifier.wait_for(1), 5)  # no wake(): the poll finds it
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert targets(notifier.items) == ids(1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -288,7 +289,8 @@ async def test_failed_metrics_or_lookup_leaves_only_those_alerts_alone(
     start: Start, sim: Simulator, clock: FakeClock, endpoint: str, blind: str, seen: str
 ) -> None:
     """503 on metrics (for a rising alert) or on the lookup of a job that left its listing
-    (for a health alert) is "unknown": that alert stays; the one with data resolves."""
+    (for a health alert) is "unknown": that alert stays; the one with data resolves. Metrics
+    failing for longer than no_data_after also raise the meta-alert: rules are blind."""
     sim.set_totals(CLICKS, {SKIPPED: 1_000})
     sim.set_health(VIEWS, "error")
     rig = await start(RISING)
@@ -301,14 +303,16 @@ async def test_failed_metrics_or_lookup_leaves_only_those_alerts_alone(
     sim.faults.configure({"error_status": 503, "endpoints": [endpoint]})
     sim.set_health(VIEWS, "ok")  # leaves the error listing: looked up
     report = await rig.step(6)  # 3 minutes: the rising window has long passed
-    assert notified(rig)[2:] == [("resolved", seen, job[seen])]
+    meta = [("new", META_RULE, "-")] if endpoint == "metrics" else []
+    assert notified(rig)[2:] == [("resolved", seen, job[seen]), *meta]
     assert rig.watcher.alerts[f"{blind}/{job[blind]}"].phase is Phase.FIRING
     assert report.metrics_failed == (1 if endpoint == "metrics" else 0)
     sim.faults.clear()
     # After a gap a window needs two fresh samples (the old baseline is stale): the
     # rising alert resolves on the second tick back; the health alert on the first.
     await rig.step(2 if blind == "skips-rising" else 1)
-    assert notified(rig)[3:] == [("resolved", blind, job[blind])]
+    back = [("resolved", META_RULE, "-")] if meta else []
+    assert notified(rig)[3 + len(meta) :] == [*back, ("resolved", blind, job[blind])]
 
 
 async def test_reload_removing_a_rule_resolves_its_alerts(
@@ -515,3 +519,174 @@ def test_a_failed_job_alert_does_not_resolve_when_the_job_grows_old() -> None:
     state = alert(job_id(1), rule="failed")
     verdict = verdict_for(rule, job, state, SampleBook(10), later, metrics_ok=set())
     assert verdict is not None and verdict.condition is not None and verdict.condition.active
+
+
+class FlakyCommitStore(MemoryStore):
+    """A store whose next ``commit`` fails once (a locked or full disk)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_next = False
+
+    async def commit(self, **kwargs: Any) -> None:
+        if self.fail_next:
+            self.fail_next = False
+            raise OSError("database is locked")
+        await super().commit(**kwargs)
+
+
+async def test_a_failed_commit_announces_the_alert_on_the_next_tick(
+    start: Start, sim: Simulator
+) -> None:
+    """The tick whose commit fails leaves no trace in the bot's memory: the next tick
+    decides (and announces) the same incident again instead of believing it was posted."""
+    store = FlakyCommitStore()
+    rig = await start(HEALTH, store=store)
+    sim.set_health(CLICKS, "error")
+    store.fail_next = True
+    with pytest.raises(OSError):
+        await rig.tick()
+    assert rig.watcher.alerts == {}
+    await rig.step()
+    assert notified(rig) == [("new", "job-unhealthy", CLICKS)]
+
+
+async def test_health_alerts_are_committed_before_the_metrics_are_fetched(
+    start: Start, sim: Simulator, clock: FakeClock
+) -> None:
+    """Listing-only rules commit first: an unhealthy job is announced even when every
+    metrics request of the same tick fails."""
+    sim.set_health(ORDERS, "error")
+    rig = await start(RISING)
+    commits: list[tuple[int, int]] = []  # (notifications, metrics requests answered so far)
+    original = rig.store.commit
+
+    async def counting(**kwargs: Any) -> None:
+        commits.append((len(kwargs.get("outbox", ())), len(metric_paths(sim))))
+        await original(**kwargs)
+
+    rig.store.commit = counting  # type: ignore[method-assign]
+    sim.faults.configure({"error_status": 503, "endpoints": ["metrics"]})
+    report = await rig.tick()
+    assert commits[0] == (1, 0)  # phase 1: the health alert, before any metrics request
+    assert report.metrics_failed == 1
+    assert notified(rig) == [("new", "job-unhealthy", ORDERS)]
+
+
+async def test_hanging_metrics_end_at_the_deadline_and_resume_next_tick(
+    clock: FakeClock,
+) -> None:
+    """Metrics that hang cannot hold a tick past its deadline; the jobs not reached stay
+    unknown and the next tick starts with them."""
+    sim = Simulator(clock=clock)
+    jobs = [sim.add_job(table=f"t{n}").id for n in range(8)]
+    fast = 'interval = "100ms"\ntimeout = "100ms"'
+    rules = holder(RISING.replace('interval = "30s"', fast).replace(
+        'table = ["clicks"]', 'table = ["t*"]'))  # fmt: skip
+    store = MemoryStore()
+    await store.open()
+    async with serve_polaris(sim, concurrency=1) as client:
+        watcher = Watcher(client=client, store=store, rules=rules, clock=clock)
+        sim.faults.configure({"latency": 0.05, "endpoints": ["metrics"]})
+        report = await watcher.tick(clock())  # deadline: 2 × 100 ms, 50 ms a request
+        assert 0 < report.metrics_fetched < len(jobs)
+        assert report.metrics_skipped == len(jobs) - report.metrics_fetched
+        first = report.metrics_fetched
+        sim.stats.reset()
+        clock.advance(0.1)
+        await watcher.tick(clock())
+        asked = [path.split("/")[-2] for _, _, path, _ in sim.stats.request_log
+                 if path.endswith("/metrics")]  # fmt: skip
+        assert asked[0] == jobs[first]  # the next tick starts where the last one stopped
+    await store.close()
+
+
+async def test_a_job_missing_from_one_listing_keeps_its_history(
+    start: Start, sim: Simulator, clock: FakeClock
+) -> None:
+    """Offset pagination can skip a job for a tick: its samples stay, so its firing rising
+    alert neither resolves on a half-empty window nor pages again when it is back."""
+    sim.set_totals(CLICKS, {SKIPPED: 1_000})
+    rig = await start(RISING)
+    await rig.tick()
+    clock.advance(30)
+    sim.set_totals(CLICKS, {SKIPPED: 2_000})
+    await rig.tick()
+    assert ("new", "skips-rising", CLICKS) in notified(rig)
+    sim.set_execution(CLICKS, "suspended")  # gone from this tick's metric targets
+    await rig.step()
+    assert rig.watcher.book.series(CLICKS, SKIPPED) is not None
+    sim.set_execution(CLICKS, "running")
+    await rig.step()
+    assert [n for n in notified(rig) if n[0] == "new"] == [("new", "skips-rising", CLICKS)]
+
+
+async def test_reload_to_a_longer_interval_keeps_the_history(start: Start, tmp_path: Path) -> None:
+    """Lengthening the interval never shrinks the sample rings (their points are spaced
+    by the old interval)."""
+    path = tmp_path / "rules.toml"
+    path.write_text(RISING)
+    rules = RulesHolder.from_file(path)
+    rig = await start(rules)
+    await rig.tick()
+    before = rig.watcher.book.capacity
+    path.write_text(RISING.replace('interval = "30s"', 'interval = "60s"'))
+    assert rules.reload()
+    await rig.step()
+    assert rig.watcher.book.capacity == before
+
+
+async def test_a_job_id_that_is_not_a_uuid_does_not_stop_the_tick(
+    start: Start, sim: Simulator
+) -> None:
+    """One odd id in a listing: its metrics are unknown, everything else is judged."""
+    sim.add_job(table="clicks", job_id="legacy-job-7")
+    sim.set_health(VIEWS, "error")
+    rig = await start(RISING)
+    report = await rig.tick()
+    assert report.metrics_failed == 1
+    assert notified(rig) == [("new", "job-unhealthy", VIEWS)]
+
+
+class FlakyLeaseStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_lease = 1
+
+    async def acquire_lease(self, holder: str, now: float, ttl: float) -> bool:
+        if self.fail_lease:
+            self.fail_lease -= 1
+            raise OSError("database is locked")
+        return await super().acquire_lease(holder, now, ttl)
+
+
+async def test_a_store_error_on_the_lease_does_not_end_the_loop(
+    start: Start, sim: Simulator, clock: FakeClock
+) -> None:
+    """The loop survives a failed lease call: that round is skipped, the next one ticks."""
+    store = FlakyLeaseStore()
+    rig = await start(HEALTH, store=store)
+    sim.set_health(CLICKS, "error")
+    rig.watcher._sleep = Sleeps(clock, stop_after=3)  # type: ignore[attr-defined]
+    with pytest.raises(StopLoop):
+        await rig.watcher.run()
+    await rig.dispatcher.deliver_once()
+    assert notified(rig) == [("new", "job-unhealthy", CLICKS)]
+
+
+async def test_a_new_leader_reloads_what_the_old_one_left(
+    start: Start, sim: Simulator, clock: FakeClock
+) -> None:
+    """A standby that takes the lease over adopts the alerts the previous leader stored,
+    instead of posting them again from its stale start-up view."""
+    sim.set_health(CLICKS, "error")
+    rig = await start(HEALTH)
+    assert await rig.store.acquire_lease("other-replica", clock(), 90.0)
+    assert await rig.watcher._lead(30.0) is False  # standby
+    await rig.store.release_lease("other-replica")
+    announced = replace(alert(CLICKS), posted=True)
+    await rig.store.commit(upserts=[announced], now=clock())  # what the leader did
+    assert await rig.watcher._lead(30.0) is True
+    assert f"job-unhealthy/{CLICKS}" in rig.watcher.alerts
+    await rig.tick()
+    assert notified(rig) == []  # already announced by the other replica

@@ -81,7 +81,12 @@ class Bot:
         """Alive while the poll loop has ticked within the last three intervals."""
         interval = self.rules.current.watch.interval
         now = self.clock()
-        last = self.watcher.last_tick_at if self.watcher is not None else None
+        last = None
+        if self.watcher is not None:
+            # A tick that is still making progress (answers from Polaris, commits) is a
+            # live loop too, however long it takes.
+            seen = (self.watcher.last_tick_at, self.watcher.last_progress_at)
+            last = max((t for t in seen if t is not None), default=None)
         reference = last if last is not None else self.started_at
         age = now - reference
         if age > 3 * interval:
@@ -179,7 +184,13 @@ async def _commands_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = bot.settings
     assert bot.polaris and bot.store and bot.session and bot.notifier
     bot.dispatcher = Dispatcher(
-        bot.store, bot.notifier, clock=bot.clock, sleep=bot.sleep, metrics=bot.metrics
+        bot.store,
+        bot.notifier,
+        clock=bot.clock,
+        sleep=bot.sleep,
+        metrics=bot.metrics,
+        may_deliver=lambda: bot.watcher is not None and bot.watcher.leader,
+        poll=bot.rules.current.watch.interval,
     )
 
     async def audit(entry: AuditEntry) -> None:

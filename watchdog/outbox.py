@@ -59,8 +59,14 @@ class Dispatcher:
         base_backoff: float = 1.0,
         max_backoff: float = 60.0,
         rng: random.Random | None = None,
+        may_deliver: Callable[[], bool] = lambda: True,
+        poll: float | None = None,
     ) -> None:
         self._store = store
+        # Only the leader replica delivers; ``poll`` also picks up items another process
+        # committed (a standby's slash command audit lines), which wake no one here.
+        self._may_deliver = may_deliver
+        self._poll = poll
         self._notifier = notifier
         self._clock = clock
         self._sleep = sleep
@@ -161,6 +167,12 @@ class Dispatcher:
                     return  # stopping while the destination is down: leave it queued
                 await self._sleep(wait)
                 continue
+            if not self._may_deliver():
+                if self._deadline is not None:
+                    return
+                self._wakeup.clear()
+                await self._idle()
+                continue
             self._wakeup.clear()
             self._delivering = True
             try:
@@ -176,7 +188,17 @@ class Dispatcher:
                 if not ok or self._out_of_time() or not await self._due():
                     return
             elif ok and not self._backlog:
-                await self._wakeup.wait()
+                await self._idle()
+
+    async def _idle(self) -> None:
+        """Wait for a wake-up (or the poll period, when there is one)."""
+        if self._poll is None:
+            await self._wakeup.wait()
+            return
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), self._poll)
+        except TimeoutError:
+            pass
 
     async def _due(self) -> bool:
         return bool(await self._store.outbox_due(self._clock(), 1))

@@ -207,8 +207,11 @@ class PolarisClient:
         )
         return self._model(Job, raw, "set_status")
 
-    async def get_metrics(self, job_id: str) -> Metrics:
-        raw = await self._request("GET", f"/jobs/{check_job_id(job_id)}/metrics", "metrics")
+    async def get_metrics(self, job_id: str, *, attempts: int | None = None) -> Metrics:
+        """``attempts`` overrides the retry policy's (the watch loop retries on its next
+        tick instead of holding the tick up)."""
+        path = f"/jobs/{check_job_id(job_id)}/metrics"
+        raw = await self._request("GET", path, "metrics", attempts=attempts)
         return self._model(Metrics, raw, "metrics")
 
     async def get_logs(self, job_id: str) -> list[LogEntry]:
@@ -277,7 +280,9 @@ class PolarisClient:
         *,
         params: list[tuple[str, str]] | None = None,
         json: Any = None,
+        attempts: int | None = None,
     ) -> Any:
+        attempts = self._retry.attempts if attempts is None else attempts
         # The first attempt runs without a retry loop: nearly every request succeeds at
         # once, and tenacity's per-call objects form reference cycles (~32 objects a call)
         # that only the cyclic GC frees — at thousands of requests a tick that garbage
@@ -285,12 +290,12 @@ class PolarisClient:
         try:
             return await self._attempt(method, path, endpoint, params, json)
         except PolarisError as exc:
-            if not exc.transient or self._retry.attempts < 2:
+            if not exc.transient or attempts < 2:
                 raise
             await self._sleep(self._backoff(1, exc))
         retrying = AsyncRetrying(
             retry=retry_if_exception(lambda e: isinstance(e, PolarisError) and e.transient),
-            stop=stop_after_attempt(self._retry.attempts - 1),
+            stop=stop_after_attempt(attempts - 1),
             wait=self._wait,
             sleep=self._sleep,
             reraise=True,

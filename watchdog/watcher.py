@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from watchdog.alerts import Timing, Verdict, evolve
+from watchdog.alerts import Timing, Verdict
+from watchdog.judge import Tally
 from watchdog.metrics import BotMetrics
 from watchdog.notifications import (
     META_JOB,
@@ -32,34 +33,32 @@ from watchdog.notifications import (
     AlertState,
     Condition,
     JobFacts,
-    Notification,
     Phase,
-    Reason,
     RuleFacts,
-    fingerprint,
 )
-from watchdog.observe import Observer
+from watchdog.observe import Observation, Observer
 from watchdog.planning import Plan, plan
-from watchdog.polaris import JobListing, PolarisClient
-from watchdog.polaris_errors import PolarisAuthError, PolarisError
-from watchdog.polaris_models import Job
+from watchdog.polaris import PolarisClient
+from watchdog.polaris_errors import PolarisAuthError
 from watchdog.reload import RulesHolder
-from watchdog.rulesfile import Rule, RuleSet
+from watchdog.rulesfile import RuleSet
 from watchdog.samples import SampleBook, capacity_for
 from watchdog.store import Store
-from watchdog.verdicts import verdict_for
 
 log = structlog.get_logger(__name__)
 
-#: Evaluations between two yields to the event loop, so slash commands are acked promptly
-#: even during a 5,000-job tick.
-_YIELD_EVERY = 200
 _META_FACTS = RuleFacts(
     name=META_RULE,
     kind="meta",
     severity="critical",
     description="The bot cannot get data from Polaris.",
 )
+#: Share of failed metrics requests that counts as "Polaris gives no metrics".
+_METRICS_OUTAGE = 0.9
+
+
+class LeaseLost(Exception):
+    """Another replica took the leader lease during this tick: its results are dropped."""
 
 
 @dataclass
@@ -70,6 +69,7 @@ class TickReport:
     listings_failed: int = 0
     metrics_fetched: int = 0
     metrics_failed: int = 0
+    metrics_skipped: int = 0
     lookups: int = 0
     evaluations: int = 0
     notifications: Counter[str] = field(default_factory=Counter)
@@ -80,7 +80,9 @@ class TickReport:
     def outcome(self) -> str:
         if self.error is not None:
             return "failed"
-        return "partial" if self.listings_failed or self.metrics_failed else "ok"
+        if self.listings_failed or self.metrics_failed or self.metrics_skipped:
+            return "partial"
+        return "ok"
 
 
 class Watcher:
@@ -96,7 +98,7 @@ class Watcher:
         metrics: BotMetrics | None = None,
         holder: str = "watchdog",
     ) -> None:
-        self._observer = Observer(client)
+        self._observer = Observer(client, on_progress=self._progress)
         self._store = store
         self._rules = rules
         self._on_commit = on_commit
@@ -108,8 +110,12 @@ class Watcher:
         self._plan_cache: tuple[RuleSet, Plan] | None = None
         self.book = SampleBook(self._capacity(rules.current))
         self.last_tick_at: float | None = None
+        self.last_progress_at: float | None = None  # any answer from Polaris, any commit
         self.last_data_at: float | None = None
+        self.leader = False
+        self._stood_by = False
         self._last_prune = 0.0
+        self._last_listed: dict[str, float] = {}  # job -> last tick it was a metrics target
         self._forgotten: set[str] = set()  # jobs dropped from the book, still on disk
         self._failing: str | None = None
         self.idle = asyncio.Event()  # clear while a tick runs: shutdown waits for it
@@ -124,10 +130,15 @@ class Watcher:
     def _retention(self, rules: RuleSet) -> float:
         return rules.max_window + 3 * rules.watch.interval
 
+    def _progress(self) -> None:
+        self.last_progress_at = self._clock()
+
     async def load(self, now: float) -> None:
-        """Restore alert states and sample history saved by an earlier run."""
+        """Restore alert states and sample history saved by an earlier run (or by the
+        replica that led before us)."""
         self._alerts = {a.fingerprint: a for a in await self._store.load_alerts()}
         rules = self._rules.current
+        self.book = SampleBook(max(self.book.capacity, self._capacity(rules)))
         # Slices of a few ticks: an hour of 10,000 series is ~1.2 M rows, too many to
         # hold at once next to the book they are loaded into.
         step = 10 * rules.watch.interval
@@ -135,6 +146,7 @@ class Watcher:
         while start <= now:
             loaded += self.book.load(await self._store.load_samples(start, start + step))
             start += step
+        self._last_listed = dict.fromkeys(self.book.jobs(), now)
         log.info("watch.restored", alerts=len(self._alerts), samples=loaded)
 
     @property
@@ -144,13 +156,21 @@ class Watcher:
     def _plan(self, rules: RuleSet) -> Plan:
         if self._plan_cache is None or self._plan_cache[0] is not rules:
             self._plan_cache = (rules, plan(rules.rules))
-            self.book.resize(self._capacity(rules))
+            # Only ever grow: the points kept were spaced by the old interval, and a
+            # shorter ring would cut history a window still needs.
+            if self._capacity(rules) > self.book.capacity:
+                self.book.resize(self._capacity(rules))
         return self._plan_cache[1]
 
     # ---- the tick ----------------------------------------------------------------------
 
     async def tick(self, now: float) -> TickReport:
-        """One observe → evaluate → commit round at time ``now``."""
+        """One observe → judge → commit round at time ``now``, in two phases.
+
+        Rules that need only the listings are judged and committed first, so an unhealthy
+        job is announced without waiting for thousands of metrics requests; metric rules
+        and the meta-alert follow once the metrics are in (or their deadline passed).
+        """
         started = time.perf_counter()
         rules = self._rules.current
         the_plan = self._plan(rules)
@@ -158,169 +178,81 @@ class Watcher:
         by_rule: dict[str, dict[str, AlertState]] = {}
         for state in self._alerts.values():
             by_rule.setdefault(state.rule, {})[state.job_id] = state
-        seen = await self._observer.observe(rules, the_plan, self.book, now, by_rule)
-        failures = seen.failures
-        report.listings_failed = len(failures)
+        seen = await self._observer.listings(rules, the_plan, now, by_rule)
+        tally = Tally(dict(self._alerts), await self._store.list_silences(), now)
+
+        for rule in rules.rules:
+            if not rule.metrics:
+                index = the_plan.rule_queries.get(rule.name)
+                await tally.judge(rule, index, seen, by_rule.get(rule.name, {}), self.book)
+        tally.resolve_removed({rule.name for rule in rules.rules})
+        await self._commit(tally, seen, report, rules)
+
+        watch = rules.watch
+        await self._observer.metrics(
+            seen, self.book, now, within=max(2 * watch.interval, 2 * watch.timeout)
+        )
+        meta = self._alerts.get(f"{META_RULE}/{META_JOB}")
+        tally.settle(None, _META_FACTS, Timing(for_=watch.no_data_after), meta,
+                     self._meta_verdict(now, seen))  # fmt: skip
+        for rule in rules.rules:
+            if rule.metrics:
+                index = the_plan.rule_queries.get(rule.name)
+                await tally.judge(rule, index, seen, by_rule.get(rule.name, {}), self.book)
+        await self._commit(tally, seen, report, rules)
+        self._forget_absent(now, seen, the_plan, rules)
+        await self._prune(now, rules)
+
+        report.listings_failed = len(seen.failures)
         report.jobs = len(seen.jobs)
         report.metrics_fetched = len(seen.metrics_ok)
         report.metrics_failed = seen.metrics_failed
+        report.metrics_skipped = seen.metrics_skipped
         report.lookups = len(seen.looked_up)
-
-        silences = [s for s in await self._store.list_silences() if s.active(now)]
-        muted_rules = {s.target for s in silences if s.target_kind == "rule"}
-        muted_jobs = {s.target for s in silences if s.target_kind == "job"}
-        muted_alerts = {s.target for s in silences if s.target_kind == "alert"}
-
-        upserts: list[AlertState] = []
-        deletes: list[str] = []
-        outgoing: list[Notification] = []
-
-        def settle(
-            rule: Rule | None,
-            facts: RuleFacts,
-            timing: Timing,
-            prev: AlertState | None,
-            verdict: Verdict,
-        ) -> None:
-            muted = (
-                facts.name in muted_rules
-                or verdict.job.job_id in muted_jobs
-                or fingerprint(facts.name, verdict.job.job_id) in muted_alerts
-            )
-            step = evolve(
-                prev,
-                verdict,
-                rule=facts.name,
-                severity=facts.severity,
-                timing=timing,
-                now=now,
-                muted=muted,
-            )
-            if step.state is None:
-                if prev is not None:
-                    deletes.append(prev.fingerprint)
-                    del self._alerts[prev.fingerprint]
-            elif step.state != prev:
-                upserts.append(step.state)
-                self._alerts[step.state.fingerprint] = step.state
-            if step.reason is not None and step.announced is not None:
-                outgoing.append(
-                    Notification(
-                        reason=step.reason,
-                        alert=step.announced,
-                        rule=facts,
-                        channel=rule.channel if rule is not None else None,
-                        mention=rule.mention
-                        if rule is not None and step.reason is Reason.NEW
-                        else None,
-                    )
-                )
-
-        settle(
-            None,
-            _META_FACTS,
-            Timing(for_=rules.watch.no_data_after),
-            self._alerts.get(f"{META_RULE}/{META_JOB}"),
-            self._meta_verdict(now, seen.results, failures),
-        )
-
-        evaluations = 0
-        known = {rule.name for rule in rules.rules}
-        for rule in rules.rules:
-            index = the_plan.rule_queries.get(rule.name)
-            states = by_rule.get(rule.name, {})
-            if index is not None and seen.failed(index):
-                continue  # no data for this rule: its alerts stay as they are
-            facts = RuleFacts(
-                name=rule.name,
-                kind=rule.kind,
-                severity=rule.severity,
-                description=rule.description,
-                runbook=rule.runbook,
-            )
-            timing = Timing.of(rule)
-            candidates = seen.listed[index] if index is not None else {}
-            for job in candidates.values():
-                prev = states.get(job.id)
-                verdict = verdict_for(rule, job, prev, self.book, now, seen.metrics_ok)
-                if verdict is not None:
-                    settle(rule, facts, timing, prev, verdict)
-                evaluations += 1
-                if evaluations % _YIELD_EVERY == 0:
-                    await asyncio.sleep(0)
-            for job_id, state in states.items():
-                if job_id in candidates or job_id in seen.unparsed:
-                    continue
-                found = seen.looked_up.get(job_id) if index is not None else None
-                if found == "gone":
-                    settle(
-                        rule,
-                        facts,
-                        timing,
-                        state,
-                        Verdict(state.job, None, gone="job no longer exists"),
-                    )
-                elif isinstance(found, Job):
-                    verdict = verdict_for(rule, found, state, self.book, now, seen.metrics_ok)
-                    if verdict is not None:
-                        settle(rule, facts, timing, state, verdict)
-                elif index is None:
-                    settle(
-                        rule,
-                        facts,
-                        timing,
-                        state,
-                        Verdict(
-                            state.job,
-                            Condition(False),
-                            clear_reason="the rule can no longer match any job",
-                        ),
-                    )
-        report.evaluations = evaluations
-
-        # Alerts of rules that a reload removed resolve with that reason.
-        for state in [s for s in self._alerts.values() if s.rule not in known | {META_RULE}]:
-            settle(
-                None,
-                RuleFacts(name=state.rule, kind="removed", severity=state.severity),
-                Timing(),
-                state,
-                Verdict(state.job, None, gone="rule removed from the rules file"),
-            )
-
-        await self._store.append_samples(seen.rows)
-        await self._store.commit(upserts=upserts, deletes=deletes, outbox=outgoing, now=now)
-        if outgoing:
-            self._on_commit()
-        if not failures and the_plan.queries:
-            before = self.book.jobs()
-            self.book.retain(set(seen.targets))
-            self._forgotten |= before - self.book.jobs()
-        await self._prune(now, rules)
-
-        report.notifications.update(n.reason.value for n in outgoing)
+        report.evaluations = tally.evaluations
         firing = Counter(a.rule for a in self._alerts.values() if a.phase is Phase.FIRING)
         report.firing = sum(firing.values())
         report.seconds = time.perf_counter() - started
         self._observe(report, firing)
         return report
 
-    def _meta_verdict(
-        self, now: float, results: list[JobListing | PolarisError], failures: list[PolarisError]
-    ) -> Verdict:
+    async def _commit(
+        self, tally: Tally, seen: Observation, report: TickReport, rules: RuleSet
+    ) -> None:
+        """Write what the tally decided (and this tick's samples), then adopt it."""
+        if not await self._store.acquire_lease(
+            self._holder, self._clock(), 3 * rules.watch.interval
+        ):
+            raise LeaseLost("another replica holds the leader lease")
+        upserts, deletes, outgoing = tally.take()
+        rows, seen.rows = seen.rows, []
+        await self._store.append_samples(rows)
+        await self._store.commit(upserts=upserts, deletes=deletes, outbox=outgoing, now=tally.now)
+        self._alerts = dict(tally.alerts)  # only now: the store has it
+        self._progress()
+        report.notifications.update(n.reason.value for n in outgoing)
+        if outgoing:
+            self._on_commit()
+
+    def _meta_verdict(self, now: float, seen: Observation) -> Verdict:
         facts = JobFacts(job_id=META_JOB, table=None, type="polaris")
-        if results and len(failures) == len(results):
-            since = self.last_data_at
+        failures = seen.failures
+        tried = len(seen.targets) - seen.metrics_skipped
+        since = self.last_data_at
+        when = f" since {time.strftime('%H:%M:%S UTC', time.gmtime(since))}" if since else ""
+        summary: str | None = None
+        if seen.results and len(failures) == len(seen.results):
             auth = next((f for f in failures if isinstance(f, PolarisAuthError)), None)
             what = "Polaris rejects the API key" if auth is not None else "cannot reach Polaris"
-            when = (
-                f" since {time.strftime('%H:%M:%S UTC', time.gmtime(since))}"
-                if since is not None
-                else ""
+            summary = f"{what}{when}: {auth or failures[0]}"
+        elif tried > 0 and seen.metrics_failed >= max(1, _METRICS_OUTAGE * tried):
+            summary = (
+                f"Polaris lists jobs but does not answer their metrics{when} "
+                f"({seen.metrics_failed} of {tried} failed): metric rules are blind"
             )
-            summary = f"{what}{when}: {(auth or failures[0])}"
+        if summary is not None:
             if self._failing is None:
-                log.warning("watch.no_data", error=str(auth or failures[0]))
+                log.warning("watch.no_data", problem=summary)
             self._failing = summary
             return Verdict(facts, Condition(True, summary=summary[:2000]))
         if self._failing is not None:
@@ -328,6 +260,23 @@ class Watcher:
             self._failing = None
         self.last_data_at = now
         return Verdict(facts, Condition(False), clear_reason="Polaris answers again")
+
+    def _forget_absent(self, now: float, seen: Observation, the_plan: Plan, rules: RuleSet) -> None:
+        """Drop the history of jobs no metric rule has watched for a whole retention.
+
+        Not at the first absence: offset pagination can skip a job for a tick when the
+        list shifts under it, and a job missing once must keep its windows.
+        """
+        if seen.failures or not the_plan.queries:
+            return
+        for job_id in seen.targets:
+            self._last_listed[job_id] = now
+        retention = self._retention(rules)
+        for job_id in self.book.jobs():
+            if now - self._last_listed.setdefault(job_id, now) > retention:
+                self.book.forget(job_id)
+                del self._last_listed[job_id]
+                self._forgotten.add(job_id)
 
     async def _prune(self, now: float, rules: RuleSet) -> None:
         if now - self._last_prune < 300:
@@ -349,19 +298,32 @@ class Watcher:
 
     # ---- the loop ----------------------------------------------------------------------
 
+    async def _lead(self, interval: float) -> bool:
+        """Take or renew the leader lease; on taking it over, reload what the previous
+        leader left in the store (our own view of it is stale)."""
+        try:
+            won = await self._store.acquire_lease(self._holder, self._clock(), 3 * interval)
+        except Exception:
+            log.exception("watch.lease_failed")  # a store hiccup: not leader this round
+            won = False
+        if won and not self.leader and self._stood_by:
+            log.info("watch.lease_acquired", holder=self._holder)
+            await self.load(self._clock())
+        elif not won and (self.leader or not self._stood_by):
+            log.info("watch.standby", reason="another replica holds the leader lease")
+        self._stood_by |= not won
+        self.leader = won
+        return won
+
     async def run(self) -> None:
         """Tick every ``interval`` without drift; a slow tick skips, never bunches, ticks."""
         next_at = self._clock()
         failures = 0
-        waiting_for_lease = False
         while True:
             interval = self._rules.current.watch.interval
-            if await self._store.acquire_lease(self._holder, self._clock(), 3 * interval):
-                if waiting_for_lease:
-                    log.info("watch.lease_acquired", holder=self._holder)
-                waiting_for_lease = False
-                self.idle.clear()
-                try:
+            self.idle.clear()
+            try:
+                if await self._lead(interval):
                     report = await self.tick(next_at)
                     failures = failures + 1 if report.listings_failed else 0
                     log.debug(
@@ -371,16 +333,16 @@ class Watcher:
                         outcome=report.outcome,
                         firing=report.firing,
                     )
-                except Exception:
-                    failures += 1
-                    log.exception("watch.tick_crashed")
-                    if self._metrics is not None:
-                        self._metrics.ticks.labels("failed").inc()
-                finally:
-                    self.idle.set()
-            elif not waiting_for_lease:
-                waiting_for_lease = True
-                log.info("watch.standby", reason="another replica holds the leader lease")
+            except LeaseLost:
+                log.warning("watch.lease_lost", holder=self._holder)
+                self.leader = False
+            except Exception:
+                failures += 1
+                log.exception("watch.tick_crashed")
+                if self._metrics is not None:
+                    self._metrics.ticks.labels("failed").inc()
+            finally:
+                self.idle.set()
             self.last_tick_at = self._clock()
             # Back off a little while Polaris fails, but never past two intervals: the
             # health check calls the loop dead after three.
