@@ -311,26 +311,54 @@ async def test_bad_token_fails_check_auth_with_a_clear_message(
     assert await good.check_auth() == "U0WATCHDOG"
 
 
-async def test_unknown_channel_is_dead_lettered_and_does_not_block(
+async def test_alert_for_a_closed_rule_channel_goes_to_the_default_channel(
     slack: SlackRig, store: MemoryStore, dispatcher: Dispatcher
 ) -> None:
-    """channel_not_found: that item is set aside, the next one is posted."""
-    lost = notification(alert(job_id(1)), channel="C0NOWHERE")
-    assert await send(store, dispatcher, lost, notification(alert(job_id(2))))
+    """A rule's channel that is gone (channel_not_found) does not lose its alert: it is
+    posted in the default channel instead."""
+    assert await send(store, dispatcher, notification(alert(job_id(1)), channel="C0NOWHERE"))
+    [post] = slack.standin.top_level(CHANNEL)
+    assert job_id(1) in post.text
+    assert await store.outbox_size() == 0
+
+
+async def test_undeliverable_item_is_dead_lettered_and_does_not_block(
+    slack: SlackRig, store: MemoryStore, clock: FakeClock
+) -> None:
+    """The default channel itself refused: that item is set aside, the next is posted."""
+    rules = holder(RULES.replace(f'channel = "{CHANNEL}"', 'channel = "C0GONE"'))
+    notifier = SlackNotifier(slack.web, store, rules, clock=clock, pace=None)
+    dispatcher = Dispatcher(store, notifier, clock=clock)
+    lost = notification(alert(job_id(1)))
+    assert await send(store, dispatcher, lost, notification(alert(job_id(2)), channel=CHANNEL))
     [post] = slack.standin.top_level()
     assert job_id(2) in post.text
     assert await store.outbox_size() == 0
-    assert await dispatcher.deliver_once()
     assert len(slack.standin.calls_of("chat.postMessage")) == 2
+
+
+async def test_an_error_slack_reports_in_a_200_body_is_retried_not_dropped(
+    slack: SlackRig, store: MemoryStore, dispatcher: Dispatcher, clock: FakeClock
+) -> None:
+    """fatal_error / internal_error in an HTTP 200 answer is Slack having trouble: the alert
+    stays queued and is posted on the retry."""
+    slack.standin.fail(1, status=200, methods=["chat.postMessage"])
+    assert not await send(store, dispatcher, notification(alert(job_id(1))))
+    assert await store.outbox_size() == 1
+    clock.advance(dispatcher.blocked_until - clock())
+    assert await dispatcher.deliver_once()
+    assert len(slack.standin.top_level()) == 1
 
 
 async def test_audit_entries_go_to_the_audit_channel(
     slack: SlackRig, store: MemoryStore, dispatcher: Dispatcher
 ) -> None:
-    """Who paused which job is posted to [slack] audit_channel."""
-    assert await send(store, dispatcher, audit(7))
-    [post] = slack.standin.top_level(AUDIT_CHANNEL)
+    """Who paused which job is posted to [slack] audit_channel — also when it was typed
+    in another channel or a DM, where the team would not see it."""
+    assert await send(store, dispatcher, audit(7), audit(8, channel="D0PRIVATEDM"))
+    post, other = slack.standin.top_level(AUDIT_CHANNEL)
     assert "<@U0OPERATOR>" in post.text and "paused" in post.text and job_id(7) in post.text
+    assert job_id(8) in other.text
     assert slack.standin.top_level(CHANNEL) == []
 
 

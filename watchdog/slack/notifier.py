@@ -71,6 +71,11 @@ _BAD_CHANNEL = frozenset(
         "cannot_reply_to_message",
     }
 )
+#: Errors Slack reports in the body of an answer (even an HTTP 200) that say "not now":
+#: retried like a 5xx, never dead-lettered.
+_TRANSIENT = frozenset(
+    {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"}
+)
 _GONE_MESSAGE = frozenset(
     {"message_not_found", "cant_update_message", "edit_window_closed", "thread_not_found"}
 )
@@ -135,7 +140,8 @@ class SlackNotifier:
         except SlackApiError as exc:
             error = exc.response.get("error") if exc.response is not None else None
             status = exc.response.status_code if exc.response is not None else 0
-            if status == 429 or status >= 500:  # an outage says nothing about the token
+            # An outage (or Slack's own trouble) says nothing about the token.
+            if status == 429 or status >= 500 or error in _TRANSIENT:
                 where = f"auth.test at {self._web.base_url}"
                 raise SlackUnreachableError(
                     f"Slack is unavailable (HTTP {status} from {where})"
@@ -166,12 +172,12 @@ class SlackNotifier:
                 str(exc.response.get("error") or status) if exc.response is not None else "unknown"
             )
             self._count_error(method, error)
-            if status == 429 or status >= 500:
+            if status == 429 or status >= 500 or error in _TRANSIENT:
                 retry = (
                     exc.response.headers.get("Retry-After") if exc.response is not None else None
                 )
                 raise DeliveryUnavailable(
-                    f"Slack {method}: HTTP {status}", float(retry) if retry else None
+                    f"Slack {method}: HTTP {status} {error}", float(retry) if retry else None
                 ) from None
             if error in _AUTH_ERRORS:
                 raise DeliveryUnavailable(
@@ -192,7 +198,8 @@ class SlackNotifier:
     async def post(
         self, channel: str, message: SlackMessage, *, thread_ts: str | None = None
     ) -> MessageRef:
-        """Post, falling back to plain text when Slack refuses the blocks."""
+        """Post, falling back to plain text when Slack refuses the blocks, and to the
+        default channel when a rule's own channel is gone or closed to the bot."""
         extra = {"thread_ts": thread_ts} if thread_ts else {}
         try:
             resp = await self._call(
@@ -206,6 +213,11 @@ class SlackNotifier:
         except _Permanent as exc:
             if exc.error in _GONE_MESSAGE and thread_ts:
                 return await self.post(channel, message)  # the thread is gone: top level
+            default = self._rules.current.slack.channel
+            if exc.error in _BAD_CHANNEL and not thread_ts and default and channel != default:
+                log.error("slack.channel_refused", channel=channel, error=exc.error,
+                          fallback=default)  # fmt: skip
+                return await self.post(default, message)
             if exc.error not in _BAD_CONTENT:
                 raise
             log.warning("slack.blocks_refused", error=exc.error, channel=channel)
@@ -223,14 +235,24 @@ class SlackNotifier:
                 return False
             if exc.error not in _BAD_CONTENT:
                 raise
-            await self._call("chat_update", ref.channel, ts=ref.ts, text=message.text[:3900])
+            # Without blocks=[] Slack would keep the old blocks (the FIRING ones) under the
+            # new text.
+            await self._call(
+                "chat_update", ref.channel, ts=ref.ts, text=message.text[:3900], blocks=[]
+            )
         return True
 
     # ---- delivery ----------------------------------------------------------------------
 
     def channel_for(self, wanted: str | None, audit: bool = False) -> str:
+        """An alert's channel: its rule's, else the default. Audit lines always go to the
+        audit channel (else the default): a change typed in a DM must still be seen by the
+        team; where it was typed is used only when no channel is configured at all."""
         slack = self._rules.current.slack
-        channel = wanted or (slack.audit_channel if audit else None) or slack.channel
+        if audit:
+            channel = slack.audit_channel or slack.channel or wanted
+        else:
+            channel = wanted or slack.channel
         if not channel:
             raise _Permanent("no Slack channel configured ([slack] channel in the rules file)")
         return channel
