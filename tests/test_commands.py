@@ -576,7 +576,8 @@ async def test_response_url_outside_slack_is_never_posted_to(rig: Rig) -> None:
 
 
 async def test_pause_button_suspends_and_replaces_the_buttons(rig: Rig) -> None:
-    """Pause on an alert suspends the job; the message keeps its content, loses its buttons."""
+    """Pause on an alert suspends the job; the message keeps its content, and its Pause
+    button becomes Resume (Cancel and Silence stay)."""
     post = alert_post(alert_for(STREAM, "clicks"))
     answer = await rig.click(Action.PAUSE, STREAM, message=post, rule="job-unhealthy")
     updated = await answer.final()
@@ -584,8 +585,9 @@ async def test_pause_button_suspends_and_replaces_the_buttons(rig: Rig) -> None:
     assert updated["replace_original"] is True and updated["response_type"] == "in_channel"
     assert updated["text"] == post["text"]
     assert [b["type"] for b in updated["blocks"] if b["type"] != "context"] == [
-        b["type"] for b in post["blocks"] if b["type"] not in ("actions", "context")
+        b["type"] for b in post["blocks"] if b["type"] != "context"
     ]
+    assert button_ids(updated) == [Action.RESUME, Action.CANCEL, Action.SILENCE]
     outcome = [b for b in updated["blocks"] if b.get("block_id") == "wd_outcome"]
     assert outcome[0]["elements"][0]["text"].startswith(f"⏸ Paused by <@{OPERATOR}> · <!date^")
     [entry] = rig.audit
@@ -595,6 +597,32 @@ async def test_pause_button_suspends_and_replaces_the_buttons(rig: Rig) -> None:
         "inc-1",
         "clicks",
     )
+
+
+def button_ids(message: dict[str, Any]) -> list[str]:
+    return [
+        element["action_id"]
+        for block in message["blocks"]
+        if block["type"] == "actions"
+        for element in block["elements"]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("action", "left"),
+    [
+        (Action.CANCEL, [Action.SILENCE]),  # a canceled job has nothing left to pause
+        (Action.SILENCE, [Action.PAUSE, Action.CANCEL]),
+    ],
+)
+async def test_buttons_left_after_a_click_follow_what_was_done(
+    rig: Rig, action: Action, left: list[Action]
+) -> None:
+    """After Cancel only Silence is left; after Silence no second Silence."""
+    post = alert_post(alert_for(STREAM, "clicks"))
+    answer = await rig.click(action, STREAM, message=post, rule="job-unhealthy")
+    updated = await answer.final()
+    assert button_ids(updated) == left
 
 
 async def test_failed_button_keeps_the_buttons_and_says_why(rig: Rig) -> None:
@@ -726,3 +754,16 @@ async def test_close_cancels_work_past_the_grace_period(rig: Rig) -> None:
     rig.gate.open.set()
     await rig.service.drain()
     assert rig.standin.responses == {}
+
+
+async def test_a_change_cut_short_by_shutdown_is_still_audited(rig: Rig) -> None:
+    """A pause cancelled by shutdown (it may have reached Polaris) leaves an audit line
+    saying the outcome is unknown, instead of no trace at all."""
+    rig.gate.open.clear()
+    rig.sim.faults.configure({"latency": 5.0})
+    await rig.slash(f"pause {STREAM}")
+    await rig.service.close(grace=0.01)
+    rig.gate.open.set()
+    await rig.service.drain()
+    [entry] = rig.audit
+    assert entry.action == "pause" and "interrupted" in entry.result

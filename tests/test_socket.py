@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from test_commands import OPERATOR, STREAM, Rig, alert_for, alert_post, running_rig
 
 from watchdog.slack.actions import Action, ButtonValue, encode_value
+from watchdog.slack.notifier import SlackAuthError
 from watchdog.slack.socket import SocketModeReceiver
 
 
@@ -137,3 +138,30 @@ async def test_client_reconnects_when_asked_and_keeps_working(
     envelope_id = await rig.standin.send_envelope("slash_commands", payload)
     ack = await rig.standin.wait_ack(envelope_id)
     assert "*Usage:*" in ack["payload"]["text"]
+
+
+async def test_a_refused_app_token_fails_start_up_at_once(rig: Rig) -> None:
+    """A wrong SLACK_APP_TOKEN is a clear error now, not an endless retry in the SDK."""
+    web_client = AsyncWebClient(token=rig.standin.bot_token, base_url=rig.standin.api_url)
+    receiver = SocketModeReceiver(SecretStr("xapp-wrong"), web_client, rig.service)
+    with pytest.raises(SlackAuthError, match="SLACK_APP_TOKEN"):
+        async with asyncio.timeout(3.0):
+            await receiver.start()
+    await receiver.close()
+
+
+async def test_slack_down_does_not_hold_start_up_and_connects_when_back(rig: Rig) -> None:
+    """During a Slack outage start() returns at once; the socket connects when Slack does."""
+    web_client = AsyncWebClient(
+        token=rig.standin.bot_token, base_url=rig.standin.api_url, retry_handlers=[]
+    )
+    receiver = SocketModeReceiver(
+        SecretStr(rig.standin.app_token), web_client, rig.service, ping_interval=0.05
+    )
+    rig.standin.down()
+    async with asyncio.timeout(3.0):
+        await receiver.start()
+    assert rig.standin.connections == 0
+    rig.standin.up()
+    await eventually(lambda: rig.standin.connections == 1)
+    await receiver.close()

@@ -213,7 +213,7 @@ async def _commands_ctx(app: web.Application) -> AsyncIterator[None]:
     if settings.slack_app_token is not None and bot.web is not None:
         receiver = SocketModeReceiver(settings.slack_app_token, bot.web, bot.commands)
         await receiver.start()
-        log.info("slack.socket_mode", state="connected")
+        log.info("slack.socket_mode", state="starting")
     yield
     if receiver is not None:
         await receiver.close()

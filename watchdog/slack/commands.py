@@ -28,8 +28,9 @@ from watchdog.polaris import PolarisClient
 from watchdog.polaris_errors import InvalidJobIdError, PolarisError, check_job_id, is_job_id
 from watchdog.polaris_models import Job
 from watchdog.rulesfile import RuleSet
-from watchdog.slack import parse, replies
+from watchdog.slack import clicks, parse, replies
 from watchdog.slack.actions import Action, ButtonValue
+from watchdog.slack.jobrefs import JobDirectory, JobRefError
 from watchdog.slack.parse import (
     COMMAND_NAMES,
     Click,
@@ -101,11 +102,8 @@ class CommandService:
         self._metrics = metrics
         self._clock = clock
         self._prefixes = response_url_prefixes
-        self._cache_ttl = job_cache_ttl
         self._response_timeout = aiohttp.ClientTimeout(total=response_timeout)
-        self._job_ids: list[tuple[str, str | None]] = []
-        self._job_ids_at: float | None = None
-        self._job_ids_lock = asyncio.Lock()
+        self._jobs = JobDirectory(polaris, clock, job_cache_ttl)
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
 
@@ -223,12 +221,12 @@ class CommandService:
                 job = await self._call(self._polaris.get_job(job_id), job_id)
                 if job.is_terminal:
                     raise _Failure(replies.already_over(job))
-                return replies.cancel_confirmation(job)
+                return clicks.cancel_confirmation(job)
             case parse.Pause(job=ref) | parse.Resume(job=ref):
                 action = Action.PAUSE if isinstance(command, parse.Pause) else Action.RESUME
                 change.target = ref.text
                 job = await self._audited(change, self._set_status(change, action, ref))
-                line = replies.click_line(action, req.user_id, self._clock())
+                line = clicks.click_line(action, req.user_id, self._clock())
                 return Reply(f"{line} — {replies.code(job.id)} ({replies.esc(job.table or '')})")
             case parse.Alerts():
                 alerts = await self._store.load_alerts()
@@ -261,8 +259,10 @@ class CommandService:
             error = exc.reason
         self._count(name, "ok" if error is None else "error")
         ephemeral = bool(click.container and click.container.get("is_ephemeral"))
-        line = replies.click_line(click.action, click.user_id, self._clock(), error)
-        updated = replies.clicked_message(click.message, ephemeral, line, error is None)
+        line = clicks.click_line(click.action, click.user_id, self._clock(), error)
+        updated = clicks.clicked_message(
+            click.message, ephemeral, line, error is None, click.action
+        )
         await self._respond(click.response_url, updated)
 
     # ---- the changes -----------------------------------------------------------------
@@ -271,6 +271,12 @@ class CommandService:
         """Run a change and audit it once, however it ends; failures become :class:`_Failure`."""
         try:
             result = await work
+        except asyncio.CancelledError:
+            # Shutdown cut the change short after it may already have reached Polaris: the
+            # audit line must still say someone tried, and that the outcome is unknown.
+            reason = "interrupted by a restart of the bot; check the job's status"
+            await asyncio.shield(self._audit(change, reason))
+            raise
         except Exception as exc:
             if isinstance(exc, _Failure):
                 reason = exc.reason
@@ -346,32 +352,10 @@ class CommandService:
 
     async def _resolve(self, ref: JobRef) -> str:
         """The full job id ``ref`` stands for, matched against every job of the project."""
-        if ref.is_full:
-            return ref.text
-        fresh = await self._refresh_job_ids(force=False)
-        matches = [(i, t) for i, t in self._job_ids if i.startswith(ref.text)]
-        if not matches and not fresh:
-            # The job may be newer than the cached list: look once more before saying no.
-            await self._refresh_job_ids(force=True)
-            matches = [(i, t) for i, t in self._job_ids if i.startswith(ref.text)]
-        if not matches:
-            raise _Failure(replies.no_match(ref.text))
-        if len(matches) > 1:
-            raise _Failure(replies.ambiguous(ref.text, matches))
-        return matches[0][0]
-
-    async def _refresh_job_ids(self, *, force: bool) -> bool:
-        """Reload the id list when stale (or forced); True when it was loaded just now."""
-        async with self._job_ids_lock:
-            now = self._clock()
-            at = self._job_ids_at
-            if not force and at is not None and now - at < self._cache_ttl:
-                return False
-            listing = await self._call(self._polaris.list_jobs(page_size=1000))
-            ids = [(job.id.lower(), job.table) for job in listing.jobs]
-            ids += [(job_id.lower(), None) for job_id in sorted(listing.unparsed_ids)]
-            self._job_ids, self._job_ids_at = ids, now
-            return True
+        try:
+            return await self._call(self._jobs.resolve(ref))
+        except JobRefError as exc:
+            raise _Failure(str(exc)) from None
 
     # ---- outputs ---------------------------------------------------------------------
 

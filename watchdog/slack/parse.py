@@ -34,7 +34,7 @@ USAGE = """\
 • `pause JOB` · `resume JOB` — suspend or resume a streaming job (operators)
 • `cancel JOB` — cancel a job, after a confirmation (operators)
 • `alerts` — firing alerts and active silences
-• `silence RULE|JOB DURATION [reason]` — mute a rule or a job, e.g. `silence 1a2b3c 2h deploy`
+• `silence RULE|JOB DURATION [reason]` — mute a rule or a job (operators): `silence 1a2b3c 2h`
 • `silences` — active silences
 • `unsilence ID` — end a silence (operators)
 `JOB` is a job id or a unique prefix of one (at least 6 characters)."""

@@ -15,13 +15,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from slack_sdk.models.blocks import (
-    ActionsBlock,
-    ButtonElement,
-    ConfirmObject,
-    SectionBlock,
-)
-
 from watchdog.durations import format_duration
 from watchdog.notifications import AlertState
 from watchdog.polaris_errors import (
@@ -36,24 +29,14 @@ from watchdog.polaris_errors import (
 from watchdog.polaris_models import KNOWN_METRICS, Job
 from watchdog.polaris_models import Metrics as JobMetrics
 from watchdog.slack import parse
-from watchdog.slack.actions import Action, ButtonValue, encode_value
 from watchdog.slack.parse import COMMAND_NAMES, USAGE, Command
 from watchdog.store import Silence
 
 MAX_JOB_LINES = 20
 MAX_CANDIDATES = 10
 MAX_BLOCKS = 50
-#: block_id of the context line a click adds; replaced, not stacked, on the next click.
-OUTCOME_BLOCK = "wd_outcome"
 
 _HEALTH_ICON = {"ok": "🟢", "warn": "🟡", "error": "🔴"}
-#: action → (icon, what was done, what was tried)
-_DONE = {
-    Action.PAUSE: ("⏸", "Paused", "pause"),
-    Action.RESUME: ("▶️", "Resumed", "resume"),
-    Action.CANCEL: ("🛑", "Canceled", "cancel"),
-    Action.SILENCE: ("🔕", "Silenced for 1h", "silence"),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,9 +283,6 @@ def silenced_reply(silence: Silence) -> Reply:
     )
 
 
-# ---- cancel confirmation and clicked messages -----------------------------------------
-
-
 def silence_extra(silence: Silence) -> dict[str, str]:
     return {
         "silence_id": silence.id,
@@ -310,85 +290,3 @@ def silence_extra(silence: Silence) -> dict[str, str]:
         "duration": format_duration(silence.until - silence.created_at),
         "until": f"{silence.until:.0f}",
     }
-
-
-def cancel_confirmation(job: Job) -> Reply:
-    """The danger button that actually cancels (only a click on it does)."""
-    facts = ", ".join(esc(clip(f or "?", 60)) for f in (job.table, job.type, job.execution_status))
-    what = f"{code(clip(job.id, 60))} ({facts})"
-    button = ButtonElement(
-        text="Cancel job",
-        action_id=Action.CANCEL.value,
-        value=encode_value(ButtonValue(job_id=job.id)),
-        style="danger",
-        confirm=ConfirmObject(
-            title="Cancel this job?",
-            text=f"Job {job.id[:8]} ({esc(clip(job.table or 'no table', 40))}) will be canceled. "
-            "This cannot be undone.",
-            confirm="Cancel job",
-            deny="Keep it running",
-            style="danger",
-        ),
-    )
-    blocks = [
-        SectionBlock(text=f"Cancel job {what}? Canceling cannot be undone.").to_dict(),
-        ActionsBlock(elements=[button]).to_dict(),
-    ]
-    return Reply(f"Cancel job {job.id}? Use the button to confirm.", blocks=blocks)
-
-
-def click_line(action: Action, user_id: str, at: float, error: str | None = None) -> str:
-    icon, done, verb = _DONE[action]
-    if error is None:
-        return f"{icon} {done} by {mention(user_id)} · {when(at)}"
-    return f"⚠️ {mention(user_id)} tried to {verb}, but it failed: {esc(error)} · {when(at)}"
-
-
-def _is_ours(block: dict[str, Any]) -> bool:
-    """An actions block carrying at least one of the bot's buttons."""
-    if block.get("type") != "actions":
-        return False
-    elements = block.get("elements")
-    ours = {a.value for a in Action}
-    return isinstance(elements, list) and any(
-        isinstance(e, dict) and e.get("action_id") in ours for e in elements
-    )
-
-
-def clicked_message(
-    message: dict[str, Any] | None, ephemeral: bool, line: str, succeeded: bool
-) -> Reply:
-    """The clicked message again, with the outcome: buttons gone on success, kept on failure."""
-    context = {
-        "type": "context",
-        "block_id": OUTCOME_BLOCK,
-        "elements": [{"type": "mrkdwn", "text": line}],
-    }
-    raw_blocks = message.get("blocks") if message else None
-    if not isinstance(raw_blocks, list) or not raw_blocks:
-        return Reply(line, ephemeral=ephemeral, replace_original=True)
-    blocks: list[dict[str, Any]] = [
-        b for b in raw_blocks if isinstance(b, dict) and b.get("block_id") != OUTCOME_BLOCK
-    ]
-    updated: list[dict[str, Any]] = []
-    placed = False
-    for block in blocks:
-        if _is_ours(block):
-            if not succeeded:
-                updated.append(block)
-            if not placed:
-                updated.append(context)
-                placed = True
-        else:
-            updated.append(block)
-    if not placed:
-        updated.append(context)
-    if len(updated) > MAX_BLOCKS:
-        updated = [*[b for b in updated if b is not context][: MAX_BLOCKS - 1], context]
-    text = message.get("text") if message else None
-    return Reply(
-        text if isinstance(text, str) and text else line,
-        blocks=updated,
-        ephemeral=ephemeral,
-        replace_original=True,
-    )

@@ -11,11 +11,13 @@ No signature check: the socket itself is authenticated by the app token.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
 import structlog
 from pydantic import SecretStr
+from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
@@ -24,6 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from watchdog.slack import replies
 from watchdog.slack.commands import CommandService
+from watchdog.slack.notifier import SlackAuthError
 from watchdog.slack.parse import parse_interaction, parse_slash_form
 from watchdog.slack.replies import Reply
 
@@ -46,6 +49,7 @@ class SocketModeReceiver:
         self._service = service
         self._ping_interval = ping_interval
         self._client: SocketModeClient | None = None
+        self._connecting: asyncio.Task[None] | None = None
 
     @property
     def client(self) -> SocketModeClient | None:
@@ -53,9 +57,16 @@ class SocketModeReceiver:
         return self._client
 
     async def start(self) -> None:
-        """Open the websocket; the SDK keeps it open (and reopens it) until :meth:`close`."""
+        """Check the app token, then open the websocket in the background; the SDK keeps
+        it open (and reopens it) until :meth:`close`.
+
+        A token Slack refuses is :class:`SlackAuthError` at once (the SDK would retry it
+        for ever); a Slack outage is only logged: the connection comes when Slack does,
+        and nothing else the bot does waits for it.
+        """
         if self._client is not None:
             raise RuntimeError("Socket Mode is already started")
+        await self._check_token()
         # The SDK creates its aiohttp session and tasks in its constructor, which therefore
         # has to run inside the event loop: here, not in __init__.
         client = SocketModeClient(
@@ -66,11 +77,37 @@ class SocketModeReceiver:
         )
         client.socket_mode_request_listeners.append(self._on_request)
         self._client = client
-        await client.connect()
+        self._connecting = asyncio.create_task(self._connect(client), name="socket-mode")
+
+    async def _check_token(self) -> None:
+        try:
+            await self._web_client.apps_connections_open(
+                app_token=self._app_token.get_secret_value()
+            )
+        except SlackApiError as exc:
+            status = exc.response.status_code if exc.response is not None else 0
+            error = exc.response.get("error") if exc.response is not None else None
+            if status == 429 or status >= 500:
+                log.warning("slack.socket_mode_unavailable", status=status)
+                return
+            raise SlackAuthError(
+                f"Slack refused SLACK_APP_TOKEN ({error or status}): it must be the app-level "
+                "token (xapp-…) with the connections:write scope"
+            ) from None
+        except (OSError, TimeoutError) as exc:  # aiohttp's connection errors are OSErrors
+            log.warning("slack.socket_mode_unavailable", error=type(exc).__name__)
+
+    @staticmethod
+    async def _connect(client: SocketModeClient) -> None:
+        await client.connect()  # retries by itself until Slack answers
         log.info("slack.socket_mode_connected")
 
     async def close(self) -> None:
         client, self._client = self._client, None
+        connecting, self._connecting = self._connecting, None
+        if connecting is not None:
+            connecting.cancel()
+            await asyncio.gather(connecting, return_exceptions=True)
         if client is not None:
             await client.close()
             log.info("slack.socket_mode_closed")
