@@ -107,7 +107,7 @@ class FakePolaris:
         self.requests += listing.pages
         return listing
 
-    async def get_metrics(self, job_id: str) -> Metrics:
+    async def get_metrics(self, job_id: str, *, attempts: int | None = None) -> Metrics:
         self.requests += 1
         return Metrics(totals=self.totals(job_id, self.now))
 
