@@ -130,15 +130,19 @@ def test_book_ignores_a_resent_tick() -> None:
     assert series is not None and len(series) == 1
 
 
-def test_forget_and_retain_drop_gone_jobs() -> None:
-    """forget drops one job; retain drops every job outside the given set."""
+def test_forget_and_expire_drop_gone_jobs() -> None:
+    """forget drops one job; expire drops the jobs unwatched for longer than keep_for,
+    not those missing for a moment."""
     book = SampleBook(4)
     for job in (JOB_A, JOB_B, "c"):
         book.record(job, "numRowsProcessed", 30.0, 1.0)
     book.forget("c")
     book.forget("never-seen")
     assert book.jobs() == {JOB_A, JOB_B}
-    book.retain({JOB_B, "unknown"})
+    assert book.expire({JOB_A, JOB_B}, 30.0, keep_for=100.0) == []
+    assert book.expire({JOB_B, "unknown"}, 60.0, keep_for=100.0) == []  # A missing once
+    assert book.jobs() == {JOB_A, JOB_B}
+    assert book.expire({JOB_B}, 131.0, keep_for=100.0) == [JOB_A]
     assert book.jobs() == {JOB_B}
     assert book.series(JOB_A, "numRowsProcessed") is None
 

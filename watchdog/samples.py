@@ -15,11 +15,11 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Iterable, Iterator
-from collections.abc import Set as AbstractSet
 
-__all__ = ["SampleBook", "SampleRow", "Series", "capacity_for"]
+from watchdog.store import SampleRow
 
-SampleRow = tuple[str, str, float, float]  # (job_id, metric, t, value), as the store keeps them
+__all__ = ["SampleBook", "SampleRow", "Series", "capacity_for", "retention_for"]
+
 
 # Extra points beyond the window: drift-free polling can run a tick early after a slow one,
 # and a restart adds an off-grid tick, so a window may hold a few more points than
@@ -177,16 +177,24 @@ class Series:
         self._cap, self._data, self._head, self._size = capacity, data, 0, keep
 
 
+def retention_for(window: float, interval: float) -> float:
+    """How long history is kept: the longest window plus a few ticks of slack. A job
+    unwatched for this long is forgotten (:meth:`SampleBook.expire`), and older stored
+    rows are pruned."""
+    return window + 3 * interval
+
+
 class SampleBook:
     """Every watched job's metric series, each a :class:`Series` of one shared capacity."""
 
-    __slots__ = ("_capacity", "_jobs")
+    __slots__ = ("_capacity", "_jobs", "_watched_at")
 
     def __init__(self, capacity: int) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, not {capacity}")
         self._capacity = capacity
         self._jobs: dict[str, dict[str, Series]] = {}
+        self._watched_at: dict[str, float] = {}  # job -> last time it was a metrics target
 
     @property
     def capacity(self) -> int:
@@ -212,11 +220,27 @@ class SampleBook:
 
     def forget(self, job_id: str) -> None:
         self._jobs.pop(job_id, None)
+        self._watched_at.pop(job_id, None)
 
-    def retain(self, job_ids: AbstractSet[str]) -> None:
-        """Drop every job not in ``job_ids`` (gone from Polaris, or no longer watched)."""
-        for job_id in [job_id for job_id in self._jobs if job_id not in job_ids]:
+    def expire(self, watched: Iterable[str], now: float, keep_for: float) -> list[str]:
+        """Mark ``watched`` as watched at ``now``; forget (and return) the jobs nobody has
+        watched for longer than ``keep_for``.
+
+        Not at the first absence: offset pagination can skip a job for a tick when the
+        list shifts under it, and a job missing once must keep its windows. A job known
+        only from loaded history counts as watched from its first call here.
+        """
+        for job_id in watched:
+            self._watched_at[job_id] = now
+        gone = [
+            job_id
+            for job_id in self._jobs
+            if now - self._watched_at.setdefault(job_id, now) > keep_for
+        ]
+        for job_id in gone:
             del self._jobs[job_id]
+            del self._watched_at[job_id]
+        return gone
 
     def jobs(self) -> set[str]:
         return set(self._jobs)

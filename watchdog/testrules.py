@@ -27,7 +27,7 @@ from watchdog.planning import metric_targets, plan
 from watchdog.polaris_models import Job
 from watchdog.rulesfile import Rule, RuleSet, load_ruleset
 from watchdog.rulesproblems import Problem, RulesFileError, did_you_mean
-from watchdog.samples import SampleBook, capacity_for
+from watchdog.samples import SampleBook, capacity_for, retention_for
 from watchdog.testrules_file import (
     MAX_TICKS,
     CaseSpec,
@@ -230,8 +230,9 @@ class CaseRun:
                     gone = Verdict(prev.job, None, gone="job no longer exists")
                     self._settle(rule, prev, gone, now, notified)
         if self._plan.queries:
-            # The watcher forgets the samples of jobs it no longer fetches metrics for.
-            self._book.retain(set(targets))
+            # As the watcher does: forget jobs no metric rule has watched for a retention.
+            keep_for = retention_for(self._ruleset.max_window, self._interval)
+            self._book.expire(targets, now, keep_for)
         by_phase: dict[Phase, dict[str, AlertState]] = {Phase.FIRING: {}, Phase.PENDING: {}}
         for state in self.alerts.values():
             by_phase.get(state.phase, {})[self.label(state)] = state

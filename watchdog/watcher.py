@@ -42,7 +42,7 @@ from watchdog.polaris import PolarisClient
 from watchdog.polaris_errors import PolarisAuthError
 from watchdog.reload import RulesHolder
 from watchdog.rulesfile import RuleSet
-from watchdog.samples import SampleBook, capacity_for
+from watchdog.samples import SampleBook, capacity_for, retention_for
 from watchdog.store import Store
 
 log = structlog.get_logger(__name__)
@@ -115,7 +115,6 @@ class Watcher:
         self.leader = False
         self._stood_by = False
         self._last_prune = 0.0
-        self._last_listed: dict[str, float] = {}  # job -> last tick it was a metrics target
         self._forgotten: set[str] = set()  # jobs dropped from the book, still on disk
         self._failing: str | None = None
         self.idle = asyncio.Event()  # clear while a tick runs: shutdown waits for it
@@ -128,7 +127,7 @@ class Watcher:
         return capacity_for(rules.max_window, rules.watch.interval)
 
     def _retention(self, rules: RuleSet) -> float:
-        return rules.max_window + 3 * rules.watch.interval
+        return retention_for(rules.max_window, rules.watch.interval)
 
     def _progress(self) -> None:
         self.last_progress_at = self._clock()
@@ -146,7 +145,6 @@ class Watcher:
         while start <= now:
             loaded += self.book.load(await self._store.load_samples(start, start + step))
             start += step
-        self._last_listed = dict.fromkeys(self.book.jobs(), now)
         log.info("watch.restored", alerts=len(self._alerts), samples=loaded)
 
     @property
@@ -200,7 +198,9 @@ class Watcher:
                 index = the_plan.rule_queries.get(rule.name)
                 await tally.judge(rule, index, seen, by_rule.get(rule.name, {}), self.book)
         await self._commit(tally, seen, report, rules)
-        self._forget_absent(now, seen, the_plan, rules)
+        if not seen.failures and the_plan.queries:
+            # Dropped from memory now, from the store at the next prune.
+            self._forgotten.update(self.book.expire(seen.targets, now, self._retention(rules)))
         await self._prune(now, rules)
 
         report.listings_failed = len(seen.failures)
@@ -260,23 +260,6 @@ class Watcher:
             self._failing = None
         self.last_data_at = now
         return Verdict(facts, Condition(False), clear_reason="Polaris answers again")
-
-    def _forget_absent(self, now: float, seen: Observation, the_plan: Plan, rules: RuleSet) -> None:
-        """Drop the history of jobs no metric rule has watched for a whole retention.
-
-        Not at the first absence: offset pagination can skip a job for a tick when the
-        list shifts under it, and a job missing once must keep its windows.
-        """
-        if seen.failures or not the_plan.queries:
-            return
-        for job_id in seen.targets:
-            self._last_listed[job_id] = now
-        retention = self._retention(rules)
-        for job_id in self.book.jobs():
-            if now - self._last_listed.setdefault(job_id, now) > retention:
-                self.book.forget(job_id)
-                del self._last_listed[job_id]
-                self._forgotten.add(job_id)
 
     async def _prune(self, now: float, rules: RuleSet) -> None:
         if now - self._last_prune < 300:
