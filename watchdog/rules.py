@@ -110,10 +110,11 @@ def increase(points: Sequence[Point]) -> float:
 def window(series: Series, now: float, within: float) -> list[Point]:
     """The points a rule over ``within`` reads: a baseline, then every point in (now - within, now].
 
-    The baseline is the latest point at or before ``now - within`` when there is one,
-    else the oldest point inside the window.
+    The baseline is the latest point at or before ``now - within`` when there is one and it
+    is not stale (see :func:`_without_stale_baseline`), else the oldest point inside the
+    window.
     """
-    return series.window(now - within, now)
+    return _without_stale_baseline(series.window(now - within, now), now - within, within)
 
 
 def needs_samples(rule: Rule, job: Job) -> bool:
@@ -180,7 +181,7 @@ def _current_window(
     series = book.series(job_id, metric)
     if series is None:
         return None
-    points = _without_stale_baseline(series.window(now - within, now), now - within, within)
+    points = window(series, now, within)
     if len(points) < 2 or points[-1][0] < fresh:
         return None
     return series, points
