@@ -11,6 +11,7 @@ within :data:`SHUTDOWN_BUDGET` seconds, then exits 0. SIGHUP reloads the rules f
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import os
 import signal
@@ -174,6 +175,7 @@ async def _clients(bot: Bot) -> None:
 
 
 async def _audit(bot: Bot, entry: AuditEntry) -> None:
+    """Queue an audit line durably and wake delivery (the commands' audit sink)."""
     assert bot.store is not None and bot.dispatcher is not None
     await bot.store.commit(outbox=[entry], now=bot.clock())
     bot.dispatcher.wake()
@@ -193,14 +195,11 @@ async def _commands_ctx(app: web.Application) -> AsyncIterator[None]:
         poll=bot.rules.current.watch.interval,
     )
 
-    async def audit(entry: AuditEntry) -> None:
-        await _audit(bot, entry)
-
     bot.commands = CommandService(
         polaris=bot.polaris,
         store=bot.store,
         rules=lambda: bot.rules.current,
-        audit=audit,
+        audit=functools.partial(_audit, bot),
         session=bot.session,
         metrics=bot.metrics,
         clock=bot.clock,
