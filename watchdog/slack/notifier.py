@@ -81,6 +81,12 @@ _GONE_MESSAGE = frozenset(
 )
 
 
+def slack_is_down(status: int, error: object) -> bool:
+    """Whether a failed Slack call means "Slack cannot take it now" (retry later), as
+    opposed to a refusal of this request or of the token."""
+    return status == 429 or status >= 500 or error in _TRANSIENT
+
+
 class SlackAuthError(Exception):
     """The bot token is wrong: raised at start-up with a message that says what to fix."""
 
@@ -141,7 +147,7 @@ class SlackNotifier:
             error = exc.response.get("error") if exc.response is not None else None
             status = exc.response.status_code if exc.response is not None else 0
             # An outage (or Slack's own trouble) says nothing about the token.
-            if status == 429 or status >= 500 or error in _TRANSIENT:
+            if slack_is_down(status, error):
                 where = f"auth.test at {self._web.base_url}"
                 raise SlackUnreachableError(
                     f"Slack is unavailable (HTTP {status} from {where})"
@@ -172,7 +178,7 @@ class SlackNotifier:
                 str(exc.response.get("error") or status) if exc.response is not None else "unknown"
             )
             self._count_error(method, error)
-            if status == 429 or status >= 500 or error in _TRANSIENT:
+            if slack_is_down(status, error):
                 retry = (
                     exc.response.headers.get("Retry-After") if exc.response is not None else None
                 )

@@ -26,7 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from watchdog.slack import replies
 from watchdog.slack.commands import CommandService
-from watchdog.slack.notifier import SlackAuthError
+from watchdog.slack.notifier import SlackAuthError, slack_is_down
 from watchdog.slack.parse import parse_interaction, parse_slash_form
 from watchdog.slack.replies import Reply
 
@@ -87,7 +87,7 @@ class SocketModeReceiver:
         except SlackApiError as exc:
             status = exc.response.status_code if exc.response is not None else 0
             error = exc.response.get("error") if exc.response is not None else None
-            if status == 429 or status >= 500:
+            if slack_is_down(status, error):
                 log.warning("slack.socket_mode_unavailable", status=status)
                 return
             raise SlackAuthError(
