@@ -28,7 +28,7 @@ from bench.harness import (
 )
 from bench.report import Figure, Options, announce, median, percentile, say
 from bench.simproc import SimProcess
-from watchdog.slack.standin import TimedPost
+from watchdog.devtools.slack_standin.server import TimedPost
 
 NAME = "latency"
 TITLE = "Alert latency"

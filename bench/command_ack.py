@@ -31,8 +31,8 @@ import aiohttp
 from bench.harness import BOT_TOKEN, CHANNEL, SIGNING_SECRET, STREAMING_RULES, rules_text
 from bench.report import Figure, Options, announce, median, percentile, say
 from bench.simproc import SimProcess, cli, free_port, stop_process
-from watchdog.demo import sign
-from watchdog.slack.standin import SlackStandIn, serve
+from watchdog.devtools.demo import sign
+from watchdog.devtools.slack_standin.server import SlackStandIn, serve
 
 NAME = "ack"
 TITLE = "Command ack"

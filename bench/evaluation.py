@@ -1,14 +1,14 @@
 """Figure 2 — evaluation cost: CPU per (job, rule) per tick, 5,000 jobs × 6 rules.
 
 The work measured is what the watcher does for every (rule, job) pair of a tick:
-:func:`watchdog.verdicts.verdict_for` (match, then the rule's evaluator over the sample
-windows) and :func:`watchdog.alerts.evolve` (the lifecycle step), with the states kept
+:func:`watchdog.watch.verdicts.verdict_for` (match, then the rule's evaluator over the sample
+windows) and :func:`watchdog.watch.lifecycle.evolve` (the lifecycle step), with the states kept
 between ticks as the watcher keeps them. Every series holds a full window (the ring is at
 capacity) and gets a fresh point each tick, so every metric rule reads real windows.
 ``time.process_time`` is read around the evaluation only; recording samples is outside.
 
 For context the figure is followed by the whole tick's CPU per pair, taken from a real
-:class:`~watchdog.watcher.Watcher` (SqliteStore, in-process fake Polaris): that adds the
+:class:`~watchdog.watch.loop.Watcher` (SqliteStore, in-process fake Polaris): that adds the
 listing bookkeeping, sample recording and the SQLite commit to the evaluation.
 """
 
@@ -23,15 +23,15 @@ from pathlib import Path
 from bench.fakes import FakePolaris
 from bench.harness import ruleset
 from bench.report import Figure, Options, announce, median, say
-from watchdog.alerts import Timing, evolve
-from watchdog.notifications import AlertState
-from watchdog.polaris_models import Job
-from watchdog.reload import RulesHolder
-from watchdog.rulesfile import Rule, RuleSet
-from watchdog.samples import SampleBook, capacity_for
+from watchdog.domain.alerts import AlertState
+from watchdog.polaris.models import Job
+from watchdog.rules.holder import RulesHolder
+from watchdog.rules.model import Rule, RuleSet
 from watchdog.store.sqlite import SqliteStore
-from watchdog.verdicts import verdict_for
-from watchdog.watcher import Watcher
+from watchdog.watch.lifecycle import Timing, evolve
+from watchdog.watch.loop import Watcher
+from watchdog.watch.samples import SampleBook, capacity_for
+from watchdog.watch.verdicts import verdict_for
 
 NAME = "evaluation"
 TITLE = "Evaluation cost"

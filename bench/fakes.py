@@ -1,8 +1,8 @@
 """An in-process Polaris for the CPU and memory figures: real models, no network.
 
-:class:`FakePolaris` has the methods of :class:`~watchdog.polaris.PolarisClient` that
+:class:`FakePolaris` has the methods of :class:`~watchdog.polaris.client.PolarisClient` that
 the watcher calls (``list_jobs``, ``get_metrics``, ``get_job``) and returns the real
-model objects, so a :class:`~watchdog.watcher.Watcher` runs unchanged on it and a
+model objects, so a :class:`~watchdog.watch.loop.Watcher` runs unchanged on it and a
 thousand ticks finish in minutes. Jobs are streaming jobs whose counters grow with the
 clock the caller sets (:attr:`FakePolaris.now`); a few per hundred are in health error
 and a few have rows skipped by error, so some rules fire.
@@ -15,9 +15,9 @@ import uuid
 from collections.abc import Iterable
 from typing import Any, cast
 
-from watchdog.polaris import JobListing, PolarisClient
-from watchdog.polaris_errors import PolarisNotFoundError
-from watchdog.polaris_models import Job, Metrics
+from watchdog.polaris.client import JobListing, PolarisClient
+from watchdog.polaris.errors import PolarisNotFoundError
+from watchdog.polaris.models import Job, Metrics
 
 _ERROR_EVERY = 33  # ~3 % of jobs in health error, like the simulator's large scenario
 _SKIPPING_EVERY = 20  # 5 % of jobs skip rows by error

@@ -1,10 +1,10 @@
 """Building the parts under test: rule sets, an in-process watcher, an in-process bot.
 
 Everything is the real thing, wired the way :mod:`watchdog.app` wires it: one aiohttp
-session, one :class:`~watchdog.polaris.PolarisClient` with the rules' concurrency and
+session, one :class:`~watchdog.polaris.client.PolarisClient` with the rules' concurrency and
 rate, one :class:`~watchdog.store.sqlite.SqliteStore` in a temporary directory. The
 in-process bot is :func:`watchdog.app.build_app` served on loopback, posting to a
-:class:`~watchdog.slack.standin.SlackStandIn`.
+:class:`~watchdog.devtools.slack_standin.server.SlackStandIn`.
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ from pydantic import SecretStr
 
 from bench.simproc import SimProcess
 from watchdog.app import BOT, Bot, build_app
-from watchdog.polaris import PolarisClient
-from watchdog.reload import RulesHolder
-from watchdog.rulesfile import RuleSet, parse_ruleset
+from watchdog.devtools.slack_standin.server import SlackStandIn, serve
+from watchdog.polaris.client import PolarisClient
+from watchdog.rules.holder import RulesHolder
+from watchdog.rules.model import RuleSet, parse_ruleset
 from watchdog.settings import Settings
-from watchdog.slack.standin import SlackStandIn, serve
 from watchdog.store import Store
 from watchdog.store.sqlite import SqliteStore
-from watchdog.watcher import TickReport, Watcher
+from watchdog.watch.loop import TickReport, Watcher
 
 CHANNEL = "C0BENCH"
 BOT_TOKEN = "xoxb-bench"

@@ -31,10 +31,10 @@ from pydantic import SecretStr  # noqa: E402
 
 from bench.fakes import FakePolaris  # noqa: E402
 from bench.harness import STREAMING_RULES, ruleset  # noqa: E402
-from watchdog.polaris import PolarisClient  # noqa: E402
-from watchdog.reload import RulesHolder  # noqa: E402
+from watchdog.polaris.client import PolarisClient  # noqa: E402
+from watchdog.rules.holder import RulesHolder  # noqa: E402
 from watchdog.store.sqlite import SqliteStore  # noqa: E402
-from watchdog.watcher import Watcher  # noqa: E402
+from watchdog.watch.loop import Watcher  # noqa: E402
 
 INTERVAL = 30.0
 #: Two metrics per job, every series keeping an hour of points: the ring capacity (and the

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from chaos_harness import ChaosLog, Fault, Window
 
-from watchdog.slack.standin import StoredMessage
+from watchdog.devtools.slack_standin.server import StoredMessage
 
 #: How close before a SIGKILL (seconds, on the stand-in's clock) a post must have been
 #: accepted for a re-post of it to count as the documented exception.

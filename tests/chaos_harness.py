@@ -29,10 +29,10 @@ import aiohttp
 from aiohttp import web
 from chaos_bot import ALERT_CHANNELS, META_CHANNEL, BotProcess, log_tail, rules_toml
 
-from watchdog.simulator import Simulator
-from watchdog.simulator import serve as serve_polaris
-from watchdog.slack.standin import SlackStandIn
-from watchdog.slack.standin import serve as serve_slack
+from watchdog.devtools.polaris_sim.simulator import Simulator
+from watchdog.devtools.polaris_sim.simulator import serve as serve_polaris
+from watchdog.devtools.slack_standin.server import SlackStandIn
+from watchdog.devtools.slack_standin.server import serve as serve_slack
 
 REPO = Path(__file__).resolve().parent.parent
 BOT_TOKEN = "xoxb-chaos-standin-token"

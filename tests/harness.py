@@ -5,14 +5,16 @@ Import from test modules as ``from harness import ...`` (pytest puts ``tests/`` 
 Nothing here sleeps for real: time moves when a test (or an injected ``sleep``) moves the
 :class:`FakeClock`, and the rigs' clients are built without retry handlers that would wait.
 
-- :func:`serve_polaris` — a :class:`~watchdog.simulator.Simulator` behind a TestServer and a
-  real :class:`~watchdog.polaris.PolarisClient` (no rate limit, one attempt, no sleeping);
-- :func:`serve_slack` — a :class:`~watchdog.slack.standin.SlackStandIn` behind a TestServer
+- :func:`serve_polaris` — a :class:`~watchdog.devtools.polaris_sim.simulator.Simulator` behind a
+TestServer and a
+  real :class:`~watchdog.polaris.client.PolarisClient` (no rate limit, one attempt, no sleeping);
+- :func:`serve_slack` — a :class:`~watchdog.devtools.slack_standin.server.SlackStandIn` behind a
+TestServer
   and a real ``AsyncWebClient`` (no retry handlers: the dispatcher's retry path is tested);
 - :class:`WatchRig` / :func:`watch_rig` — watcher + outbox dispatcher + a notifier, with
   :meth:`WatchRig.step` = move the clock one interval, tick, deliver;
 - :class:`RecordingNotifier` — a notifier that records, and fails or dead-letters on demand;
-- :func:`holder` — a :class:`~watchdog.reload.RulesHolder` from TOML text.
+- :func:`holder` — a :class:`~watchdog.rules.holder.RulesHolder` from TOML text.
 """
 
 from __future__ import annotations
@@ -27,26 +29,17 @@ from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 from slack_sdk.web.async_client import AsyncWebClient
 
-from watchdog.notifications import (
-    AlertState,
-    AuditEntry,
-    Condition,
-    JobFacts,
-    Notification,
-    Outgoing,
-    Phase,
-    Reason,
-    RuleFacts,
-)
-from watchdog.notify import DeliveryUnavailable, Notifier, Receipts
-from watchdog.outbox import Dispatcher
-from watchdog.polaris import PolarisClient, RetryPolicy
-from watchdog.reload import RulesHolder
-from watchdog.rulesfile import parse_ruleset
-from watchdog.simulator import Simulator
-from watchdog.slack.standin import SlackStandIn
+from watchdog.deliver.notifier import DeliveryUnavailable, Notifier, Receipts
+from watchdog.deliver.outbox import Dispatcher
+from watchdog.devtools.polaris_sim.simulator import Simulator
+from watchdog.devtools.slack_standin.server import SlackStandIn
+from watchdog.domain.alerts import AlertState, Condition, JobFacts, Phase, Reason, RuleFacts
+from watchdog.domain.outgoing import AuditEntry, Notification, Outgoing
+from watchdog.polaris.client import PolarisClient, RetryPolicy
+from watchdog.rules.holder import RulesHolder
+from watchdog.rules.model import parse_ruleset
 from watchdog.store import OutboxRecord, Store
-from watchdog.watcher import TickReport, Watcher
+from watchdog.watch.loop import TickReport, Watcher
 
 #: A round epoch second (a multiple of 30 and 60), so tick times are easy to read.
 START = 1_700_000_040.0

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 from harness import START
 
-from watchdog.alerts import Step, Timing, Verdict, decide, evolve, transition
-from watchdog.notifications import AlertState, Condition, JobFacts, Phase, Reason
+from watchdog.domain.alerts import AlertState, Condition, JobFacts, Phase, Reason
+from watchdog.watch.lifecycle import Step, Timing, Verdict, decide, evolve, transition
 
 JOB = "00000001-0000-4000-8000-000000000001"
 ERROR = JobFacts(

@@ -23,10 +23,10 @@ from harness import FakeClock, holder
 from pydantic import SecretStr
 
 from watchdog.app import BOT, build_app
-from watchdog.demo import sign
+from watchdog.devtools.demo import sign
+from watchdog.devtools.polaris_sim.simulator import Simulator
+from watchdog.devtools.slack_standin.server import SlackStandIn
 from watchdog.settings import Settings
-from watchdog.simulator import Simulator
-from watchdog.slack.standin import SlackStandIn
 from watchdog.store.memory import MemoryStore
 
 RULES = """
@@ -194,7 +194,7 @@ async def test_without_a_bot_token_alerts_go_to_the_terminal() -> None:
 
 async def test_a_bad_slack_token_stops_start_up_with_a_clear_error() -> None:
     """auth.test failing at start-up raises SlackAuthError naming SLACK_BOT_TOKEN."""
-    from watchdog.slack.notifier import SlackAuthError
+    from watchdog.slack.alerts.notifier import SlackAuthError
 
     with pytest.raises(SlackAuthError, match="SLACK_BOT_TOKEN"):
         async with running_bot(bot_token="xoxb-wrong"):

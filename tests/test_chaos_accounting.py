@@ -7,7 +7,7 @@ from pathlib import Path
 from chaos_accounting import ChaosReport, account, scan_logs
 from chaos_harness import ChaosLog, Fault, Stop, Window, chaos_job_id
 
-from watchdog.slack.standin import StoredMessage
+from watchdog.devtools.slack_standin.server import StoredMessage
 
 T0 = 1_800_000_000.0
 JOB, OTHER, CONTROL = chaos_job_id(1), chaos_job_id(2), chaos_job_id(9)

@@ -24,8 +24,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from watchdog import cli
-from watchdog.polaris import PolarisClient, RetryPolicy
-from watchdog.simulator import Simulator
+from watchdog.devtools.polaris_sim.simulator import Simulator
+from watchdog.polaris.client import PolarisClient, RetryPolicy
 
 REPO = Path(__file__).resolve().parents[1]
 API_KEY = "pok_cli-key-0123456789abcdefghijkl"

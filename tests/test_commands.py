@@ -19,26 +19,18 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
+from watchdog.devtools.polaris_sim.simulator import Simulator
+from watchdog.devtools.slack_standin.server import SlackStandIn
+from watchdog.domain.alerts import AlertState, Condition, JobFacts, Phase, Reason, RuleFacts
+from watchdog.domain.outgoing import AuditEntry, Notification
 from watchdog.metrics import BotMetrics
-from watchdog.notifications import (
-    AlertState,
-    AuditEntry,
-    Condition,
-    JobFacts,
-    Notification,
-    Phase,
-    Reason,
-    RuleFacts,
-)
-from watchdog.polaris import PolarisClient, RetryPolicy
-from watchdog.rulesfile import RuleSet, parse_ruleset
-from watchdog.simulator import Simulator
+from watchdog.polaris.client import PolarisClient, RetryPolicy
+from watchdog.rules.model import RuleSet, parse_ruleset
 from watchdog.slack.actions import Action, ButtonValue, encode_value
-from watchdog.slack.commands import CommandService
-from watchdog.slack.messages import alert_message
-from watchdog.slack.server import SlackEndpoints
-from watchdog.slack.standin import SlackStandIn
-from watchdog.slack.verify import RequestVerifier
+from watchdog.slack.alerts.messages import alert_message
+from watchdog.slack.commands.server import SlackEndpoints
+from watchdog.slack.commands.service import CommandService
+from watchdog.slack.commands.verify import RequestVerifier
 from watchdog.store import Silence
 from watchdog.store.memory import MemoryStore
 

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from watchdog.demo import demo
+from watchdog.devtools.demo import demo
 
 
 @pytest.mark.slow

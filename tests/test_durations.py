@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from watchdog.durations import STRINGS_ONLY, Duration, format_duration, parse_duration
+from watchdog.rules.durations import STRINGS_ONLY, Duration, format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

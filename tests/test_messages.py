@@ -14,21 +14,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 
-from watchdog.notifications import (
+from watchdog.devtools.slack_standin.blockcheck import check_message
+from watchdog.domain.alerts import (
     META_RULE,
     AlertState,
-    AuditEntry,
     Condition,
     JobFacts,
-    Notification,
     Phase,
     Reason,
     RuleFacts,
 )
+from watchdog.domain.outgoing import AuditEntry, Notification
 from watchdog.slack.actions import Action, ButtonValue, decode_value
-from watchdog.slack.blockcheck import check_message
-from watchdog.slack.blocks import MAX_MESSAGE_TEXT, length
-from watchdog.slack.messages import (
+from watchdog.slack.alerts.blocks import MAX_MESSAGE_TEXT, length
+from watchdog.slack.alerts.messages import (
     SlackMessage,
     alert_message,
     audit_message,

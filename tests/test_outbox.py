@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from harness import START, FakeClock, RecordingNotifier, Sleeps, audit, job_id
 
-from watchdog.notifications import AuditEntry, Outgoing
-from watchdog.notify import Receipts
-from watchdog.outbox import MAX_RETRY_AFTER, Dispatcher
+from watchdog.deliver.notifier import Receipts
+from watchdog.deliver.outbox import MAX_RETRY_AFTER, Dispatcher
+from watchdog.domain.outgoing import AuditEntry, Outgoing
 from watchdog.store import OutboxRecord, Store
 from watchdog.store.memory import MemoryStore
 from watchdog.store.sqlite import SqliteStore

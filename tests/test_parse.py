@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from watchdog.polaris_errors import is_job_id
+from watchdog.polaris.errors import is_job_id
 from watchdog.slack.actions import Action, ButtonValue, encode_value
-from watchdog.slack.parse import (
+from watchdog.slack.commands.parse import (
     Alerts,
     Cancel,
     Click,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from watchdog.planning import ListQuery, Plan, metric_targets, plan
-from watchdog.polaris_models import Job
-from watchdog.rulesfile import (
+from watchdog.polaris.models import Job
+from watchdog.rules.model import (
     BudgetRule,
     ExecutionRule,
     HealthRule,
@@ -16,6 +15,7 @@ from watchdog.rulesfile import (
     StalledRule,
     parse_ruleset,
 )
+from watchdog.watch.plan import ListQuery, Plan, metric_targets, plan
 
 NOW = 1_722_500_000.0
 STREAM_ID = "6f1c2a7e-5b1d-4c3e-9a2b-1d2e3f4a5b6c"

@@ -17,8 +17,9 @@ from aiohttp.test_utils import TestServer
 from aioresponses import aioresponses
 from pydantic import SecretStr
 
-from watchdog.polaris import PolarisClient, RetryPolicy
-from watchdog.polaris_errors import (
+from watchdog.devtools.polaris_sim.simulator import Simulator
+from watchdog.polaris.client import PolarisClient, RetryPolicy
+from watchdog.polaris.errors import (
     InvalidJobIdError,
     PolarisAuthError,
     PolarisBadRequestError,
@@ -27,7 +28,6 @@ from watchdog.polaris_errors import (
     PolarisRateLimitedError,
     PolarisUnavailableError,
 )
-from watchdog.simulator import Simulator
 
 START = 1_700_000_000.0
 API_KEY = "pok_sim-key-0123456789abcdefghij"  # long, so a leak would be unmistakable

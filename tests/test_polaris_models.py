@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watchdog.polaris import PolarisClient
-from watchdog.polaris_errors import PolarisMalformedError
-from watchdog.polaris_models import (
+from watchdog.polaris.client import PolarisClient
+from watchdog.polaris.errors import PolarisMalformedError
+from watchdog.polaris.models import (
     UNLIMITED_PARSE_EXCEPTIONS,
     ApiErrorBody,
     Job,

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from watchdog.rulesfile import (
+from watchdog.rules.model import (
     BudgetRule,
     ExecutionRule,
     HealthRule,
@@ -27,7 +27,7 @@ from watchdog.rulesfile import (
     load_ruleset,
     parse_ruleset,
 )
-from watchdog.tomllines import TomlLines
+from watchdog.rules.toml_lines import TomlLines
 
 REPO = Path(__file__).resolve().parent.parent
 BROKEN = Path(__file__).resolve().parent / "data" / "broken"

@@ -12,7 +12,9 @@ import pydantic
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from watchdog.polaris_models import (
+from watchdog.devtools.polaris_sim.jobs import BEHAVIOURS
+from watchdog.devtools.polaris_sim.simulator import SCENARIOS, Simulator, build_scenario, serve
+from watchdog.polaris.models import (
     KNOWN_METRICS,
     UNLIMITED_PARSE_EXCEPTIONS,
     Job,
@@ -21,8 +23,6 @@ from watchdog.polaris_models import (
     JobStatus,
     Metrics,
 )
-from watchdog.sim_jobs import BEHAVIOURS
-from watchdog.simulator import SCENARIOS, Simulator, build_scenario, serve
 
 BASE = "/v1/projects/demo-project"
 AUTH = {"Authorization": "Basic sim-key"}

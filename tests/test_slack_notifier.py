@@ -25,13 +25,14 @@ from harness import (
     watch_rig,
 )
 
-from watchdog.notifications import Outgoing, Reason
-from watchdog.notify import DeliveryUnavailable
-from watchdog.outbox import Dispatcher
-from watchdog.reload import RulesHolder
-from watchdog.simulator import Simulator, build_scenario
-from watchdog.slack.notifier import SlackAuthError, SlackNotifier, SlackUnreachableError
-from watchdog.slack.standin import StoredMessage
+from watchdog.deliver.notifier import DeliveryUnavailable
+from watchdog.deliver.outbox import Dispatcher
+from watchdog.devtools.polaris_sim.simulator import Simulator, build_scenario
+from watchdog.devtools.slack_standin.server import StoredMessage
+from watchdog.domain.alerts import Reason
+from watchdog.domain.outgoing import Outgoing
+from watchdog.rules.holder import RulesHolder
+from watchdog.slack.alerts.notifier import SlackAuthError, SlackNotifier, SlackUnreachableError
 from watchdog.store.memory import MemoryStore
 
 RULES = f"""

@@ -13,8 +13,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from test_commands import OPERATOR, STREAM, Rig, alert_for, alert_post, running_rig
 
 from watchdog.slack.actions import Action, ButtonValue, encode_value
-from watchdog.slack.notifier import SlackAuthError
-from watchdog.slack.socket import SocketModeReceiver
+from watchdog.slack.alerts.notifier import SlackAuthError
+from watchdog.slack.commands.socket import SocketModeReceiver
 
 
 async def eventually(condition: Callable[[], bool]) -> None:

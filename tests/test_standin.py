@@ -24,17 +24,10 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from watchdog.notifications import (
-    AlertState,
-    Condition,
-    JobFacts,
-    Notification,
-    Phase,
-    Reason,
-    RuleFacts,
-)
-from watchdog.slack import messages
-from watchdog.slack.standin import SlackStandIn, serve
+from watchdog.devtools.slack_standin.server import SlackStandIn, serve
+from watchdog.domain.alerts import AlertState, Condition, JobFacts, Phase, Reason, RuleFacts
+from watchdog.domain.outgoing import Notification
+from watchdog.slack.alerts import messages
 
 CHANNEL = "C0ALERTS"
 

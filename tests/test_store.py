@@ -14,17 +14,8 @@ from typing import Any
 
 import pytest
 
-from watchdog.notifications import (
-    AlertState,
-    AuditEntry,
-    Condition,
-    JobFacts,
-    Notification,
-    Outgoing,
-    Phase,
-    Reason,
-    RuleFacts,
-)
+from watchdog.domain.alerts import AlertState, Condition, JobFacts, Phase, Reason, RuleFacts
+from watchdog.domain.outgoing import AuditEntry, Notification, Outgoing
 from watchdog.store import MessageRef, OutboxRecord, Silence, Store
 from watchdog.store.memory import MemoryStore
 from watchdog.store.sqlite import SCHEMA_VERSION, SqliteStore, StateFileError
@@ -451,7 +442,7 @@ async def test_sqlite_committed_data_survives_sigkill(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import asyncio, os, signal
-        from watchdog.notifications import AuditEntry
+        from watchdog.domain.outgoing import AuditEntry
         from watchdog.store.sqlite import SqliteStore
 
         async def main():

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from watchdog.rulesfile import load_ruleset
-from watchdog.testrules import run_test_file
-from watchdog.testrules_file import MAX_TICKS, load_test_file, parse_numbers, parse_words
+from watchdog.rules.model import load_ruleset
+from watchdog.testing.file import MAX_TICKS, load_test_file, parse_numbers, parse_words
+from watchdog.testing.run import run_test_file
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data" / "testrules"

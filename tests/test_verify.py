@@ -8,7 +8,7 @@ import hmac
 import pytest
 from pydantic import SecretStr
 
-from watchdog.slack.verify import RequestVerifier, VerificationError
+from watchdog.slack.commands.verify import RequestVerifier, VerificationError
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TIMESTAMP = 1531420618

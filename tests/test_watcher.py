@@ -26,18 +26,18 @@ from harness import (
     watch_rig,
 )
 
-from watchdog.notifications import META_RULE, Phase
-from watchdog.notify import TerminalNotifier
-from watchdog.polaris_models import Job
-from watchdog.reload import RulesHolder
-from watchdog.rulesfile import ExecutionRule, StalledRule
-from watchdog.samples import SampleBook
-from watchdog.simulator import Simulator
+from watchdog.deliver.terminal import TerminalNotifier
+from watchdog.devtools.polaris_sim.simulator import Simulator
+from watchdog.domain.alerts import META_RULE, Phase
+from watchdog.polaris.models import Job
+from watchdog.rules.holder import RulesHolder
+from watchdog.rules.model import ExecutionRule, StalledRule
 from watchdog.store import Silence, Store
 from watchdog.store.memory import MemoryStore
 from watchdog.store.sqlite import SqliteStore
-from watchdog.verdicts import verdict_for
-from watchdog.watcher import TickReport, Watcher
+from watchdog.watch.loop import TickReport, Watcher
+from watchdog.watch.samples import SampleBook
+from watchdog.watch.verdicts import verdict_for
 
 CLICKS, VIEWS, ORDERS = job_id(1), job_id(2), job_id(3)
 SKIPPED = "numRowsSkippedByError"

@@ -31,22 +31,23 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from watchdog.deliver.notifier import Notifier
+from watchdog.deliver.outbox import Dispatcher
+from watchdog.deliver.terminal import TerminalNotifier
+from watchdog.domain.outgoing import AuditEntry
 from watchdog.metrics import CONTENT_TYPE, BotMetrics
-from watchdog.notifications import AuditEntry
-from watchdog.notify import Notifier, TerminalNotifier
-from watchdog.outbox import Dispatcher
-from watchdog.polaris import PolarisClient
-from watchdog.reload import RulesHolder
+from watchdog.polaris.client import PolarisClient
+from watchdog.rules.holder import RulesHolder
 from watchdog.settings import POLARIS_VARS, Settings
-from watchdog.slack.commands import CommandService
-from watchdog.slack.notifier import SlackNotifier, SlackUnreachableError
-from watchdog.slack.server import SlackEndpoints
-from watchdog.slack.socket import SocketModeReceiver
-from watchdog.slack.verify import RequestVerifier
+from watchdog.slack.alerts.notifier import SlackNotifier, SlackUnreachableError
+from watchdog.slack.commands.server import SlackEndpoints
+from watchdog.slack.commands.service import CommandService
+from watchdog.slack.commands.socket import SocketModeReceiver
+from watchdog.slack.commands.verify import RequestVerifier
 from watchdog.store import Store
 from watchdog.store.memory import MemoryStore
 from watchdog.store.sqlite import SqliteStore
-from watchdog.watcher import Watcher
+from watchdog.watch.loop import Watcher
 
 log = structlog.get_logger(__name__)
 

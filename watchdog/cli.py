@@ -18,10 +18,10 @@ from typing import TextIO
 import aiohttp
 from pydantic import ValidationError
 
-from watchdog.polaris import PolarisClient
-from watchdog.polaris_errors import InvalidJobIdError, PolarisError
-from watchdog.polaris_models import EXECUTION_STATUSES, HEALTH_STATUSES, JOB_TYPES, Job
-from watchdog.rulesfile import RulesFileError, load_ruleset
+from watchdog.polaris.client import PolarisClient
+from watchdog.polaris.errors import InvalidJobIdError, PolarisError
+from watchdog.polaris.models import EXECUTION_STATUSES, HEALTH_STATUSES, JOB_TYPES, Job
+from watchdog.rules.model import RulesFileError, load_ruleset
 from watchdog.settings import POLARIS_VARS, MissingSettingError, Settings
 
 EXIT_FAILURE = 1
@@ -68,8 +68,8 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     from watchdog.app import run
     from watchdog.logs import configure_logging
-    from watchdog.reload import RulesHolder
-    from watchdog.slack.notifier import SlackAuthError
+    from watchdog.rules.holder import RulesHolder
+    from watchdog.slack.alerts.notifier import SlackAuthError
     from watchdog.store.sqlite import StateFileError
 
     settings = _settings()
@@ -104,7 +104,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
-    from watchdog.simulator import build_scenario, serve
+    from watchdog.devtools.polaris_sim.simulator import build_scenario, serve
 
     try:
         sim = build_scenario(args.scenario, jobs=args.jobs)
@@ -137,7 +137,7 @@ def cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
-    from watchdog.demo import run_demo
+    from watchdog.devtools.demo import run_demo
 
     return run_demo(
         speed=args.speed, duration=args.duration, out=out, interactive=not args.no_input
@@ -145,7 +145,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_test_rules(args: argparse.Namespace, out: TextIO) -> int:
-    from watchdog.testrules import run_test_file
+    from watchdog.testing.run import run_test_file
 
     return run_test_file(Path(args.file), out)
 

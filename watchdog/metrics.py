@@ -97,7 +97,7 @@ class BotMetrics:
         )
 
     def observe_polaris(self, endpoint: str, outcome: str, seconds: float) -> None:
-        """A :class:`watchdog.polaris.RequestObserver`."""
+        """A :class:`watchdog.polaris.client.RequestObserver`."""
         self.polaris_requests.labels(endpoint, outcome).inc()
         self.polaris_seconds.labels(endpoint).observe(seconds)
 

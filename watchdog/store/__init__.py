@@ -15,7 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from watchdog.notifications import AlertState, Outgoing, fingerprint
+from watchdog.domain.alerts import AlertState, fingerprint
+from watchdog.domain.outgoing import Outgoing
 
 SampleRow = tuple[str, str, float, float]  # (job_id, metric, t, value)
 

@@ -14,14 +14,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from watchdog.notifications import (
-    AlertState,
-    Outgoing,
-    alert_from_dict,
-    alert_to_dict,
-    dump_outgoing,
-    load_outgoing,
-)
+from watchdog.domain.alerts import AlertState, alert_from_dict, alert_to_dict
+from watchdog.domain.outgoing import Outgoing, dump_outgoing, load_outgoing
 from watchdog.store import MessageRef, OutboxRecord, SampleRow, Silence
 
 

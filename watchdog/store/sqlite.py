@@ -21,14 +21,8 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast
 
 import structlog
 
-from watchdog.notifications import (
-    AlertState,
-    Outgoing,
-    alert_from_dict,
-    alert_to_dict,
-    dump_outgoing,
-    load_outgoing,
-)
+from watchdog.domain.alerts import AlertState, alert_from_dict, alert_to_dict
+from watchdog.domain.outgoing import Outgoing, dump_outgoing, load_outgoing
 from watchdog.store import MessageRef, OutboxRecord, SampleRow, Silence
 from watchdog.store.sqlite_schema import (
     MIGRATIONS,

@@ -1,0 +1,1 @@
+"""Delivery: the durable outbox, the notifier interface, and the terminal notifier."""

@@ -1,0 +1,1 @@
+"""A simulated Polaris Jobs v1 API (``polaris-watchdog simulate``)."""

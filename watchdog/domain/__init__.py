@@ -1,0 +1,1 @@
+"""The values every stage passes along: alert states, notifications, audit entries."""

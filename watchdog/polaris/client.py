@@ -1,0 +1,363 @@
+"""Async client for the Imply Polaris Jobs v1 API.
+
+One :class:`PolarisClient` wraps the app's single ``aiohttp.ClientSession``. It bounds the
+requests in flight (a semaphore) and their rate (a leaky bucket), retries transient
+failures with capped, jittered backoff that honours ``Retry-After`` (tenacity), reads
+every page of a listing, and turns every other failure into one of the typed errors of
+:mod:`watchdog.polaris.errors`. The API key only ever goes into the ``Authorization``
+header; no message, log line or error built here contains it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json as json_module
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+from urllib.parse import quote
+
+import aiohttp
+import structlog
+from aiolimiter import AsyncLimiter
+from pydantic import BaseModel, SecretStr, ValidationError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from watchdog.polaris.errors import (
+    PolarisError,
+    PolarisMalformedError,
+    PolarisUnavailableError,
+    check_job_id,
+    error_for_status,
+)
+from watchdog.polaris.models import (
+    DESIRED_STATUSES,
+    Job,
+    JobLogs,
+    JobProgress,
+    JobStatus,
+    LogEntry,
+    Metrics,
+)
+
+log = structlog.get_logger(__name__)
+M = TypeVar("M", bound=BaseModel)
+
+MAX_PAGE_SIZE = 1000
+
+
+class RequestObserver(Protocol):
+    """Told about every HTTP attempt, for the ``/metrics`` endpoint and benchmarks."""
+
+    def __call__(self, endpoint: str, outcome: str, seconds: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How transient failures are retried: ``attempts`` in all, exponential backoff from
+    ``base`` doubling up to ``cap`` with full jitter, ``Retry-After`` honoured up to
+    ``max_retry_after``."""
+
+    attempts: int = 4
+    base: float = 0.25
+    cap: float = 8.0
+    max_retry_after: float = 60.0
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of ``GET /jobs``. ``unparsed_ids`` are jobs Polaris listed in a shape we
+    could not read: the watcher must treat them as "unknown", not as gone."""
+
+    jobs: list[Job]
+    unparsed_ids: frozenset[str]
+    more: bool
+    #: Entries the page carried, readable or not: the next page starts this far on.
+    listed: int
+
+
+@dataclass
+class JobListing:
+    jobs: list[Job] = field(default_factory=list)
+    unparsed_ids: set[str] = field(default_factory=set)
+    pages: int = 0
+
+
+class PolarisClient:
+    """The Jobs v1 API of one project. Construct once; share across tasks."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        api_url: str,
+        project_id: str,
+        api_key: SecretStr,
+        *,
+        concurrency: int = 16,
+        max_rate: float | None = 50.0,
+        timeout: float = 10.0,
+        retry: RetryPolicy = RetryPolicy(),
+        observer: RequestObserver | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._session = session
+        self._base = f"{api_url.rstrip('/')}/v1/projects/{quote(project_id, safe='')}"
+        self._headers = {
+            "Authorization": f"Basic {api_key.get_secret_value()}",
+            "Accept": "application/json",
+        }
+        self._slots = asyncio.Semaphore(concurrency)
+        # Capacity 1 spaces requests evenly: no burst can exceed the configured rate.
+        self._limiter = AsyncLimiter(1, 1.0 / max_rate) if max_rate else None
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._retry = retry
+        self._observer = observer
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self.concurrency = concurrency
+
+    # ---- endpoints -------------------------------------------------------------------
+
+    async def iter_job_pages(
+        self,
+        *,
+        health: Iterable[str] = (),
+        execution: Iterable[str] = (),
+        types: Iterable[str] = (),
+        table: str | None = None,
+        page_size: int = 100,
+    ) -> AsyncIterator[JobPage]:
+        """Yield every page of ``GET /jobs`` for the filters (OR within, AND across)."""
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}")
+        params: list[tuple[str, str]] = [("healthStatus", h) for h in health]
+        params += [("executionStatus", s) for s in execution]
+        params += [("type", t) for t in types]
+        if table is not None:
+            params.append(("targetTableName", table))
+        offset = 0
+        while True:
+            query = [
+                *params,
+                ("paginationLimit", str(page_size)),
+                ("paginationOffset", str(offset)),
+            ]
+            raw = await self._request("GET", "/jobs", "list_jobs", params=query)
+            page = self._parse_page(raw)
+            yield page
+            if not page.more:
+                return
+            if page.listed == 0:
+                # "More results" with an empty page would loop forever.
+                raise PolarisMalformedError(
+                    "listing says more results are available but returned none",
+                    endpoint="list_jobs",
+                )
+            offset += page.listed
+
+    async def list_jobs(
+        self,
+        *,
+        health: Iterable[str] = (),
+        execution: Iterable[str] = (),
+        types: Iterable[str] = (),
+        table: str | None = None,
+        page_size: int = 100,
+    ) -> JobListing:
+        """All jobs matching the filters, across every page, without duplicates."""
+        listing = JobListing()
+        seen: set[str] = set()
+        async for page in self.iter_job_pages(
+            health=tuple(health),
+            execution=tuple(execution),
+            types=tuple(types),
+            table=table,
+            page_size=page_size,
+        ):
+            listing.pages += 1
+            # Offset pages over a list sorted by last update can overlap when jobs
+            # change between two pages: keep the first sighting of each id.
+            for job in page.jobs:
+                if job.id not in seen:
+                    seen.add(job.id)
+                    listing.jobs.append(job)
+            listing.unparsed_ids |= page.unparsed_ids - seen
+        return listing
+
+    async def get_job(self, job_id: str) -> Job:
+        raw = await self._request("GET", f"/jobs/{check_job_id(job_id)}", "get_job")
+        return self._model(Job, raw, "get_job")
+
+    async def get_status(self, job_id: str) -> str:
+        raw = await self._request("GET", f"/jobs/{check_job_id(job_id)}/status", "get_status")
+        return self._model(JobStatus, raw, "get_status").execution_status
+
+    async def set_status(self, job_id: str, desired: str) -> Job:
+        """POST ``/status`` with ``desiredExecutionStatus`` (running, suspended, canceled)."""
+        if desired not in DESIRED_STATUSES:
+            raise ValueError(f"desired status must be one of {', '.join(DESIRED_STATUSES)}")
+        path = f"/jobs/{check_job_id(job_id)}/status"
+        # A status change is not idempotent from the user's point of view only when it
+        # fails half-way; Polaris applies the same desired state twice harmlessly, so
+        # the transient-retry policy is safe here too.
+        raw = await self._request(
+            "POST", path, "set_status", json={"desiredExecutionStatus": desired}
+        )
+        return self._model(Job, raw, "set_status")
+
+    async def get_metrics(self, job_id: str, *, attempts: int | None = None) -> Metrics:
+        """``attempts`` overrides the retry policy's (the watch loop retries on its next
+        tick instead of holding the tick up)."""
+        path = f"/jobs/{check_job_id(job_id)}/metrics"
+        raw = await self._request("GET", path, "metrics", attempts=attempts)
+        return self._model(Metrics, raw, "metrics")
+
+    async def get_logs(self, job_id: str) -> list[LogEntry]:
+        raw = await self._request("GET", f"/jobs/{check_job_id(job_id)}/logs", "logs")
+        return self._model(JobLogs, raw, "logs").logs
+
+    async def get_progress(self, job_id: str) -> float:
+        raw = await self._request("GET", f"/jobs/{check_job_id(job_id)}/progress", "progress")
+        return self._model(JobProgress, raw, "progress").overall_progress
+
+    # ---- parsing ---------------------------------------------------------------------
+
+    @staticmethod
+    def _model(model: type[M], raw: Any, endpoint: str) -> M:
+        try:
+            return model.model_validate(raw)
+        except ValidationError as exc:
+            raise PolarisMalformedError(
+                f"unexpected answer shape: {exc.errors()[0]['msg']}", endpoint=endpoint
+            ) from None
+
+    @staticmethod
+    def _parse_page(raw: Any) -> JobPage:
+        if not isinstance(raw, dict) or not isinstance(raw.get("values", []), list):
+            raise PolarisMalformedError("listing is not {values: [...]}", endpoint="list_jobs")
+        more = raw.get("moreResultsAvailable", False)
+        if not isinstance(more, bool):
+            raise PolarisMalformedError(
+                "moreResultsAvailable is not a boolean", endpoint="list_jobs"
+            )
+        values = raw.get("values", [])
+        jobs: list[Job] = []
+        unparsed: set[str] = set()
+        for item in values:
+            try:
+                jobs.append(Job.model_validate(item))
+            except ValidationError as exc:
+                # One odd job must not blind the bot to the other thousand.
+                job_id = item.get("id") if isinstance(item, dict) else None
+                log.warning("polaris.job_unreadable", job_id=job_id, error=exc.errors()[0]["msg"])
+                if isinstance(job_id, str):
+                    unparsed.add(job_id)
+        return JobPage(jobs=jobs, unparsed_ids=frozenset(unparsed), more=more, listed=len(values))
+
+    # ---- transport -------------------------------------------------------------------
+
+    def _backoff(self, failed_attempt: int, exc: BaseException | None) -> float:
+        """Seconds to wait after attempt number ``failed_attempt`` (1-based) failed."""
+        backoff = min(self._retry.cap, self._retry.base * 2 ** (failed_attempt - 1))
+        jittered = self._rng.uniform(0, backoff)
+        hint = getattr(exc, "retry_after", None)
+        if hint is not None:
+            return min(max(hint, jittered), self._retry.max_retry_after)
+        return jittered
+
+    def _wait(self, state: RetryCallState) -> float:
+        # Tenacity counts from the second attempt: the first ran before it (_request).
+        exc = state.outcome.exception() if state.outcome else None
+        return self._backoff(state.attempt_number + 1, exc)
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        endpoint: str,
+        *,
+        params: list[tuple[str, str]] | None = None,
+        json: Any = None,
+        attempts: int | None = None,
+    ) -> Any:
+        attempts = self._retry.attempts if attempts is None else attempts
+        # The first attempt runs without a retry loop: nearly every request succeeds at
+        # once, and tenacity's per-call objects form reference cycles (~32 objects a call)
+        # that only the cyclic GC frees — at thousands of requests a tick that garbage
+        # drove full collections that stalled the event loop.
+        try:
+            return await self._attempt(method, path, endpoint, params, json)
+        except PolarisError as exc:
+            if not exc.transient or attempts < 2:
+                raise
+            await self._sleep(self._backoff(1, exc))
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda e: isinstance(e, PolarisError) and e.transient),
+            stop=stop_after_attempt(attempts - 1),
+            wait=self._wait,
+            sleep=self._sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                log.debug(
+                    "polaris.retry",
+                    endpoint=endpoint,
+                    attempt=attempt.retry_state.attempt_number + 1,
+                )
+                return await self._attempt(method, path, endpoint, params, json)
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        endpoint: str,
+        params: list[tuple[str, str]] | None,
+        json: Any,
+    ) -> Any:
+        if self._limiter is not None:
+            await self._limiter.acquire()
+        loop = asyncio.get_running_loop()
+        async with self._slots:
+            started = loop.time()
+            outcome = "cancelled"  # only cancellation leaves the try without setting one
+            try:
+                async with self._session.request(
+                    method,
+                    self._base + path,
+                    params=params,
+                    json=json,
+                    headers=self._headers,
+                    timeout=self._timeout,
+                ) as resp:
+                    body = await resp.read()
+                    outcome = str(resp.status)
+                    if resp.status >= 400:
+                        # Any bytes make a readable message; an error page need not be UTF-8.
+                        text = body.decode("utf-8", errors="replace")
+                        raise error_for_status(resp.status, text, resp.headers, endpoint)
+                    try:
+                        # JSON is UTF-8: undecodable bytes are a ValueError (malformed) here,
+                        # not a UnicodeDecodeError escaping the client from resp.text().
+                        return json_module.loads(body)
+                    except ValueError:
+                        outcome = "malformed"
+                        raise PolarisMalformedError(
+                            f"answer is not JSON ({resp.content_type})", endpoint=endpoint
+                        ) from None
+            except TimeoutError:
+                outcome = "timeout"
+                raise PolarisUnavailableError(
+                    f"Polaris did not answer within {self._timeout.total:g}s", endpoint=endpoint
+                ) from None
+            except aiohttp.ClientError as exc:
+                outcome = "connection"
+                raise PolarisUnavailableError(
+                    f"cannot reach Polaris: {type(exc).__name__}: {exc}", endpoint=endpoint
+                ) from None
+            finally:
+                if self._observer is not None:
+                    self._observer(endpoint, outcome, loop.time() - started)

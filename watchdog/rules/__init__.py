@@ -1,0 +1,1 @@
+"""The rules file: its model, its loading with FILE:LINE problems, and the pure evaluators."""

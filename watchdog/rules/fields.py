@@ -1,0 +1,130 @@
+"""Validated field types of the rules file: names, choices, durations, ids, links.
+
+Each type checks one kind of value and says what is wrong in words that end up in a
+``FILE:LINE: message`` problem, with a "did you mean" for near-miss spellings. Lists of
+choices also accept a single string (``type = "batch"``), since that is how people
+write a one-element set.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BeforeValidator, Field, StrictFloat
+
+from watchdog.polaris.models import EXECUTION_STATUSES, HEALTH_STATUSES, JOB_TYPES, KNOWN_METRICS
+from watchdog.rules.durations import Duration, format_duration
+from watchdog.rules.problems import did_you_mean
+
+SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
+_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
+
+
+def _one_of(what: str, choices: tuple[str, ...]) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and value not in choices:
+            hint = did_you_mean(value, choices) or f"expected one of: {', '.join(choices)}"
+            raise ValueError(f"unknown {what} {value!r} ({hint})")
+        return value
+
+    return check
+
+
+def listify(value: Any) -> Any:
+    # `type = "batch"` and `type = ["batch", "sql"]` both mean a set of choices.
+    return [value] if isinstance(value, str) else value
+
+
+def _at_least(minimum: float, *, strictly: bool = False) -> Callable[[float], float]:
+    def check(seconds: float) -> float:
+        if seconds < minimum or (strictly and seconds == minimum):
+            relation = "longer than" if strictly else "at least"
+            raise ValueError(f"must be {relation} {format_duration(minimum)}")
+        return seconds
+
+    return check
+
+
+def _not_empty(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def _rule_name(value: str) -> str:
+    if not _NAME.fullmatch(value):
+        raise ValueError(
+            f"bad rule name {value!r}: use lowercase letters, digits, '_', '.' and '-', "
+            "starting with a letter or digit, at most 64 characters"
+        )
+    return value
+
+
+def _slack_user(value: str) -> str:
+    if not _SLACK_USER.fullmatch(value):
+        raise ValueError(
+            f"bad Slack user id {value!r}: operators are member ids like 'U0123ABCD' "
+            "(profile → ⋮ → Copy member ID), not names"
+        )
+    return value
+
+
+def _job_id(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise ValueError(f"bad job id {value!r}: job ids are UUIDs") from None
+
+
+def _url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"bad runbook {value!r}: must start with http:// or https://")
+    return value
+
+
+def _fraction(value: float) -> float:
+    if value > 1:
+        raise ValueError(f"must be a fraction, at most 1 (0.05 means 5%; got {value:g})")
+    return value
+
+
+def _repeat_shorthand(value: Any) -> Any:
+    return {"every": value} if isinstance(value, str) else value
+
+
+Text = Annotated[str, AfterValidator(_not_empty)]
+TextList = Annotated[tuple[Text, ...], BeforeValidator(listify)]
+RuleName = Annotated[str, AfterValidator(_rule_name)]
+SlackUserIds = Annotated[
+    tuple[Annotated[str, AfterValidator(_slack_user)], ...], BeforeValidator(listify)
+]
+JobIds = Annotated[tuple[Annotated[str, AfterValidator(_job_id)], ...], BeforeValidator(listify)]
+Url = Annotated[str, AfterValidator(_url)]
+Severity = Annotated[
+    Literal["info", "warning", "critical"], BeforeValidator(_one_of("severity", SEVERITIES))
+]
+AtLeast100ms = Annotated[Duration, AfterValidator(_at_least(0.1))]
+PositiveDuration = Annotated[Duration, AfterValidator(_at_least(0.0, strictly=True))]
+#: `repeat = "1h"` is short for `repeat = { every = "1h" }`.
+RepeatShorthand = BeforeValidator(_repeat_shorthand)
+MetricName = Annotated[str, AfterValidator(_one_of("metric", KNOWN_METRICS))]
+#: A share such as an error ratio: 0.01 is 1%. `above = 5` almost surely meant 5%.
+Fraction = Annotated[StrictFloat, Field(gt=0), AfterValidator(_fraction)]
+Hysteresis = Annotated[StrictFloat, Field(ge=0.0, lt=1.0)]
+JobTypes = Annotated[
+    tuple[Annotated[str, AfterValidator(_one_of("job type", JOB_TYPES))], ...],
+    BeforeValidator(listify),
+]
+ExecutionStatuses = Annotated[
+    tuple[Annotated[str, AfterValidator(_one_of("execution status", EXECUTION_STATUSES))], ...],
+    BeforeValidator(listify),
+]
+HealthStatuses = Annotated[
+    tuple[Annotated[str, AfterValidator(_one_of("health status", HEALTH_STATUSES))], ...],
+    BeforeValidator(listify),
+    Field(min_length=1),
+]

@@ -1,0 +1,1 @@
+"""Alerts in Slack: Block Kit messages, storms, and the notifier that posts and edits them."""

@@ -1,0 +1,374 @@
+"""Delivers outbox items to Slack: one message per incident, threads, edits, storms.
+
+- A NEW incident is one top-level post; repeats and changes are replies in its thread;
+  a resolve edits the original post (``chat.update``) and replies in the thread.
+- When one batch (one tick) brings ``group_threshold`` or more NEW alerts of one rule for
+  one channel, they become ONE grouped post with the full list in its thread; their later
+  repeats and resolves update that grouped post instead of touching one message per job.
+- Posts are paced per channel (Slack allows about one message a second per channel with
+  short bursts); 429s, 5xx and connection errors are first retried by slack-sdk's retry
+  handlers, then reported as :class:`~watchdog.deliver.notifier.DeliveryUnavailable` so the outbox
+  keeps the item. Errors Slack will always give for an item (archived channel, blocks it
+  rejects) get one fallback, then the item is dead-lettered rather than block the queue.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import structlog
+from aiolimiter import AsyncLimiter
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from watchdog.deliver.notifier import DeliveryUnavailable, Receipts
+from watchdog.domain.alerts import META_RULE, Reason
+from watchdog.domain.outgoing import AuditEntry, Notification
+from watchdog.metrics import BotMetrics
+from watchdog.rules.holder import RulesHolder
+from watchdog.slack.alerts import messages, storms
+from watchdog.slack.alerts.messages import SlackMessage
+from watchdog.store import MessageRef, OutboxRecord, Store
+
+log = structlog.get_logger(__name__)
+
+#: Token problems: nothing will get through until someone fixes the token, but the queue
+#: must survive until then.
+_AUTH_ERRORS = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "no_permission",
+        "missing_scope",
+    }
+)
+_BAD_CONTENT = frozenset(
+    {
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "msg_too_long",
+        "invalid_attachments",
+        "too_many_attachments",
+    }
+)
+_BAD_CHANNEL = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "restricted_action",
+        "cannot_reply_to_message",
+    }
+)
+#: Errors Slack reports in the body of an answer (even an HTTP 200) that say "not now":
+#: retried like a 5xx, never dead-lettered.
+_TRANSIENT = frozenset(
+    {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"}
+)
+_GONE_MESSAGE = frozenset(
+    {"message_not_found", "cant_update_message", "edit_window_closed", "thread_not_found"}
+)
+
+
+def slack_is_down(status: int, error: object) -> bool:
+    """Whether a failed Slack call means "Slack cannot take it now" (retry later), as
+    opposed to a refusal of this request or of the token."""
+    return status == 429 or status >= 500 or error in _TRANSIENT
+
+
+class SlackAuthError(Exception):
+    """The bot token is wrong: raised at start-up with a message that says what to fix."""
+
+
+class SlackUnreachableError(Exception):
+    """Slack did not answer ``auth.test`` (an outage): the token may well be fine."""
+
+
+class _Permanent(Exception):
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+@dataclass
+class _Unit:
+    """Outbox records sent together (a storm is one unit)."""
+
+    kind: str
+    records: list[OutboxRecord]
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def first(self) -> Notification:
+        item = self.records[0].item
+        assert isinstance(item, Notification)
+        return item
+
+
+class SlackNotifier:
+    def __init__(
+        self,
+        web: AsyncWebClient,
+        store: Store,
+        rules: RulesHolder,
+        *,
+        clock: Callable[[], float] = time.time,
+        metrics: BotMetrics | None = None,
+        pace: tuple[int, float] | None = (4, 4.0),
+    ) -> None:
+        self._web = web
+        self._store = store
+        self._rules = rules
+        self._clock = clock
+        self._metrics = metrics
+        self._pace = pace
+        self._limiters: dict[str, AsyncLimiter] = {}
+
+    async def check_auth(self) -> str:
+        """``auth.test`` at start-up: the bot's user id.
+
+        :class:`SlackAuthError` when Slack refuses the token (nothing will work until it is
+        fixed); :class:`SlackUnreachableError` when Slack is down (the bot can still watch
+        and queue its alerts)."""
+        try:
+            resp = await self._web.auth_test()
+        except SlackApiError as exc:
+            error = exc.response.get("error") if exc.response is not None else None
+            status = exc.response.status_code if exc.response is not None else 0
+            # An outage (or Slack's own trouble) says nothing about the token.
+            if slack_is_down(status, error):
+                where = f"auth.test at {self._web.base_url}"
+                raise SlackUnreachableError(
+                    f"Slack is unavailable (HTTP {status} from {where})"
+                ) from None
+            raise SlackAuthError(
+                f"Slack rejected SLACK_BOT_TOKEN ({error or status}): check "
+                "the token is the app's Bot User OAuth Token (xoxb-…) and the app is installed"
+            ) from None
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise SlackUnreachableError(
+                f"cannot reach Slack at {self._web.base_url}: {exc}"
+            ) from None
+        return str(resp.get("user_id", ""))
+
+    # ---- Slack calls -------------------------------------------------------------------
+
+    async def _call(self, method: str, channel: str, **kwargs: Any) -> dict[str, Any]:
+        if self._pace is not None:
+            limiter = self._limiters.get(channel)
+            if limiter is None:
+                limiter = self._limiters[channel] = AsyncLimiter(*self._pace)
+            await limiter.acquire()
+        try:
+            resp = await getattr(self._web, method)(channel=channel, **kwargs)
+        except SlackApiError as exc:
+            status = exc.response.status_code if exc.response is not None else 0
+            error = (
+                str(exc.response.get("error") or status) if exc.response is not None else "unknown"
+            )
+            self._count_error(method, error)
+            if slack_is_down(status, error):
+                retry = (
+                    exc.response.headers.get("Retry-After") if exc.response is not None else None
+                )
+                raise DeliveryUnavailable(
+                    f"Slack {method}: HTTP {status} {error}", float(retry) if retry else None
+                ) from None
+            if error in _AUTH_ERRORS:
+                raise DeliveryUnavailable(
+                    f"Slack {method}: {error} (fix SLACK_BOT_TOKEN)", 300.0
+                ) from None
+            raise _Permanent(error) from None
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            self._count_error(method, type(exc).__name__)
+            raise DeliveryUnavailable(f"Slack {method}: {type(exc).__name__}") from None
+        if self._metrics is not None:
+            self._metrics.slack_calls.labels(method).inc()
+        return dict(resp.data) if isinstance(resp.data, dict) else {}
+
+    def _count_error(self, method: str, error: str) -> None:
+        if self._metrics is not None:
+            self._metrics.slack_errors.labels(method, error).inc()
+
+    async def post(
+        self, channel: str, message: SlackMessage, *, thread_ts: str | None = None
+    ) -> MessageRef:
+        """Post, falling back to plain text when Slack refuses the blocks, and to the
+        default channel when a rule's own channel is gone or closed to the bot."""
+        extra = {"thread_ts": thread_ts} if thread_ts else {}
+        try:
+            resp = await self._call(
+                "chat_postMessage",
+                channel,
+                text=message.text,
+                blocks=message.blocks,
+                unfurl_links=False,
+                **extra,
+            )
+        except _Permanent as exc:
+            if exc.error in _GONE_MESSAGE and thread_ts:
+                return await self.post(channel, message)  # the thread is gone: top level
+            default = self._rules.current.slack.channel
+            if exc.error in _BAD_CHANNEL and not thread_ts and default and channel != default:
+                log.error("slack.channel_refused", channel=channel, error=exc.error,
+                          fallback=default)  # fmt: skip
+                return await self.post(default, message)
+            if exc.error not in _BAD_CONTENT:
+                raise
+            log.warning("slack.blocks_refused", error=exc.error, channel=channel)
+            resp = await self._call("chat_postMessage", channel, text=message.text[:3900], **extra)
+        return MessageRef(channel=str(resp.get("channel") or channel), ts=str(resp["ts"]))
+
+    async def update(self, ref: MessageRef, message: SlackMessage) -> bool:
+        """Edit a message; False when it is gone (the caller posts instead)."""
+        try:
+            await self._call(
+                "chat_update", ref.channel, ts=ref.ts, text=message.text, blocks=message.blocks
+            )
+        except _Permanent as exc:
+            if exc.error in _GONE_MESSAGE:
+                return False
+            if exc.error not in _BAD_CONTENT:
+                raise
+            # Without blocks=[] Slack would keep the old blocks (the FIRING ones) under the
+            # new text.
+            await self._call(
+                "chat_update", ref.channel, ts=ref.ts, text=message.text[:3900], blocks=[]
+            )
+        return True
+
+    # ---- delivery ----------------------------------------------------------------------
+
+    def channel_for(self, wanted: str | None, audit: bool = False) -> str:
+        """An alert's channel: its rule's, else the default. Audit lines always go to the
+        audit channel (else the default): a change typed in a DM must still be seen by the
+        team; where it was typed is used only when no channel is configured at all."""
+        slack = self._rules.current.slack
+        if audit:
+            channel = slack.audit_channel or slack.channel or wanted
+        else:
+            channel = wanted or slack.channel
+        if not channel:
+            raise _Permanent("no Slack channel configured ([slack] channel in the rules file)")
+        return channel
+
+    async def deliver(self, records: Sequence[OutboxRecord], receipts: Receipts) -> None:
+        units = await self._units(records)
+        for unit in units:
+            if receipts.out_of_time():
+                return
+            try:
+                created = await self._send(unit)
+            except _Permanent as exc:
+                log.error(
+                    "slack.undeliverable", error=exc.error, kind=unit.kind, items=len(unit.records)
+                )
+                for record in unit.records:
+                    await receipts.dead(record.id, exc.error)
+                continue
+            for i, record in enumerate(unit.records):
+                await receipts.done(record.id, created if i == 0 else {})
+
+    async def _units(self, records: Sequence[OutboxRecord]) -> list[_Unit]:
+        """Split a batch into send units, in order; group storms and storm follow-ups."""
+        threshold = self._rules.current.slack.group_threshold
+        new_counts: dict[tuple[str, str | None], int] = {}  # NEW alerts per (rule, channel)
+        for record in records:
+            item = record.item
+            if (
+                isinstance(item, Notification)
+                and item.reason is Reason.NEW
+                and item.alert.rule != META_RULE
+            ):
+                count_key = (item.alert.rule, item.channel)
+                new_counts[count_key] = new_counts.get(count_key, 0) + 1
+        units: list[_Unit] = []
+        grouped: dict[tuple[str, str, str], _Unit] = {}
+        # After an outage a NEW and its RESOLVED can share a batch: route storm members by
+        # storm key here; single posts are looked up at send time, once the NEW is posted.
+        storm_of: dict[str, str] = {}
+        for record in records:
+            item = record.item
+            if isinstance(item, AuditEntry):
+                units.append(_Unit("audit", [record]))
+                continue
+            if (
+                item.reason is Reason.NEW
+                and item.alert.rule != META_RULE
+                and new_counts[(item.alert.rule, item.channel)] >= threshold
+            ):
+                key = ("storm", item.alert.rule, str(item.channel))
+                if key not in grouped:
+                    grouped[key] = _Unit(
+                        "storm", [], {"key": f"storm/{item.alert.rule}/{record.id}"}
+                    )
+                    units.append(grouped[key])
+                grouped[key].records.append(record)
+                storm_of[item.incident_id] = grouped[key].notes["key"]
+                continue
+            ref: MessageRef | None = None
+            if item.incident_id in storm_of:
+                ref = MessageRef("", "", "storm-member", {"storm": storm_of[item.incident_id]})
+            elif item.reason is not Reason.NEW:
+                ref = await self._store.get_message(item.incident_id)
+            if ref is not None and ref.kind == "storm-member":
+                storm = str(ref.data.get("storm"))
+                key = (f"storm-{item.reason.value}", storm, "")
+                if key not in grouped:
+                    grouped[key] = _Unit(f"storm-{item.reason.value}", [], {"key": storm})
+                    units.append(grouped[key])
+                grouped[key].records.append(record)
+                continue
+            units.append(_Unit(item.reason.value, [record], {"ref": ref}))
+        return units
+
+    async def _send(self, unit: _Unit) -> dict[str, MessageRef]:
+        now = self._clock()
+        if unit.kind == "audit":
+            entry = unit.records[0].item
+            assert isinstance(entry, AuditEntry)
+            await self.post(
+                self.channel_for(entry.channel, audit=True), messages.audit_message(entry)
+            )
+            return {}
+        if unit.kind.startswith("storm"):
+            items = [r.item for r in unit.records if isinstance(r.item, Notification)]
+            key = unit.notes["key"]
+            if unit.kind == "storm":
+                return await storms.send_storm(self, self._store, key, items, now)
+            # The step names this unit's replies in the storm's progress: a retry of the
+            # same outbox records resumes them, a later follow-up starts afresh.
+            step = f"{unit.kind}:{unit.records[0].id}"
+            await storms.storm_follow_up(self, self._store, key, unit.kind, items, step, now)
+            return {}
+        n = unit.first
+        ref: MessageRef | None = unit.notes.get("ref")
+        if ref is None and n.reason is not Reason.NEW:
+            # Its first post may have been made earlier in this batch.
+            ref = await self._store.get_message(n.incident_id)
+        if n.reason is Reason.NEW or ref is None:
+            if n.reason is Reason.RESOLVED:
+                # Its first post never made it (dead-lettered): post the resolved alert in
+                # full, so the top-level line still names the rule, the job and the table.
+                await self.post(self.channel_for(n.channel), messages.resolved_message(n, now=now))
+                return {}
+            message = (
+                messages.meta_message(n, now=now)
+                if n.alert.rule == META_RULE
+                else messages.alert_message(n, now=now)
+            )
+            posted = await self.post(self.channel_for(n.channel), message)
+            return {n.incident_id: posted}
+        if n.reason is Reason.RESOLVED:
+            if not await self.update(ref, messages.resolved_message(n, now=now)):
+                await self.post(ref.channel, messages.resolved_message(n, now=now))
+                return {}
+        await self.post(ref.channel, messages.thread_reply(n, now=now), thread_ts=ref.ts)
+        return {}

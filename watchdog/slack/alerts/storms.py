@@ -1,0 +1,124 @@
+"""Grouped ("storm") messages: many alerts of one rule in one tick, one Slack post.
+
+The grouped post carries the counts and the first jobs; the full list goes to its thread
+in as few replies as Slack's limits allow. Its bookkeeping lives in the store under the
+storm's key: the member alerts (to redraw the post as members resolve), the resolved
+ones, and how many thread replies of each step were already accepted — so a retry after
+a Slack failure continues the thread where it stopped instead of posting it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from typing import Any, Protocol
+
+from watchdog.domain.alerts import AlertState, RuleFacts, alert_from_dict, alert_to_dict
+from watchdog.domain.outgoing import Notification
+from watchdog.slack.alerts import messages
+from watchdog.slack.alerts.messages import SlackMessage
+from watchdog.store import MessageRef, Store
+
+
+class Poster(Protocol):
+    """The Slack calls a storm needs (the notifier provides them)."""
+
+    async def post(
+        self, channel: str, message: SlackMessage, *, thread_ts: str | None = None
+    ) -> MessageRef: ...
+
+    async def update(self, ref: MessageRef, message: SlackMessage) -> bool: ...
+
+    def channel_for(self, wanted: str | None) -> str: ...
+
+
+def member_alerts(ref: MessageRef) -> list[AlertState]:
+    """The alerts a grouped message stands for."""
+    members: Mapping[str, Any] = ref.data.get("members", {})
+    return [alert_from_dict(a) for a in members.values()]
+
+
+async def _thread(
+    poster: Poster,
+    store: Store,
+    key: str,
+    storm: MessageRef,
+    replies: Sequence[SlackMessage],
+    step: str,
+) -> MessageRef:
+    """Post ``replies`` in the storm's thread, skipping those an earlier try got through."""
+    progress: dict[str, int] = dict(storm.data.get("progress", {}))
+    for index in range(progress.get(step, 0), len(replies)):
+        await poster.post(storm.channel, replies[index], thread_ts=storm.ts)
+        progress[step] = index + 1
+        storm = MessageRef(storm.channel, storm.ts, "storm", {**storm.data, "progress": progress})
+        await store.save_messages({key: storm})
+    return storm
+
+
+async def send_storm(
+    poster: Poster, store: Store, key: str, items: Sequence[Notification], now: float
+) -> dict[str, MessageRef]:
+    """Post the grouped message and its job list; return the message of every member."""
+    alerts = [n.alert for n in items]
+    first = items[0]
+    storm = await store.get_message(key)
+    if storm is None:
+        head = messages.storm_message(
+            first.rule, alerts, resolved=0, total=len(alerts), now=now, mention=first.mention
+        )
+        posted = await poster.post(poster.channel_for(first.channel), head)
+        storm = MessageRef(posted.channel, posted.ts, "storm", {
+            "rule": asdict(first.rule),
+            "members": {n.incident_id: alert_to_dict(n.alert) for n in items},
+            "resolved": [],
+        })  # fmt: skip
+        # Recorded at once: if a thread reply fails below, the retry continues the
+        # thread instead of posting the storm again.
+        await store.save_messages({key: storm})
+    replies = messages.storm_list_replies(alerts, heading=f"All {len(alerts)} jobs")
+    storm = await _thread(poster, store, key, storm, replies, "list")
+    members = {
+        n.incident_id: MessageRef(storm.channel, storm.ts, "storm-member", {"storm": key})
+        for n in items
+    }
+    return {key: storm, **members}
+
+
+async def storm_follow_up(
+    poster: Poster,
+    store: Store,
+    key: str,
+    kind: str,
+    items: Sequence[Notification],
+    step: str,
+    now: float,
+) -> None:
+    """Repeats, changes or resolves of storm members: one update and a thread reply."""
+    storm = await store.get_message(key)
+    if storm is None:  # bookkeeping lost: fall back to plain, thread-less replies
+        for n in items:
+            await poster.post(poster.channel_for(n.channel), messages.thread_reply(n, now=now))
+        return
+    alerts = [n.alert for n in items]
+    if kind == "storm-resolved":
+        members = storm.data.get("members", {})
+        resolved = sorted(set(storm.data.get("resolved", [])) | {n.incident_id for n in items})
+        head = messages.storm_message(
+            RuleFacts(**storm.data["rule"]),
+            member_alerts(storm),
+            resolved=len(resolved),
+            total=len(members),
+            now=now,
+            mention=None,
+        )
+        if not await poster.update(storm, head):
+            await poster.post(storm.channel, head)
+        storm = MessageRef(storm.channel, storm.ts, "storm", {**storm.data, "resolved": resolved})
+        await store.save_messages({key: storm})
+        heading = f"Resolved: {len(items)} jobs ({len(resolved)} of {len(members)})"
+    else:
+        verb = "Still firing" if kind == "storm-repeat" else "Changed"
+        heading = f"{verb}: {len(items)} jobs"
+    replies = messages.storm_list_replies(alerts, heading=heading)
+    await _thread(poster, store, key, storm, replies, step)

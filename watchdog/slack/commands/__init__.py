@@ -1,0 +1,1 @@
+"""Slash commands and buttons: verification, transports, parsing, and the command service."""

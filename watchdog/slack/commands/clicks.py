@@ -1,0 +1,146 @@
+"""The buttons' side of Slack: the cancel confirmation, and a message after a click.
+
+Only a click on the danger button of :func:`cancel_confirmation` cancels a job. After any
+click, :func:`clicked_message` redraws the message the button sat on: the same content,
+an outcome line ("⏸ Paused by @ann"), and the buttons that still make sense — a paused
+job offers Resume, a canceled one no job buttons, a failed click keeps them all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_sdk.models.blocks import ActionsBlock, ButtonElement, ConfirmObject, SectionBlock
+
+from watchdog.polaris.models import Job
+from watchdog.slack.actions import Action, ButtonValue, encode_value
+from watchdog.slack.commands.replies import MAX_BLOCKS, Reply, clip, code, esc, mention, when
+
+#: block_id of the context line a click adds; replaced, not stacked, on the next click.
+OUTCOME_BLOCK = "wd_outcome"
+
+#: action → (icon, what was done, what was tried)
+_DONE = {
+    Action.PAUSE: ("⏸", "Paused", "pause"),
+    Action.RESUME: ("▶️", "Resumed", "resume"),
+    Action.CANCEL: ("🛑", "Canceled", "cancel"),
+    Action.SILENCE: ("🔕", "Silenced for 1h", "silence"),
+}
+
+
+def cancel_confirmation(job: Job) -> Reply:
+    """The danger button that actually cancels (only a click on it does)."""
+    facts = ", ".join(esc(clip(f or "?", 60)) for f in (job.table, job.type, job.execution_status))
+    what = f"{code(clip(job.id, 60))} ({facts})"
+    button = ButtonElement(
+        text="Cancel job",
+        action_id=Action.CANCEL.value,
+        value=encode_value(ButtonValue(job_id=job.id)),
+        style="danger",
+        confirm=ConfirmObject(
+            title="Cancel this job?",
+            text=f"Job {job.id[:8]} ({esc(clip(job.table or 'no table', 40))}) will be canceled. "
+            "This cannot be undone.",
+            confirm="Cancel job",
+            deny="Keep it running",
+            style="danger",
+        ),
+    )
+    blocks = [
+        SectionBlock(text=f"Cancel job {what}? Canceling cannot be undone.").to_dict(),
+        ActionsBlock(elements=[button]).to_dict(),
+    ]
+    return Reply(f"Cancel job {job.id}? Use the button to confirm.", blocks=blocks)
+
+
+def click_line(action: Action, user_id: str, at: float, error: str | None = None) -> str:
+    icon, done, verb = _DONE[action]
+    if error is None:
+        return f"{icon} {done} by {mention(user_id)} · {when(at)}"
+    return f"⚠️ {mention(user_id)} tried to {verb}, but it failed: {esc(error)} · {when(at)}"
+
+
+def _is_ours(block: dict[str, Any]) -> bool:
+    """An actions block carrying at least one of the bot's buttons."""
+    if block.get("type") != "actions":
+        return False
+    elements = block.get("elements")
+    ours = {a.value for a in Action}
+    return isinstance(elements, list) and any(
+        isinstance(e, dict) and e.get("action_id") in ours for e in elements
+    )
+
+
+#: After a successful click, which of the bot's buttons turn into which (None: removed).
+_AFTER_CLICK: dict[Action, dict[str, tuple[Action, str] | None]] = {
+    Action.PAUSE: {Action.PAUSE.value: (Action.RESUME, "Resume")},
+    Action.RESUME: {Action.RESUME.value: (Action.PAUSE, "Pause")},
+    Action.CANCEL: {a.value: None for a in (Action.PAUSE, Action.RESUME, Action.CANCEL)},
+    Action.SILENCE: {Action.SILENCE.value: None},
+}
+
+
+def _buttons_after(block: dict[str, Any], action: Action) -> dict[str, Any] | None:
+    """The actions block once ``action`` is done: a paused job offers Resume, a canceled
+    one no job buttons, a silenced alert no second Silence. None when nothing is left."""
+    changes = _AFTER_CLICK[action]
+    elements: list[Any] = []
+    for element in block.get("elements") or []:
+        action_id = element.get("action_id") if isinstance(element, dict) else None
+        if action_id not in changes:
+            elements.append(element)
+            continue
+        swap = changes[action_id]
+        if swap is not None:
+            new, label = swap
+            turned = {k: v for k, v in element.items() if k not in ("style", "confirm")}
+            turned["action_id"] = new.value
+            turned["text"] = {"type": "plain_text", "text": label}
+            elements.append(turned)
+    return {**block, "elements": elements} if elements else None
+
+
+def clicked_message(
+    message: dict[str, Any] | None,
+    ephemeral: bool,
+    line: str,
+    succeeded: bool,
+    action: Action | None = None,
+) -> Reply:
+    """The clicked message again, with the outcome line. On success the buttons follow
+    what was done (``action``); on failure they stay as they were."""
+    context = {
+        "type": "context",
+        "block_id": OUTCOME_BLOCK,
+        "elements": [{"type": "mrkdwn", "text": line}],
+    }
+    raw_blocks = message.get("blocks") if message else None
+    if not isinstance(raw_blocks, list) or not raw_blocks:
+        return Reply(line, ephemeral=ephemeral, replace_original=True)
+    blocks: list[dict[str, Any]] = [
+        b for b in raw_blocks if isinstance(b, dict) and b.get("block_id") != OUTCOME_BLOCK
+    ]
+    updated: list[dict[str, Any]] = []
+    placed = False
+    for block in blocks:
+        if _is_ours(block):
+            if not succeeded:
+                updated.append(block)
+            elif action is not None and (kept := _buttons_after(block, action)) is not None:
+                updated.append(kept)
+            if not placed:
+                updated.append(context)
+                placed = True
+        else:
+            updated.append(block)
+    if not placed:
+        updated.append(context)
+    if len(updated) > MAX_BLOCKS:
+        updated = [*[b for b in updated if b is not context][: MAX_BLOCKS - 1], context]
+    text = message.get("text") if message else None
+    return Reply(
+        text if isinstance(text, str) and text else line,
+        blocks=updated,
+        ephemeral=ephemeral,
+        replace_original=True,
+    )

@@ -1,0 +1,141 @@
+"""The HTTP face of the commands: ``POST /slack/commands`` and ``POST /slack/interactions``.
+
+Each request goes through the same narrow gate before the :class:`CommandService` sees
+it: a bounded body (413 before anything large is buffered), Slack's signature over the
+raw bytes (401), a well-formed form or payload (400), and only then the service, whose
+reply is the 200 body. Slack shows a 500 as an ugly "dispatch failed", so anything that
+goes wrong past the gate is logged and answered as a polite ephemeral 200.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qsl
+
+import structlog
+from aiohttp import web
+
+from watchdog.metrics import BotMetrics
+from watchdog.slack.commands import replies
+from watchdog.slack.commands.parse import parse_interaction, parse_slash_form
+from watchdog.slack.commands.replies import Reply
+from watchdog.slack.commands.service import CommandService
+from watchdog.slack.commands.verify import RequestVerifier, VerificationError
+
+log = structlog.get_logger(__name__)
+
+COMMANDS_PATH = "/slack/commands"
+INTERACTIONS_PATH = "/slack/interactions"
+MAX_FIELDS = 64  # a slash command has about a dozen; more is not Slack
+
+
+class _Refused(Exception):
+    """The request stops at the gate with this status and short plain text."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+
+class SlackEndpoints:
+    """aiohttp handlers for Slack's slash commands and button clicks."""
+
+    def __init__(
+        self,
+        service: CommandService,
+        verifier: RequestVerifier,
+        metrics: BotMetrics,
+        max_body: int = 64 * 1024,
+    ) -> None:
+        self._service = service
+        self._verifier = verifier
+        self._metrics = metrics
+        self._max_body = max_body
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post(COMMANDS_PATH, self.commands)
+        app.router.add_post(INTERACTIONS_PATH, self.interactions)
+
+    async def commands(self, request: web.Request) -> web.StreamResponse:
+        return await self._handle(request, "commands", self._slash)
+
+    async def interactions(self, request: web.Request) -> web.StreamResponse:
+        return await self._handle(request, "interactions", self._click)
+
+    async def _slash(self, fields: dict[str, str]) -> Reply | None:
+        try:
+            req = parse_slash_form(fields)
+        except ValueError as exc:
+            raise _Refused(400, f"bad slash command: {exc}") from None
+        return await self._service.handle_slash(req)
+
+    async def _click(self, fields: dict[str, str]) -> Reply | None:
+        try:
+            click = parse_interaction(fields.get("payload", ""))
+        except ValueError as exc:
+            raise _Refused(400, f"bad interaction: {exc}") from None
+        return await self._service.handle_click(click)
+
+    async def _handle(
+        self,
+        request: web.Request,
+        endpoint: str,
+        serve: Callable[[dict[str, str]], Awaitable[Reply | None]],
+    ) -> web.StreamResponse:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            body = await self._read_body(request)
+            try:
+                self._verifier.verify(body, request.headers)
+            except VerificationError as exc:
+                log.warning("slack.request_rejected", endpoint=endpoint, reason=exc.reason)
+                raise _Refused(401, "invalid request signature") from None
+            reply = await serve(_form(body))
+        except _Refused as refused:
+            self._metrics.commands.labels(endpoint, f"http_{refused.status}").inc()
+            return web.Response(status=refused.status, text=refused.text)
+        except Exception:
+            log.exception("slack.handler_crashed", endpoint=endpoint)
+            self._metrics.commands.labels(endpoint, "crashed").inc()
+            return web.json_response(replies.CRASHED.to_json())
+        finally:
+            self._metrics.command_ack_seconds.observe(loop.time() - started)
+        if reply is None:
+            return web.Response(status=200)
+        return web.json_response(reply.to_json())
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        """The raw body, refused with 413 as soon as it is known to be too large.
+
+        A declared Content-Length is checked before a byte is read; a chunked body has
+        none, so it is read piece by piece and refused the moment it passes the limit.
+        """
+        declared = request.content_length
+        if declared is not None and declared > self._max_body:
+            raise _Refused(413, "request body too large")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = await request.content.read(min(16 * 1024, self._max_body + 1))
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > self._max_body:
+                raise _Refused(413, "request body too large")
+            chunks.append(chunk)
+
+
+def _form(body: bytes) -> dict[str, str]:
+    """The form fields of a verified body; 400 when it is not a form."""
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FIELDS)
+    except ValueError:  # UnicodeDecodeError is one, and so is "too many fields"
+        raise _Refused(400, "body is not a form") from None
+    fields: dict[str, str] = {}
+    for key, value in pairs:
+        # A repeated field is not something Slack sends: keep the first, ignore the rest.
+        fields.setdefault(key, value)
+    return fields

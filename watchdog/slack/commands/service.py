@@ -1,0 +1,393 @@
+"""Executes slash commands and button clicks for a Slack user.
+
+:class:`CommandService` is what both transports (the signed HTTP endpoints of
+:mod:`watchdog.slack.commands.server` and Socket Mode in :mod:`watchdog.slack.commands.socket`)
+call. Its two
+entry points answer at once — usage errors, ``help`` and refusals directly, everything
+else with a short "⏳" ack — because Slack gives up after 3 seconds; the work that needs
+Polaris or the store runs in a tracked background task that reports through the
+request's ``response_url``. Only operators named in the rules file may change anything,
+and every change they attempt is announced through the ``audit`` callback exactly once,
+whether it worked or not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, TypeVar
+
+import aiohttp
+import structlog
+from structlog.contextvars import bound_contextvars
+
+from watchdog.domain.alerts import Phase, fingerprint
+from watchdog.domain.outgoing import AuditEntry
+from watchdog.metrics import BotMetrics
+from watchdog.polaris.client import PolarisClient
+from watchdog.polaris.errors import InvalidJobIdError, PolarisError, check_job_id, is_job_id
+from watchdog.polaris.models import Job
+from watchdog.rules.model import RuleSet
+from watchdog.slack.actions import Action, ButtonValue
+from watchdog.slack.commands import clicks, parse, replies
+from watchdog.slack.commands.jobrefs import JobDirectory, JobRefError
+from watchdog.slack.commands.parse import (
+    COMMAND_NAMES,
+    Click,
+    Command,
+    JobRef,
+    SlashRequest,
+    UsageError,
+    parse_command,
+    parse_job_ref,
+)
+from watchdog.slack.commands.replies import Reply
+from watchdog.store import Silence, Store
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+CLICK_SILENCE = 3600.0  # the alert button's silence: long enough to fix, short enough to forget
+_MUTATING = (parse.Pause, parse.Resume, parse.Cancel, parse.Silence, parse.Unsilence)
+_DESIRED = {Action.PAUSE: "suspended", Action.RESUME: "running", Action.CANCEL: "canceled"}
+_VERB = {Action.PAUSE: "pause", Action.RESUME: "resume", Action.CANCEL: "cancel"}
+_VERB |= {Action.SILENCE: "silence"}
+
+
+class _Failure(Exception):
+    """A command that cannot be carried out; ``reason`` is for the user, in plain words,
+    ``what`` (optional) the attempt it spoiled."""
+
+    def __init__(self, reason: str, what: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.text = f"{what}: {reason}" if what else reason
+
+
+@dataclass
+class _Change:
+    """One attempted change, filled in as it is learnt, and audited exactly once."""
+
+    user: str
+    action: str
+    target: str
+    channel: str | None
+    table: str | None = None
+    incident_id: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class CommandService:
+    """Runs commands for Slack users against Polaris and the store."""
+
+    def __init__(
+        self,
+        polaris: PolarisClient,
+        store: Store,
+        rules: Callable[[], RuleSet],
+        audit: Callable[[AuditEntry], Awaitable[None]],
+        session: aiohttp.ClientSession,
+        metrics: BotMetrics,
+        clock: Callable[[], float],
+        response_url_prefixes: tuple[str, ...] = ("https://hooks.slack.com/",),
+        *,
+        job_cache_ttl: float = 30.0,
+        response_timeout: float = 10.0,
+    ) -> None:
+        self._polaris = polaris
+        self._store = store
+        self._rules = rules
+        self._audit_sink = audit
+        self._session = session
+        self._metrics = metrics
+        self._clock = clock
+        self._prefixes = response_url_prefixes
+        self._response_timeout = aiohttp.ClientTimeout(total=response_timeout)
+        self._jobs = JobDirectory(polaris, clock, job_cache_ttl)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    # ---- entry points ----------------------------------------------------------------
+
+    async def handle_slash(self, req: SlashRequest) -> Reply:
+        """Answer a slash command at once; slow work continues in the background."""
+        try:
+            command = parse_command(req.text)
+        except UsageError as exc:
+            self._count("invalid", "usage_error")
+            return replies.usage_reply(exc.message)
+        name = COMMAND_NAMES[type(command)]
+        with bound_contextvars(user=req.user_id, command=name):
+            if isinstance(command, parse.Help):
+                self._count(name, "ok")
+                return replies.HELP
+            mutating = isinstance(command, _MUTATING)
+            refused = self._gate(name, req.response_url, req.user_id, mutating)
+            if refused is not None:
+                return refused
+            log.info("slack.command", channel=req.channel_id)
+            self._spawn(self._run_slash(command, name, req))
+            return replies.ack(command)
+
+    async def handle_click(self, click: Click) -> Reply | None:
+        """Start a button's action. Slack ignores what a ``block_actions`` ack carries, so
+        every answer, a refusal included, goes through the click's ``response_url``."""
+        name = f"button_{_VERB[click.action]}"
+        with bound_contextvars(user=click.user_id, command=name, job_id=click.value.job_id):
+            refused = self._gate(name, click.response_url, click.user_id, True)
+            if refused is not None:
+                if self._allowed_url(click.response_url):
+                    self._spawn(self._respond(click.response_url, refused))
+                return None
+            log.info("slack.click", channel=click.channel_id)
+            self._spawn(self._run_click(click, name))
+            return None
+
+    async def drain(self) -> None:
+        """Wait until every background task (including ones they start) has finished."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self, grace: float = 10.0) -> None:
+        """Refuse new work, give the work in flight ``grace`` seconds, cancel the rest."""
+        self._closing = True
+        if self._tasks:
+            _, pending = await asyncio.wait(list(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                log.warning("slack.commands_cancelled_at_shutdown", count=len(pending))
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    # ---- gatekeeping -----------------------------------------------------------------
+
+    def _gate(self, name: str, response_url: str, user: str, mutating: bool) -> Reply | None:
+        """The reply that stops a request here, or ``None`` when it may proceed."""
+        if self._closing:
+            self._count(name, "shutting_down")
+            return replies.UNAVAILABLE
+        if not self._allowed_url(response_url):
+            # A signed request is still input: never POST to an arbitrary URL from it.
+            self._count(name, "bad_response_url")
+            log.warning("slack.response_url_refused")
+            return replies.BAD_RESPONSE_URL
+        if mutating:
+            operators = self._rules().slack.operators
+            if user not in operators:
+                self._count(name, "forbidden")
+                log.warning("slack.not_an_operator")
+                return replies.refusal(name.removeprefix("button_"), operators)
+        return None
+
+    def _allowed_url(self, url: str) -> bool:
+        return any(url.startswith(prefix) for prefix in self._prefixes)
+
+    # ---- background work -------------------------------------------------------------
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_slash(self, command: Command, name: str, req: SlashRequest) -> None:
+        try:
+            reply, outcome = await self._execute(command, req), "ok"
+        except _Failure as exc:
+            reply, outcome = Reply(f"⚠️ {replies.esc(exc.text)}"), "error"
+        except Exception:
+            log.exception("slack.command_crashed")
+            reply, outcome = replies.CRASHED, "crashed"
+        self._count(name, outcome)
+        await self._respond(req.response_url, reply)
+
+    async def _execute(self, command: Command, req: SlashRequest) -> Reply:
+        """The answer to a command; raises :class:`_Failure` when it cannot be given."""
+        change = _Change(req.user_id, COMMAND_NAMES[type(command)], "", req.channel_id or None)
+        match command:
+            case parse.ListJobs(health=health, types=types):
+                listing = await self._call(self._polaris.list_jobs(health=health, types=types))
+                filters = " ".join([f"health={h}" for h in health] + [f"type={t}" for t in types])
+                return replies.jobs_reply(listing.jobs, len(listing.unparsed_ids), filters)
+            case parse.Status(job=ref):
+                job_id = await self._resolve(ref)
+                return replies.status_reply(await self._call(self._polaris.get_job(job_id), job_id))
+            case parse.Metrics(job=ref):
+                job_id = await self._resolve(ref)
+                metrics = await self._call(self._polaris.get_metrics(job_id), job_id)
+                return replies.metrics_reply(job_id, metrics)
+            case parse.Cancel(job=ref):
+                # Only the confirmation's button cancels: this just shows it.
+                job_id = await self._resolve(ref)
+                job = await self._call(self._polaris.get_job(job_id), job_id)
+                if job.is_terminal:
+                    raise _Failure(replies.already_over(job))
+                return clicks.cancel_confirmation(job)
+            case parse.Pause(job=ref) | parse.Resume(job=ref):
+                action = Action.PAUSE if isinstance(command, parse.Pause) else Action.RESUME
+                change.target = ref.text
+                job = await self._audited(change, self._set_status(change, action, ref))
+                line = clicks.click_line(action, req.user_id, self._clock())
+                return Reply(f"{line} — {replies.code(job.id)} ({replies.esc(job.table or '')})")
+            case parse.Alerts():
+                alerts = await self._store.load_alerts()
+                firing = [a for a in alerts if a.phase is Phase.FIRING]
+                return replies.alerts_reply(firing, await self._active_silences())
+            case parse.Silence(target=target, duration=duration, reason=reason):
+                change.target = target
+                silence = await self._audited(change, self._silence(change, duration, reason))
+                return replies.silenced_reply(silence)
+            case parse.Silences():
+                return replies.silences_reply(await self._active_silences())
+            case parse.Unsilence(id=silence_id):
+                change.target = silence_id
+                await self._audited(change, self._unsilence(silence_id))
+                return Reply(f"🔔 Silence {replies.code(silence_id)} ended.")
+        return replies.HELP  # Help is answered before any task is started
+
+    async def _run_click(self, click: Click, name: str) -> None:
+        value = click.value
+        change = _Change(click.user_id, _VERB[click.action], value.job_id, click.channel_id)
+        change.incident_id = value.incident_id
+        error: str | None = None
+        try:
+            if click.action is Action.SILENCE:
+                await self._audited(change, self._silence_click(change, value))
+            else:
+                ref = JobRef(click.value.job_id)
+                await self._audited(change, self._set_status(change, click.action, ref))
+        except _Failure as exc:
+            error = exc.reason
+        self._count(name, "ok" if error is None else "error")
+        ephemeral = bool(click.container and click.container.get("is_ephemeral"))
+        line = clicks.click_line(click.action, click.user_id, self._clock(), error)
+        updated = clicks.clicked_message(
+            click.message, ephemeral, line, error is None, click.action
+        )
+        await self._respond(click.response_url, updated)
+
+    # ---- the changes -----------------------------------------------------------------
+
+    async def _audited(self, change: _Change, work: Awaitable[T]) -> T:
+        """Run a change and audit it once, however it ends; failures become :class:`_Failure`."""
+        try:
+            result = await work
+        except asyncio.CancelledError:
+            # Shutdown cut the change short after it may already have reached Polaris: the
+            # audit line must still say someone tried, and that the outcome is unknown.
+            reason = "interrupted by a restart of the bot; check the job's status"
+            await asyncio.shield(self._audit(change, reason))
+            raise
+        except Exception as exc:
+            if isinstance(exc, _Failure):
+                reason = exc.reason
+            elif isinstance(exc, PolarisError):
+                job = change.target if is_job_id(change.target) else None
+                reason = replies.explain(exc, job)
+            else:
+                log.exception("slack.change_crashed", action=change.action)
+                reason = "something went wrong on the bot's side"
+            await self._audit(change, reason)
+            what = f"could not {change.action} {replies.quoted(change.target)}"
+            raise _Failure(reason, what) from None
+        await self._audit(change, "ok")
+        return result
+
+    async def _set_status(self, change: _Change, action: Action, ref: JobRef) -> Job:
+        change.target = await self._resolve(ref)
+        job = await self._polaris.set_status(change.target, _DESIRED[action])
+        change.table = job.table
+        return job
+
+    async def _silence(self, change: _Change, duration: float, reason: str) -> Silence:
+        if self._rules().rule(change.target) is not None:
+            return await self._add_silence(change, "rule", duration, reason)
+        try:
+            ref = parse_job_ref(change.target)
+        except UsageError:
+            raise _Failure(f"there is no rule called {replies.quoted(change.target)}") from None
+        change.target = await self._resolve(ref)
+        return await self._add_silence(change, "job", duration, reason)
+
+    async def _silence_click(self, change: _Change, value: ButtonValue) -> Silence:
+        """An alert's Silence button mutes that rule on that job, nothing broader."""
+        try:
+            job = check_job_id(value.job_id)  # a click is input like any other
+        except InvalidJobIdError:
+            raise _Failure("the button does not name a job") from None
+        rule = value.rule if value.rule and self._rules().rule(value.rule) else None
+        if rule is None:  # the rule is gone (reloaded away): mute the job instead
+            change.target = job
+            return await self._add_silence(change, "job", CLICK_SILENCE, "from an alert")
+        change.target = fingerprint(rule, job)
+        return await self._add_silence(change, "alert", CLICK_SILENCE, f"from alert {rule}")
+
+    async def _add_silence(
+        self, change: _Change, kind: Literal["rule", "job", "alert"], duration: float, reason: str
+    ) -> Silence:
+        now, taken = self._clock(), {s.id for s in await self._store.list_silences()}
+        silence_id = _new_silence_id(taken)
+        silence = Silence(silence_id, kind, change.target, now + duration, change.user, now, reason)
+        await self._store.add_silence(silence)
+        change.extra = replies.silence_extra(silence)
+        return silence
+
+    async def _unsilence(self, silence_id: str) -> None:
+        if not await self._store.remove_silence(silence_id):
+            raise _Failure("there is no such silence (see `silences`)")
+
+    async def _active_silences(self) -> list[Silence]:
+        now = self._clock()
+        active = [s for s in await self._store.list_silences() if s.active(now)]
+        return sorted(active, key=lambda s: s.until)
+
+    # ---- Polaris and job references --------------------------------------------------
+
+    async def _call(self, call: Awaitable[T], job_id: str | None = None) -> T:
+        """Await a Polaris call, turning its errors into a :class:`_Failure` in plain words."""
+        try:
+            return await call
+        except PolarisError as exc:
+            log.warning("slack.polaris_failed", error=type(exc).__name__, status=exc.status)
+            raise _Failure(replies.explain(exc, job_id)) from None
+
+    async def _resolve(self, ref: JobRef) -> str:
+        """The full job id ``ref`` stands for, matched against every job of the project."""
+        try:
+            return await self._call(self._jobs.resolve(ref))
+        except JobRefError as exc:
+            raise _Failure(str(exc)) from None
+
+    # ---- outputs ---------------------------------------------------------------------
+
+    async def _audit(self, change: _Change, result: str) -> None:
+        entry = AuditEntry(**asdict(change), result=result, at=self._clock())
+        log.info("slack.audit", action=change.action, target=change.target, result=result)
+        try:
+            await self._audit_sink(entry)
+        except Exception:
+            # The change itself happened (or failed) regardless; losing the line is logged.
+            log.exception("slack.audit_failed", action=change.action, target=change.target)
+
+    async def _respond(self, url: str, reply: Reply) -> None:
+        """POST a reply to a ``response_url``; failures are logged, never raised."""
+        try:
+            async with self._session.post(
+                url, json=reply.to_json(), timeout=self._response_timeout
+            ) as resp:
+                if resp.status != 200:
+                    body = (await resp.text())[:100]
+                    log.warning("slack.response_url_failed", status=resp.status, body=body)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("slack.response_url_unreachable", error=type(exc).__name__)
+
+    def _count(self, command: str, outcome: str) -> None:
+        self._metrics.commands.labels(command, outcome).inc()
+
+
+def _new_silence_id(taken: set[str]) -> str:
+    while True:
+        candidate = "s-" + secrets.token_hex(3)
+        if candidate not in taken:
+            return candidate

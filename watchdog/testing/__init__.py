@@ -1,0 +1,1 @@
+"""``polaris-watchdog test-rules``: unit tests for rules files, on the production judging code."""
