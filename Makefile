@@ -29,7 +29,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check watchdog tests bench
 	$(BIN)/ruff format --check watchdog tests bench
-	$(BIN)/mypy watchdog
+	$(BIN)/mypy --strict watchdog
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

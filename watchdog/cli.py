@@ -21,7 +21,8 @@ from pydantic import ValidationError
 from watchdog.polaris.client import PolarisClient
 from watchdog.polaris.errors import InvalidJobIdError, PolarisError
 from watchdog.polaris.models import EXECUTION_STATUSES, HEALTH_STATUSES, JOB_TYPES, Job
-from watchdog.rules.model import RulesFileError, load_ruleset
+from watchdog.rules.model import load_ruleset
+from watchdog.rules.problems import RulesFileError
 from watchdog.settings import POLARIS_VARS, MissingSettingError, Settings
 
 EXIT_FAILURE = 1

@@ -263,8 +263,8 @@ class PolarisClient:
         backoff = min(self._retry.cap, self._retry.base * 2 ** (failed_attempt - 1))
         jittered = self._rng.uniform(0, backoff)
         hint = getattr(exc, "retry_after", None)
-        if hint is not None:
-            return min(max(hint, jittered), self._retry.max_retry_after)
+        if isinstance(hint, int | float):
+            return min(max(float(hint), jittered), self._retry.max_retry_after)
         return jittered
 
     def _wait(self, state: RetryCallState) -> float:

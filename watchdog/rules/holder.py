@@ -11,7 +11,8 @@ from pathlib import Path
 
 import structlog
 
-from watchdog.rules.model import RuleSet, RulesFileError, load_ruleset
+from watchdog.rules.model import RuleSet, load_ruleset
+from watchdog.rules.problems import RulesFileError
 
 log = structlog.get_logger(__name__)
 

@@ -99,7 +99,8 @@ class SocketModeReceiver:
 
     @staticmethod
     async def _connect(client: SocketModeClient) -> None:
-        await client.connect()  # retries by itself until Slack answers
+        # slack-sdk leaves connect/close untyped; both are coroutines.
+        await client.connect()  # type: ignore[no-untyped-call]  # retries until Slack answers
         log.info("slack.socket_mode_connected")
 
     async def close(self) -> None:
@@ -109,7 +110,7 @@ class SocketModeReceiver:
             connecting.cancel()
             await asyncio.gather(connecting, return_exceptions=True)
         if client is not None:
-            await client.close()
+            await client.close()  # type: ignore[no-untyped-call]
             log.info("slack.socket_mode_closed")
 
     async def _on_request(self, client: AsyncBaseSocketModeClient, req: SocketModeRequest) -> None:
