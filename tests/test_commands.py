@@ -641,9 +641,9 @@ async def test_silence_button_silences_that_alert_for_an_hour(rig: Rig) -> None:
     await (await rig.click(Action.SILENCE, STREAM, message=post, rule="job-unhealthy")).final()
     [silence] = await rig.store.list_silences()
     assert (silence.target_kind, silence.target, silence.until) == (
-        "alert", f"job-unhealthy/{STREAM}", START + 3600)  # fmt: skip
-    assert silence.matches("job-unhealthy", STREAM)
-    assert not silence.matches("other-rule", STREAM)
+        "alert", f"default/job-unhealthy/{STREAM}", START + 3600)  # fmt: skip
+    assert silence.matches("default", "job-unhealthy", STREAM)
+    assert not silence.matches("default", "other-rule", STREAM)
     assert silence.created_by == OPERATOR and "job-unhealthy" in silence.reason
     assert rig.polaris_paths() == []
     [entry] = rig.audit

@@ -207,7 +207,7 @@ def test_button_values_carry_job_rule_and_incident() -> None:
     alert = make_alert()
     for element in buttons(alert_message(make_notification(alert), now=NOW)):
         assert decode_value(element["value"]) == ButtonValue(
-            JOB_ID, "job-unhealthy", alert.incident_id
+            JOB_ID, "job-unhealthy", alert.incident_id, "default"
         )
 
 

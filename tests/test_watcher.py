@@ -237,7 +237,7 @@ async def test_polaris_down_resolves_nothing_and_pages_once_about_polaris(
     assert "cannot reach Polaris" in summary and "503" in summary
     await rig.step(5)
     assert len(notified(rig)) == 2, "the meta-alert pages once, and nothing resolved"
-    assert rig.watcher.alerts[f"job-unhealthy/{CLICKS}"].phase is Phase.FIRING
+    assert rig.watcher.alerts[f"default/job-unhealthy/{CLICKS}"].phase is Phase.FIRING
 
     sim.faults.clear()
     await rig.step()
@@ -278,7 +278,7 @@ async def test_malformed_listing_keeps_alerts_and_tick_survives(
     report = await rig.step(3)
     assert report.listings_failed == 1 and report.outcome == "partial"
     assert notified(rig) == [("new", "job-unhealthy", CLICKS)]
-    assert rig.watcher.alerts[f"job-unhealthy/{CLICKS}"].phase is Phase.FIRING
+    assert rig.watcher.alerts[f"default/job-unhealthy/{CLICKS}"].phase is Phase.FIRING
 
 
 @pytest.mark.parametrize(
@@ -305,7 +305,7 @@ async def test_failed_metrics_or_lookup_leaves_only_those_alerts_alone(
     report = await rig.step(6)  # 3 minutes: the rising window has long passed
     meta = [("new", META_RULE, "-")] if endpoint == "metrics" else []
     assert notified(rig)[2:] == [("resolved", seen, job[seen]), *meta]
-    assert rig.watcher.alerts[f"{blind}/{job[blind]}"].phase is Phase.FIRING
+    assert rig.watcher.alerts[f"default/{blind}/{job[blind]}"].phase is Phase.FIRING
     assert report.metrics_failed == (1 if endpoint == "metrics" else 0)
     sim.faults.clear()
     # After a gap a window needs two fresh samples (the old baseline is stale): the
@@ -334,7 +334,7 @@ async def test_reload_removing_a_rule_resolves_its_alerts(
         ("resolved", "job-unhealthy", VIEWS),
     ]
     assert last_reason(rig) == "rule removed from the rules file"
-    assert set(rig.watcher.alerts) == {f"job-broken/{VIEWS}"}
+    assert set(rig.watcher.alerts) == {f"default/job-broken/{VIEWS}"}
 
 
 async def test_restart_on_the_same_state_file_does_not_renotify(
@@ -353,7 +353,7 @@ async def test_restart_on_the_same_state_file_does_not_renotify(
     await second.open()
     try:
         await rig.restart(second).load(rig.clock())
-        assert rig.watcher.alerts[f"job-unhealthy/{CLICKS}"].posted
+        assert rig.watcher.alerts[f"default/job-unhealthy/{CLICKS}"].posted
         await rig.step(3)
         assert len(notified(rig)) == 1
         sim.set_health(CLICKS, "ok")
@@ -409,7 +409,7 @@ async def test_alert_silence_mutes_one_rule_on_one_job_only(start: Start, sim: S
     sim.set_health(CLICKS, "error")
     sim.set_health(VIEWS, "error")
     rig = await start(HEALTH)
-    fp = f"job-unhealthy/{CLICKS}"
+    fp = f"default/job-unhealthy/{CLICKS}"
     await rig.store.add_silence(Silence("s1", "alert", fp, START + 3600, "U0OPERATOR", START))
     await rig.tick()
     assert notified(rig) == [("new", "job-unhealthy", VIEWS)]
@@ -687,6 +687,6 @@ async def test_a_new_leader_reloads_what_the_old_one_left(
     announced = replace(alert(CLICKS), posted=True)
     await rig.store.commit(upserts=[announced], now=clock())  # what the leader did
     assert await rig.watcher._lead(30.0) is True
-    assert f"job-unhealthy/{CLICKS}" in rig.watcher.alerts
+    assert f"default/job-unhealthy/{CLICKS}" in rig.watcher.alerts
     await rig.tick()
     assert notified(rig) == []  # already announced by the other replica

@@ -14,6 +14,8 @@ from typing import Any
 
 from watchdog.polaris.models import Job
 
+#: The project of a single-project set-up (no ``[[projects]]`` in the rules file).
+DEFAULT_PROJECT = "default"
 #: Rule name of the meta-alert about Polaris itself; rule names cannot start with "_".
 META_RULE = "_polaris"
 META_JOB = "-"
@@ -81,7 +83,7 @@ class Condition:
 
 @dataclass(frozen=True, slots=True)
 class AlertState:
-    """One fingerprint's (rule, job) place in the lifecycle."""
+    """One fingerprint's (project, rule, job) place in the lifecycle."""
 
     rule: str
     job_id: str
@@ -99,10 +101,12 @@ class AlertState:
     repeats: int = 0
     next_repeat: float | None = None
     notified_signature: tuple[str | None, str | None, str] | None = None
+    #: the Polaris project the job belongs to (``default`` in single-project mode)
+    project: str = DEFAULT_PROJECT
 
     @property
     def fingerprint(self) -> str:
-        return fingerprint(self.rule, self.job_id)
+        return fingerprint(self.project, self.rule, self.job_id)
 
     @property
     def incident_id(self) -> str:
@@ -110,8 +114,10 @@ class AlertState:
         return f"{self.fingerprint}@{int((self.fired_at or self.since) * 1000)}"
 
 
-def fingerprint(rule: str, job_id: str) -> str:
-    return f"{rule}/{job_id}"
+def fingerprint(project: str, rule: str, job_id: str) -> str:
+    """``project/rule/job``: none of the three can contain a ``/`` (names are checked,
+    job ids are UUIDs), so the key reads back unambiguously."""
+    return f"{project}/{rule}/{job_id}"
 
 
 @dataclass(frozen=True, slots=True)

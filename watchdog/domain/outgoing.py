@@ -42,6 +42,7 @@ class AuditEntry:
     channel: str | None = None
     table: str | None = None
     incident_id: str | None = None  # set when the action came from an alert's button
+    project: str | None = None  # the job's project, when the action was on a job
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

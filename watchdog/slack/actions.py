@@ -27,6 +27,8 @@ class ButtonValue:
     job_id: str
     rule: str | None = None
     incident_id: str | None = None
+    #: the job's project; buttons posted before projects existed carry none (``default``)
+    project: str | None = None
 
 
 def encode_value(value: ButtonValue) -> str:
@@ -35,6 +37,8 @@ def encode_value(value: ButtonValue) -> str:
         raw["r"] = value.rule
     if value.incident_id:
         raw["i"] = value.incident_id
+    if value.project:
+        raw["p"] = value.project
     text = json.dumps(raw, separators=(",", ":"))
     if len(text) > MAX_VALUE:
         # Incident ids and rule names are short by construction; drop the optional parts
@@ -57,4 +61,7 @@ def decode_value(text: str) -> ButtonValue:
         raise ValueError("button value has a bad rule")
     if incident is not None and not isinstance(incident, str):
         raise ValueError("button value has a bad incident id")
-    return ButtonValue(job_id=raw["j"], rule=rule, incident_id=incident)
+    project = raw.get("p")
+    if project is not None and not isinstance(project, str):
+        raise ValueError("button value has a bad project")
+    return ButtonValue(job_id=raw["j"], rule=rule, incident_id=incident, project=project)

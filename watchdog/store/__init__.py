@@ -35,7 +35,8 @@ class MessageRef:
 class Silence:
     id: str
     #: "rule": every job of a rule; "job": every rule on a job; "alert": one rule on one
-    #: job (target is the fingerprint "rule/job_id", what an alert's Silence button mutes)
+    #: job (target is the fingerprint "project/rule/job_id", what an alert's Silence
+    #: button mutes)
     target_kind: Literal["rule", "job", "alert"]
     target: str
     until: float
@@ -43,9 +44,9 @@ class Silence:
     created_at: float
     reason: str = ""
 
-    def matches(self, rule: str, job_id: str) -> bool:
+    def matches(self, project: str, rule: str, job_id: str) -> bool:
         if self.target_kind == "alert":
-            return self.target == fingerprint(rule, job_id)
+            return self.target == fingerprint(project, rule, job_id)
         return self.target == (rule if self.target_kind == "rule" else job_id)
 
     def active(self, now: float) -> bool:

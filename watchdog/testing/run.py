@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
-from watchdog.domain.alerts import AlertState, Phase, Reason, fingerprint
+from watchdog.domain.alerts import DEFAULT_PROJECT, AlertState, Phase, Reason, fingerprint
 from watchdog.polaris.models import Job
 from watchdog.rules.durations import format_duration
 from watchdog.rules.model import Rule, RuleSet, load_ruleset
@@ -221,7 +221,7 @@ class CaseRun:
             if rule.name not in self._plan.rule_queries:
                 continue  # the rule can match no job: the watcher never lists any for it
             for job in jobs.values():
-                prev = self.alerts.get(fingerprint(rule.name, job.id))
+                prev = self.alerts.get(fingerprint(DEFAULT_PROJECT, rule.name, job.id))
                 verdict = verdict_for(rule, job, prev, self._book, now, metrics_ok)
                 if verdict is not None:
                     self._settle(rule, prev, verdict, now, notified)
@@ -243,7 +243,7 @@ class CaseRun:
     ) -> None:
         timing = self._timings[rule.name]
         step = evolve(prev, verdict, rule=rule.name, severity=rule.severity, timing=timing, now=now)
-        key = fingerprint(rule.name, verdict.job.job_id)
+        key = fingerprint(DEFAULT_PROJECT, rule.name, verdict.job.job_id)
         if step.state is None:
             self.alerts.pop(key, None)
         else:

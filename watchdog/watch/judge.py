@@ -13,7 +13,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 
-from watchdog.domain.alerts import META_RULE, AlertState, Condition, Reason, RuleFacts, fingerprint
+from watchdog.domain.alerts import (
+    DEFAULT_PROJECT,
+    META_RULE,
+    AlertState,
+    Condition,
+    Reason,
+    RuleFacts,
+    fingerprint,
+)
 from watchdog.domain.outgoing import Notification
 from watchdog.polaris.models import Job
 from watchdog.rules.model import Rule
@@ -40,8 +48,13 @@ def facts_of(rule: Rule) -> RuleFacts:
 
 class Tally:
     def __init__(
-        self, alerts: dict[str, AlertState], silences: Sequence[Silence], now: float
+        self,
+        alerts: dict[str, AlertState],
+        silences: Sequence[Silence],
+        now: float,
+        project: str = DEFAULT_PROJECT,
     ) -> None:
+        self.project = project
         self.alerts = alerts  # staged: the tick's view, adopted after a commit
         self.now = now
         self.upserts: list[AlertState] = []
@@ -73,7 +86,7 @@ class Tally:
         muted = (
             facts.name in self._muted["rule"]
             or job_id in self._muted["job"]
-            or fingerprint(facts.name, job_id) in self._muted["alert"]
+            or fingerprint(self.project, facts.name, job_id) in self._muted["alert"]
         )
         step = evolve(
             prev,
@@ -83,6 +96,7 @@ class Tally:
             timing=timing,
             now=self.now,
             muted=muted,
+            project=self.project,
         )
         if step.state is None:
             if prev is not None:

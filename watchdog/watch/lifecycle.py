@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from watchdog.domain.alerts import AlertState, Condition, JobFacts, Phase, Reason
+from watchdog.domain.alerts import DEFAULT_PROJECT, AlertState, Condition, JobFacts, Phase, Reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +78,16 @@ class Step:
 
 
 def _start(
-    rule: str, severity: str, verdict: Verdict, condition: Condition, now: float, timing: Timing
+    rule: str,
+    severity: str,
+    verdict: Verdict,
+    condition: Condition,
+    now: float,
+    timing: Timing,
+    project: str,
 ) -> AlertState:
     state = AlertState(
+        project=project,
         rule=rule,
         job_id=verdict.job.job_id,
         phase=Phase.PENDING,
@@ -102,6 +109,7 @@ def transition(
     severity: str,
     timing: Timing,
     now: float,
+    project: str = DEFAULT_PROJECT,
 ) -> AlertState | None:
     """The lifecycle state after this tick (before any notification bookkeeping)."""
     cond = verdict.condition
@@ -122,7 +130,7 @@ def transition(
         return prev
     if cond.active:
         if prev is None or prev.phase is Phase.RESOLVED:
-            return _start(rule, severity, verdict, cond, now, timing)
+            return _start(rule, severity, verdict, cond, now, timing, project)
         updated = replace(
             prev, last_active=now, last_eval=now, job=verdict.job, condition=cond, severity=severity
         )
@@ -198,13 +206,16 @@ def evolve(
     timing: Timing,
     now: float,
     muted: bool = False,
+    project: str = DEFAULT_PROJECT,
 ) -> Step:
     """One tick of one fingerprint: transition, decide, and book-keep."""
     if verdict.condition is None and verdict.gone is None:
         # No data: nothing changes and nothing is said (not even a due repeat, which
         # would claim the alert is still firing when nobody knows).
         return Step(prev, None)
-    state = transition(prev, verdict, rule=rule, severity=severity, timing=timing, now=now)
+    state = transition(
+        prev, verdict, rule=rule, severity=severity, timing=timing, now=now, project=project
+    )
     reason = decide(state, muted=muted, now=now)
     if state is None:
         return Step(None, None)

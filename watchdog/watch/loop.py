@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from watchdog.domain.alerts import (
+    DEFAULT_PROJECT,
     META_JOB,
     META_RULE,
     AlertState,
@@ -32,6 +33,7 @@ from watchdog.domain.alerts import (
     JobFacts,
     Phase,
     RuleFacts,
+    fingerprint,
 )
 from watchdog.metrics import BotMetrics
 from watchdog.polaris.client import PolarisClient
@@ -190,7 +192,7 @@ class Watcher:
         await self._observer.metrics(
             seen, self.book, now, within=max(2 * watch.interval, 2 * watch.timeout)
         )
-        meta = self._alerts.get(f"{META_RULE}/{META_JOB}")
+        meta = self._alerts.get(fingerprint(DEFAULT_PROJECT, META_RULE, META_JOB))
         tally.settle(None, _META_FACTS, Timing(for_=watch.no_data_after), meta,
                      self._meta_verdict(now, seen))  # fmt: skip
         for rule in rules.rules:

@@ -279,7 +279,8 @@ class SlackNotifier:
     async def _units(self, records: Sequence[OutboxRecord]) -> list[_Unit]:
         """Split a batch into send units, in order; group storms and storm follow-ups."""
         threshold = self._rules.current.slack.group_threshold
-        new_counts: dict[tuple[str, str | None], int] = {}  # NEW alerts per (rule, channel)
+        # NEW alerts per (project, rule, channel): storms are grouped per project
+        new_counts: dict[tuple[str, str, str | None], int] = {}
         for record in records:
             item = record.item
             if (
@@ -287,10 +288,10 @@ class SlackNotifier:
                 and item.reason is Reason.NEW
                 and item.alert.rule != META_RULE
             ):
-                count_key = (item.alert.rule, item.channel)
+                count_key = (item.alert.project, item.alert.rule, item.channel)
                 new_counts[count_key] = new_counts.get(count_key, 0) + 1
         units: list[_Unit] = []
-        grouped: dict[tuple[str, str, str], _Unit] = {}
+        grouped: dict[tuple[str, ...], _Unit] = {}
         # After an outage a NEW and its RESOLVED can share a batch: route storm members by
         # storm key here; single posts are looked up at send time, once the NEW is posted.
         storm_of: dict[str, str] = {}
@@ -302,12 +303,19 @@ class SlackNotifier:
             if (
                 item.reason is Reason.NEW
                 and item.alert.rule != META_RULE
-                and new_counts[(item.alert.rule, item.channel)] >= threshold
+                and new_counts[(item.alert.project, item.alert.rule, item.channel)] >= threshold
             ):
-                key = ("storm", item.alert.rule, str(item.channel))
+                key: tuple[str, ...] = (
+                    "storm",
+                    item.alert.project,
+                    item.alert.rule,
+                    str(item.channel),
+                )
                 if key not in grouped:
                     grouped[key] = _Unit(
-                        "storm", [], {"key": f"storm/{item.alert.rule}/{record.id}"}
+                        "storm",
+                        [],
+                        {"key": f"storm/{item.alert.project}/{item.alert.rule}/{record.id}"},
                     )
                     units.append(grouped[key])
                 grouped[key].records.append(record)

@@ -179,7 +179,7 @@ def rule_info(rule: RuleFacts) -> str | None:
 def buttons(alert: AlertState) -> list[dict[str, Any]]:
     """Pause or Resume as the job's state allows, Cancel unless terminal, Silence 1h."""
     job = alert.job
-    value = encode_value(ButtonValue(job.job_id, alert.rule, alert.incident_id))
+    value = encode_value(ButtonValue(job.job_id, alert.rule, alert.incident_id, alert.project))
     if bk.length(value) > MAX_VALUE:
         return []  # a job id this long is not Polaris': offer no action on it
     found = []

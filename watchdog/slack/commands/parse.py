@@ -8,6 +8,7 @@ here, so no string a user typed can ever reach a URL path.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -370,7 +371,7 @@ def parse_interaction(payload_json: str) -> Click:
         raise ValueError("button value is not JSON") from None
     if not is_job_id(value.job_id):
         raise ValueError("button value has a bad job id")
-    value = ButtonValue(job_id=value.job_id.lower(), rule=value.rule, incident_id=value.incident_id)
+    value = dataclasses.replace(value, job_id=value.job_id.lower())
     team = _obj(raw, "team")
     team_id = team.get("id") if team is not None else ""
     return Click(

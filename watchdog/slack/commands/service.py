@@ -23,7 +23,7 @@ import aiohttp
 import structlog
 from structlog.contextvars import bound_contextvars
 
-from watchdog.domain.alerts import Phase, fingerprint
+from watchdog.domain.alerts import DEFAULT_PROJECT, Phase, fingerprint
 from watchdog.domain.outgoing import AuditEntry
 from watchdog.metrics import BotMetrics
 from watchdog.polaris.client import PolarisClient
@@ -320,7 +320,7 @@ class CommandService:
         if rule is None:  # the rule is gone (reloaded away): mute the job instead
             change.target = job
             return await self._add_silence(change, "job", CLICK_SILENCE, "from an alert")
-        change.target = fingerprint(rule, job)
+        change.target = fingerprint(value.project or DEFAULT_PROJECT, rule, job)
         return await self._add_silence(change, "alert", CLICK_SILENCE, f"from alert {rule}")
 
     async def _add_silence(
