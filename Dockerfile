@@ -25,6 +25,7 @@ RUN groupadd --system --gid 10001 watchdog \
  && mkdir -p /data /config \
  && chown 10001:10001 /data
 COPY --from=build /opt/venv /opt/venv
+COPY deploy/healthcheck.py /opt/watchdog/healthcheck.py
 # PYTHONDONTWRITEBYTECODE: the venv is compiled at install time; never try to write .pyc
 # files into a read-only root file system at run time.
 ENV PATH=/opt/venv/bin:$PATH \
@@ -38,8 +39,10 @@ USER 10001:10001
 WORKDIR /data
 VOLUME ["/data"]
 EXPOSE 8080
+# Probes the address in WATCHDOG_LISTEN (a wildcard host means loopback), so changing the
+# port at run time does not make the container unhealthy.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=30s --retries=3 \
-  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2)"]
+  CMD ["python", "/opt/watchdog/healthcheck.py", "/healthz"]
 # The bot drains on SIGTERM and exits 0 within 10 s (Docker's default stop timeout).
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["polaris-watchdog"]

@@ -27,9 +27,9 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 lint: $(STAMP)
-	$(BIN)/ruff check watchdog tests bench
-	$(BIN)/ruff format --check watchdog tests bench
-	$(BIN)/mypy watchdog
+	$(BIN)/ruff check watchdog tests bench deploy
+	$(BIN)/ruff format --check watchdog tests bench deploy
+	$(BIN)/mypy watchdog deploy/healthcheck.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

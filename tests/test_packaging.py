@@ -56,6 +56,8 @@ def test_final_image_has_healthcheck_port_and_stop_signal() -> None:
     """HEALTHCHECK hits /healthz, port 8080 is exposed, SIGTERM stops the bot."""
     final = dict(_final_stage())
     assert "/healthz" in final["HEALTHCHECK"]
+    # The port comes from WATCHDOG_LISTEN at run time (tests/test_healthcheck.py).
+    assert "8080" not in final["HEALTHCHECK"]
     assert final["EXPOSE"] == "8080"
     assert final["STOPSIGNAL"] == "SIGTERM"
     assert "/data" in final["VOLUME"]
@@ -68,6 +70,14 @@ def test_entrypoint_is_the_console_script() -> None:
     final = dict(_final_stage())
     assert final["ENTRYPOINT"] == '["polaris-watchdog"]'
     assert final["CMD"] == '["run"]'
+
+
+def test_healthcheck_script_is_copied_from_the_repo() -> None:
+    """The HEALTHCHECK runs deploy/healthcheck.py, which the final stage copies in."""
+    final = _final_stage()
+    copies = [rest.split() for keyword, rest in final if keyword == "COPY"]
+    (target,) = [dst for *src, dst in copies if src == ["deploy/healthcheck.py"]]
+    assert target in dict(final)["HEALTHCHECK"]
 
 
 def test_no_secret_is_baked_into_the_image() -> None:
