@@ -30,6 +30,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check watchdog tests bench deploy
 	$(BIN)/ruff format --check watchdog tests bench deploy
 	$(BIN)/mypy watchdog deploy/healthcheck.py
+	$(BIN)/hadolint Dockerfile
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
