@@ -186,6 +186,9 @@ def test_slack_manifest_declares_the_command_and_scopes(name: str) -> None:
     assert [c["command"] for c in commands] == ["/polaris"]
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     assert {"chat:write", "commands"} <= scopes
+    # conversations.history, to find an earlier alert post by its metadata after a crash
+    # before posting that incident again (public and private channels).
+    assert {"channels:history", "groups:history"} <= scopes
     settings = manifest["settings"]
     assert settings["interactivity"]["is_enabled"] is True
     if settings["socket_mode_enabled"]:
