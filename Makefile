@@ -27,9 +27,10 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 lint: $(STAMP)
-	$(BIN)/ruff check watchdog tests bench
-	$(BIN)/ruff format --check watchdog tests bench
-	$(BIN)/mypy --strict watchdog
+	$(BIN)/ruff check watchdog tests bench deploy
+	$(BIN)/ruff format --check watchdog tests bench deploy
+	$(BIN)/mypy --strict watchdog deploy/healthcheck.py
+	$(BIN)/hadolint Dockerfile
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
