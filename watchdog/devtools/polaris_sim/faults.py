@@ -1,28 +1,28 @@
-"""Controlling and observing the Polaris simulator: faults, request statistics, ``/_sim/``.
+"""What is broken in a simulated Polaris project right now, and the answers it causes.
 
-Tests, benchmarks and the chaos test break the simulated API on purpose (latency, 5xx,
-429 with Retry-After, malformed bodies, hangs) and then check what the client did (how
-many requests, which paths, how many at once). Faults apply to the Polaris API only,
-never to the ``/_sim/`` admin routes that set them, so a broken API stays controllable.
+Tests, benchmarks and the chaos test break the simulated API on purpose and then check
+what the client did. Transport-level faults: latency, 5xx, 429 with Retry-After,
+malformed bodies (HTML, truncated JSON, wrong types), hangs. Hostile answers (issue
+"Never silently blind"), built by :mod:`~watchdog.devtools.polaris_sim.hostile`: a listing
+that never ends (``endless``), an answer of many megabytes (``huge_mb``), a body that
+trickles in (``trickle``), metrics with impossible numbers for chosen jobs
+(``hostile_metrics``) and unreadable timestamps for chosen jobs (``bad_timestamps``).
+
+Every project has its own :class:`Faults`. They apply to the Polaris API only, never to
+the ``/_sim/`` admin routes that set them, so a broken API stays controllable.
 """
 
 from __future__ import annotations
 
 import json
-import time
-from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field, fields
+from typing import Any
 
-import structlog
 from aiohttp import web
 
-if TYPE_CHECKING:
-    from watchdog.devtools.polaris_sim.jobs import SimJob
-    from watchdog.devtools.polaris_sim.simulator import Simulator
-
-log = structlog.get_logger(__name__)
+from watchdog.devtools.polaris_sim.answers import error_response
+from watchdog.devtools.polaris_sim.hostile import BAD_TIMESTAMPS, ENDLESS_KINDS, HOSTILE_METRICS
 
 #: Endpoint kinds a fault can be limited to (``Faults.endpoints``).
 ENDPOINT_KINDS: tuple[str, ...] = (
@@ -36,6 +36,10 @@ ENDPOINT_KINDS: tuple[str, ...] = (
     "reset",
 )
 MALFORMED_KINDS: tuple[str, ...] = ("html", "truncated", "types")
+#: The largest ``huge_mb``: big enough to hurt any client, small enough not to fill a disk.
+MAX_HUGE_MB = 4096.0
+#: In ``hostile_metrics`` and ``bad_timestamps``: every job of the project.
+EVERY_JOB = "*"
 _ERROR_CODES = {
     429: "TooManyRequests",
     500: "InternalServerError",
@@ -49,39 +53,6 @@ _HTML_PAGE = (
 )
 
 
-def error_response(
-    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    """Polaris' error body ``{code, message}`` with ``status``."""
-    return web.json_response({"code": code, "message": message}, status=status, headers=headers)
-
-
-class ApiError(Exception):
-    """An error answer, raised from anywhere in a handler; the middleware sends it."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-    def response(self) -> web.Response:
-        return error_response(self.status, self.code, self.message)
-
-
-def bad_request(message: str) -> ApiError:
-    return ApiError(400, "BadRequest", message)
-
-
-async def read_json_object(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object, else a 400."""
-    try:
-        data = json.loads(await request.text())
-    except ValueError:  # also UnicodeDecodeError
-        raise bad_request("The request body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise bad_request("The request body must be a JSON object")
-    return data
-
-
 def _number(name: str, value: Any, *, integer: bool, optional: bool) -> Any:
     if value is None and optional:
         return None
@@ -91,9 +62,70 @@ def _number(name: str, value: Any, *, integer: bool, optional: bool) -> Any:
     return value
 
 
+def _choice(name: str, value: Any, valid: tuple[str, ...]) -> Any:
+    if value is not None and value not in valid:
+        raise ValueError(f"{name} must be one of {', '.join(valid)}")
+    return value
+
+
+def _per_job(name: str, value: Any, valid: tuple[str, ...]) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(
+        isinstance(job_id, str) and job_id and mode in valid for job_id, mode in value.items()
+    ):
+        raise ValueError(
+            f'{name} must map job ids (or "{EVERY_JOB}" for every job) to one of {", ".join(valid)}'
+        )
+    return dict(value)
+
+
+def _validated(name: str, value: Any) -> Any:
+    """``value`` as field ``name`` keeps it; ValueError saying what is wrong."""
+    if name == "error_status":
+        if value is not None and (not isinstance(value, int) or not 400 <= value <= 599):
+            raise ValueError("error_status must be an HTTP error status (400-599)")
+        return value
+    if name == "malformed":
+        return _choice(name, value, MALFORMED_KINDS)
+    if name == "endless":
+        return _choice(name, value, ENDLESS_KINDS)
+    if name == "endpoints":
+        if value is None:
+            return None
+        listed = isinstance(value, list | tuple | set | frozenset)
+        if not listed or not set(value) <= set(ENDPOINT_KINDS):
+            raise ValueError(f"endpoints must list some of {', '.join(ENDPOINT_KINDS)}")
+        return frozenset(value)
+    if name == "hostile_metrics":
+        return _per_job(name, value, HOSTILE_METRICS)
+    if name == "bad_timestamps":
+        return _per_job(name, value, BAD_TIMESTAMPS)
+    if name == "trickle_bytes":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError("trickle_bytes must be a positive integer")
+        return value
+    if name == "huge_mb":
+        value = _number(name, value, integer=False, optional=True) or 0.0
+        if value > MAX_HUGE_MB:
+            raise ValueError(f"huge_mb must be at most {MAX_HUGE_MB:g}")
+        return value
+    integer, optional = name.endswith("_count"), name != "rate_limit_count"
+    value = _number(name, value, integer=integer, optional=optional)
+    if value is None and name in ("latency", "hang", "trickle"):
+        return 0.0
+    return value
+
+
 @dataclass
 class Faults:
-    """What is currently broken; counts tick down per affected request, then clear."""
+    """What is currently broken; counts tick down per affected request, then clear.
+
+    ``endpoints`` limits the transport faults, ``huge_mb`` and ``trickle`` to some endpoint
+    kinds. ``endless`` concerns the listing, ``hostile_metrics`` the metrics and
+    ``bad_timestamps`` the job JSON wherever it appears; those two map a job id, or
+    ``"*"`` for every job, to a mode.
+    """
 
     latency: float = 0.0
     error_status: int | None = None
@@ -105,6 +137,12 @@ class Faults:
     hang: float = 0.0
     hang_count: int | None = None
     endpoints: frozenset[str] | None = None  # None: every endpoint kind
+    endless: str | None = None  # "new": fresh job ids on every page; "repeat": the same page
+    huge_mb: float = 0.0  # answers of at least this many megabytes (10**6 bytes)
+    trickle: float = 0.0  # seconds before each piece of the body
+    trickle_bytes: int = 1  # bytes per piece
+    hostile_metrics: dict[str, str] = field(default_factory=dict)
+    bad_timestamps: dict[str, str] = field(default_factory=dict)
 
     def configure(self, data: Mapping[str, Any]) -> None:
         """Replace every fault by ``data`` (``{}`` clears all); ValueError when invalid."""
@@ -114,26 +152,9 @@ class Faults:
             raise ValueError(f"unknown fault fields: {', '.join(sorted(unknown))}")
         fresh = Faults()
         for name, value in data.items():
-            if name == "error_status":
-                if value is not None and (not isinstance(value, int) or not 400 <= value <= 599):
-                    raise ValueError("error_status must be an HTTP error status (400-599)")
-            elif name == "malformed":
-                if value is not None and value not in MALFORMED_KINDS:
-                    raise ValueError(f"malformed must be one of {', '.join(MALFORMED_KINDS)}")
-            elif name == "endpoints":
-                if value is not None:
-                    listed = isinstance(value, list | tuple | set | frozenset)
-                    if not listed or not set(value) <= set(ENDPOINT_KINDS):
-                        raise ValueError(f"endpoints must list some of {', '.join(ENDPOINT_KINDS)}")
-                    value = frozenset(value)
-            else:
-                integer = name.endswith("_count")
-                value = _number(name, value, integer=integer, optional=name != "rate_limit_count")
-                if value is None and name in ("latency", "hang"):
-                    value = 0.0
-            setattr(fresh, name, value)
-        for field in fields(self):
-            setattr(self, field.name, getattr(fresh, field.name))
+            setattr(fresh, name, _validated(name, value))
+        for field_ in fields(self):
+            setattr(self, field_.name, getattr(fresh, field_.name))
 
     def clear(self) -> None:
         self.configure({})
@@ -145,6 +166,14 @@ class Faults:
 
     def affects(self, kind: str) -> bool:
         return self.endpoints is None or kind in self.endpoints
+
+    def metrics_for(self, job_id: str) -> str | None:
+        """How this job's metrics are spoiled, if they are."""
+        return self.hostile_metrics.get(job_id) or self.hostile_metrics.get(EVERY_JOB)
+
+    def timestamps_for(self, job_id: str) -> str | None:
+        """How this job's timestamps are spoiled, if they are."""
+        return self.bad_timestamps.get(job_id) or self.bad_timestamps.get(EVERY_JOB)
 
     def _take(self, count_field: str, fault_field: str, cleared: Any) -> bool:
         """Use up one request of a counted fault; the fault clears when the count runs out."""
@@ -218,148 +247,3 @@ def wrong_types(kind: str, data: dict[str, Any]) -> dict[str, Any]:
     if kind == "progress":
         return {"overallProgress": "halfway"}
     return {**data, "id": 12345, "health": "broken"}
-
-
-class SimStats:
-    """Counts of the API requests the simulator answered (the admin routes not included)."""
-
-    def __init__(
-        self, *, monotonic: Callable[[], float] | None = None, log_size: int = 10_000
-    ) -> None:
-        self._monotonic = monotonic or time.monotonic
-        self.requests = 0
-        self.by_endpoint: Counter[str] = Counter()
-        self.in_flight = 0
-        self.max_in_flight = 0
-        #: (monotonic time, method, raw path as sent, raw query string) per API request.
-        self.request_log: deque[tuple[float, str, str, str]] = deque(maxlen=log_size)
-        #: (job id, desiredExecutionStatus) of every accepted status request.
-        self.status_changes: list[tuple[str, str]] = []
-
-    def reset(self) -> None:
-        """Forget counts and the log; requests still running stay counted as in flight."""
-        self.requests = 0
-        self.by_endpoint.clear()
-        self.max_in_flight = self.in_flight
-        self.request_log.clear()
-        self.status_changes.clear()
-
-    def begin(self, kind: str, method: str, path: str, query: str) -> None:
-        self.requests += 1
-        self.by_endpoint[kind] += 1
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        self.request_log.append((self._monotonic(), method, path, query))
-
-    def end(self) -> None:
-        self.in_flight -= 1
-
-    def to_json(self, log_limit: int = 100) -> dict[str, Any]:
-        recent = list(self.request_log)[-log_limit:] if log_limit > 0 else []
-        return {
-            "requests": self.requests,
-            "by_endpoint": dict(self.by_endpoint),
-            "in_flight": self.in_flight,
-            "max_in_flight": self.max_in_flight,
-            "status_changes": [list(change) for change in self.status_changes],
-            "request_log": [list(entry) for entry in recent],
-        }
-
-
-def job_summary(job: SimJob, now: float) -> dict[str, Any]:
-    """A job as the admin routes show it: behaviour and counters too."""
-    view = job.view(now)
-    health = {"status": view.health_status, "code": view.health_code}
-    health["message"] = view.health_message
-    return {
-        "id": job.id,
-        "type": job.type,
-        "table": job.table,
-        "behaviour": job.behaviour,
-        "executionStatus": view.execution_status,
-        "health": health,
-        "totals": job.totals_at(now),
-    }
-
-
-def admin_routes(sim: Simulator) -> list[web.RouteDef]:
-    """The unauthenticated ``/_sim/`` routes that demo, benchmarks and chaos tests use."""
-
-    async def get_stats(request: web.Request) -> web.Response:
-        try:
-            limit = int(request.query.get("log", "100"))
-        except ValueError:
-            raise bad_request("log must be an integer") from None
-        return web.json_response(sim.stats.to_json(limit))
-
-    async def reset_stats(request: web.Request) -> web.Response:
-        sim.stats.reset()
-        return web.json_response(sim.stats.to_json(0))
-
-    async def get_faults(request: web.Request) -> web.Response:
-        return web.json_response(sim.faults.to_json())
-
-    async def set_faults(request: web.Request) -> web.Response:
-        data = await read_json_object(request)
-        try:
-            sim.faults.configure(data)
-        except ValueError as exc:
-            raise bad_request(str(exc)) from None
-        log.info("sim.faults_set", faults=data)
-        return web.json_response(sim.faults.to_json())
-
-    async def list_jobs(request: web.Request) -> web.Response:
-        return web.json_response([job_summary(job, sim.clock()) for job in sim.jobs])
-
-    async def add_jobs(request: web.Request) -> web.Response:
-        data = await read_json_object(request)
-        count = data.pop("count", 1)
-        allowed = {"type", "behaviour", "table", "cycle", "max_parse_exceptions", "connection"}
-        if set(data) - allowed or not isinstance(count, int) or not 0 <= count <= 100_000:
-            raise bad_request(
-                f"expected count (0..100000) and some of {', '.join(sorted(allowed))}"
-            )
-        try:
-            ids = [sim.add_job(**data).id for _ in range(count)]
-        except (TypeError, ValueError) as exc:
-            raise bad_request(str(exc)) from None
-        return web.json_response({"ids": ids})
-
-    async def change_job(request: web.Request) -> web.Response:
-        job_id = request.match_info["job_id"]
-        data = await read_json_object(request)
-        allowed = {"health", "code", "message", "executionStatus", "totals"}
-        if set(data) - allowed:
-            raise bad_request(f"expected some of {', '.join(sorted(allowed))}")
-        try:
-            sim.job(job_id)
-            if "health" in data:
-                sim.set_health(job_id, data["health"], data.get("code"), data.get("message"))
-            if "executionStatus" in data:
-                sim.set_execution(job_id, data["executionStatus"])
-            if "totals" in data:
-                sim.set_totals(job_id, data["totals"])
-        except KeyError:
-            raise ApiError(404, "NotFound", f"No simulated job {job_id!r}") from None
-        except (TypeError, ValueError) as exc:
-            raise bad_request(str(exc)) from None
-        return web.json_response(job_summary(sim.job(job_id), sim.clock()))
-
-    async def delete_job(request: web.Request) -> web.Response:
-        job_id = request.match_info["job_id"]
-        try:
-            sim.remove_job(job_id)
-        except KeyError:
-            raise ApiError(404, "NotFound", f"No simulated job {job_id!r}") from None
-        return web.json_response({"deleted": job_id})
-
-    return [
-        web.get("/_sim/stats", get_stats),
-        web.post("/_sim/stats/reset", reset_stats),
-        web.get("/_sim/faults", get_faults),
-        web.post("/_sim/faults", set_faults),
-        web.get("/_sim/jobs", list_jobs),
-        web.post("/_sim/jobs", add_jobs),
-        web.post("/_sim/jobs/{job_id}", change_job),
-        web.delete("/_sim/jobs/{job_id}", delete_job),
-    ]

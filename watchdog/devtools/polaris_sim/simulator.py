@@ -1,53 +1,66 @@
-"""A stand-in for Imply Polaris' Jobs v1 API, served by aiohttp.
+"""A stand-in for Imply Polaris' Jobs v1 API, served by aiohttp: one organisation, any
+number of projects.
 
 ``polaris-watchdog simulate``, ``make demo``, the tests (in process, through aiohttp's test
 server), the benchmarks and the chaos test all talk to this instead of a real Polaris.
-It answers the same paths, filters, pagination, auth and errors as the real API
-(:mod:`watchdog.devtools.polaris_sim.http`), with jobs whose behaviour over time comes from
-:mod:`watchdog.devtools.polaris_sim.jobs`, named job sets from
-:mod:`watchdog.devtools.polaris_sim.scenarios`, and faults,
-statistics and the ``/_sim/`` admin routes from :mod:`watchdog.devtools.polaris_sim.faults`.
+A :class:`Simulator` is one organisation at one base URL; it composes the pieces:
+
+- :mod:`~watchdog.devtools.polaris_sim.project` — each project's id, keys, jobs, faults
+  and stats (jobs from :mod:`~watchdog.devtools.polaris_sim.jobs`, named job sets from
+  :mod:`~watchdog.devtools.polaris_sim.scenarios`);
+- :mod:`~watchdog.devtools.polaris_sim.http` — the Polaris API under
+  ``/v1/projects/{projectId}``, where a key opens its own project only;
+- :mod:`~watchdog.devtools.polaris_sim.admin` — the ``/_sim/`` admin routes.
+
+Projects of one organisation share a base URL; two organisations are two simulators on
+two servers. The first project is the default one: ``Simulator(...)`` with the one-project
+arguments, ``sim.add_job``, ``sim.faults``, ``sim.stats`` and friends all act on it.
 
 Time comes from an injected clock and jobs evolve when a request arrives, so a test moves
-a fake clock instead of sleeping. Only injected latency and hangs take real time.
+a fake clock instead of sleeping. Only injected latency, hangs and trickles take real time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
+import shlex
 import time
-import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
 import structlog
 from aiohttp import web
 
-from watchdog.devtools.polaris_sim.faults import Faults, SimStats
-from watchdog.devtools.polaris_sim.http import build_app
-from watchdog.devtools.polaris_sim.jobs import (
-    BEHAVIOURS,
-    BUDGET_LIMIT,
-    TROUBLE_WINDOW,
-    SimJob,
-    natural_type,
-)
-from watchdog.devtools.polaris_sim.scenarios import SCENARIOS, populate
-from watchdog.polaris.models import (
-    EXECUTION_STATUSES,
-    HEALTH_STATUSES,
-    JOB_TYPES,
-    KNOWN_METRICS,
-    UNLIMITED_PARSE_EXCEPTIONS,
-)
+from watchdog.devtools.polaris_sim.admin import admin_routes
+from watchdog.devtools.polaris_sim.faults import Faults
+from watchdog.devtools.polaris_sim.http import PolarisApi
+from watchdog.devtools.polaris_sim.jobs import SimJob
+from watchdog.devtools.polaris_sim.project import SimProject
+from watchdog.devtools.polaris_sim.scenarios import SCENARIOS
+from watchdog.devtools.polaris_sim.stats import SimStats
 
-__all__ = ["SCENARIOS", "Faults", "SimJob", "SimStats", "Simulator", "build_scenario", "serve"]
+__all__ = [
+    "SCENARIOS",
+    "Faults",
+    "SimJob",
+    "SimProject",
+    "SimStats",
+    "Simulator",
+    "build_projects",
+    "build_scenario",
+    "project_settings",
+    "serve",
+]
 
 log = structlog.get_logger(__name__)
 
 
 class Simulator:
-    """The simulated Polaris project: its jobs, faults and stats, and the aiohttp app."""
+    """One simulated Polaris organisation: its projects, and the aiohttp app serving them.
+
+    The constructor makes the first (default) project; :meth:`add_project` adds more.
+    """
 
     def __init__(
         self,
@@ -59,20 +72,103 @@ class Simulator:
         seed: int = 0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.project_id = project_id
-        self.api_key = api_key
-        self.faults = Faults()
-        self.stats = SimStats()
         self.clock = clock
-        self.readonly_keys = tuple(readonly_keys)
+        self.seed = seed
         self.sleep = sleep  # injectable so tests can see latency without waiting for it
-        self._rng = random.Random(seed)
-        self._jobs: dict[str, SimJob] = {}
-        self._order: list[SimJob] = []  # creation order: stable pages for offset pagination
-        user_id = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
-        self._creator = {"username": "api-key-pok_simulator", "userId": user_id}
+        self.strays = SimStats()  # requests that named no project of this organisation
+        self._projects: dict[str, SimProject] = {}
+        # The first project draws from the plain seed, so its job ids are what a
+        # one-project simulator always gave for that seed.
+        self.default = self._add(project_id, api_key, readonly_keys, random.Random(seed))
 
-    # -- the Python API ---------------------------------------------------------------
+    # -- projects ---------------------------------------------------------------------
+    @property
+    def projects(self) -> list[SimProject]:
+        """Every project, the default one first."""
+        return list(self._projects.values())
+
+    def project(self, project_id: str | None = None) -> SimProject:
+        """The project with this id (None: the default one); KeyError when there is none."""
+        return self.default if project_id is None else self._projects[project_id]
+
+    def add_project(
+        self,
+        *,
+        project_id: str | None = None,
+        api_key: str | None = None,
+        readonly_keys: Iterable[str] = (),
+    ) -> SimProject:
+        """Another project of this organisation, by default ``<first id>-N`` with key
+        ``<first key>-N``; ValueError when the id or a key is taken."""
+        number = len(self._projects) + 1
+        project_id = project_id or f"{self.default.project_id}-{number}"
+        api_key = api_key or f"{self.default.api_key}-{number}"
+        rng = random.Random(f"{self.seed}:{project_id}")
+        return self._add(project_id, api_key, readonly_keys, rng)
+
+    def _add(
+        self, project_id: str, api_key: str, readonly_keys: Iterable[str], rng: random.Random
+    ) -> SimProject:
+        project = SimProject(
+            project_id=project_id,
+            api_key=api_key,
+            readonly_keys=readonly_keys,
+            clock=self.clock,
+            rng=rng,
+        )
+        if project_id in self._projects:
+            raise ValueError(f"a project with id {project_id!r} exists already")
+        taken = {key for other in self._projects.values() for key in other.keys}
+        if taken & set(project.keys) or len(set(project.keys)) != len(project.keys):
+            # A key opens one project: the API tells projects apart by the key.
+            raise ValueError(f"project {project_id!r} needs keys no other project has")
+        self._projects[project_id] = project
+        return project
+
+    # -- the default project, as the one-project simulator had it -------------------------
+    @property
+    def project_id(self) -> str:
+        return self.default.project_id
+
+    @property
+    def api_key(self) -> str:
+        return self.default.api_key
+
+    @api_key.setter
+    def api_key(self, key: str) -> None:
+        """Rotate the default project's key, as an operator would in Polaris."""
+        self._check_free(key)
+        self.default.api_key = key
+
+    @property
+    def readonly_keys(self) -> tuple[str, ...]:
+        return self.default.readonly_keys
+
+    @readonly_keys.setter
+    def readonly_keys(self, keys: Iterable[str]) -> None:
+        keys = tuple(keys)
+        self._check_free(*keys)
+        self.default.readonly_keys = keys
+
+    def _check_free(self, *keys: str) -> None:
+        """ValueError unless every key is non-empty and no project but the default has it."""
+        others = {key for other in self.projects[1:] for key in other.keys}
+        if not all(keys) or others & set(keys):
+            raise ValueError("a key must be non-empty and open one project only")
+
+    @property
+    def faults(self) -> Faults:
+        return self.default.faults
+
+    @property
+    def stats(self) -> SimStats:
+        return self.default.stats
+
+    @property
+    def jobs(self) -> list[SimJob]:
+        """The default project's jobs, in creation order."""
+        return self.default.jobs
+
     def add_job(
         self,
         *,
@@ -85,96 +181,41 @@ class Simulator:
         connection: str | None = None,
         trouble: tuple[float, float] | None = None,
     ) -> SimJob:
-        """Add a job that behaves as ``behaviour`` from now on.
-
-        ``type`` defaults to the behaviour's natural type (batch for ``batch_fails``,
-        else streaming); ``trouble`` is the (start, end) of the trouble window within each
-        ``cycle`` in seconds, by default 15 s to 50 s of a 90 s cycle, scaled.
-        """
-        job_type = type or natural_type(behaviour)
-        if behaviour not in BEHAVIOURS:
-            raise ValueError(f"unknown behaviour {behaviour!r}; valid: {', '.join(BEHAVIOURS)}")
-        if job_type not in JOB_TYPES:
-            raise ValueError(f"unknown job type {job_type!r}; valid: {', '.join(JOB_TYPES)}")
-        if behaviour == "batch_fails" and job_type == "streaming":
-            raise ValueError("batch_fails needs a non-streaming job type")
-        if cycle <= 0:
-            raise ValueError("cycle must be positive")
-        window = trouble or (cycle * TROUBLE_WINDOW[0], cycle * TROUBLE_WINDOW[1])
-        if not 0 <= window[0] < window[1] <= cycle:
-            raise ValueError("trouble must be a (start, end) window within the cycle")
-        # Draw from the seeded generator even when an id is given, so ids stay stable.
-        generated = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
-        job_id = job_id or generated
-        if job_id in self._jobs:
-            raise ValueError(f"a job with id {job_id!r} exists already")
-        if max_parse_exceptions is None:
-            budget = behaviour == "budget"
-            max_parse_exceptions = BUDGET_LIMIT if budget else UNLIMITED_PARSE_EXCEPTIONS
-        job = SimJob(
-            job_id=job_id,
-            type=job_type,
+        """Add a job to the default project (see :meth:`SimProject.add_job`)."""
+        return self.default.add_job(
+            type=type,
             table=table,
             behaviour=behaviour,
             cycle=cycle,
-            trouble=window,
             max_parse_exceptions=max_parse_exceptions,
-            connection=connection or f"kafka-{table}",
-            rate=self._rng.uniform(50.0, 500.0),
-            variant=self._rng.randrange(1_000),
-            creator=self._creator,
-            clock=self.clock,
+            job_id=job_id,
+            connection=connection,
+            trouble=trouble,
         )
-        self._jobs[job_id] = job
-        self._order.append(job)
-        return job
 
     def job(self, job_id: str) -> SimJob:
-        """The job with this id; KeyError when there is none."""
-        return self._jobs[job_id]
+        return self.default.job(job_id)
 
     def remove_job(self, job_id: str) -> None:
-        """Delete a job, as someone deleting it in Polaris would (GET → 404); KeyError if
-        there is none."""
-        job = self._jobs.pop(job_id)
-        self._order.remove(job)
-
-    @property
-    def jobs(self) -> list[SimJob]:
-        """Every job, in creation order (the order listings page through)."""
-        return list(self._order)
+        self.default.remove_job(job_id)
 
     def set_health(
         self, job_id: str, status: str, code: str | None = None, message: str | None = None
     ) -> None:
-        """Pin a job's health (it no longer follows its behaviour)."""
-        if status not in HEALTH_STATUSES:
-            raise ValueError(f"health must be one of {', '.join(HEALTH_STATUSES)}")
-        if status == "ok":
-            code = message = None
-        else:
-            code = code or ("internal_error" if status == "error" else "unable_to_proceed")
-            message = message or f"Health set to {status} by the simulator"
-        self.job(job_id).set_health(status, code, message, self.clock())
+        self.default.set_health(job_id, status, code, message)
 
     def set_execution(self, job_id: str, status: str) -> None:
-        """Pin a job's execution status; its counters grow only while it is running."""
-        if status not in EXECUTION_STATUSES:
-            raise ValueError(f"executionStatus must be one of {', '.join(EXECUTION_STATUSES)}")
-        self.job(job_id).set_execution(status, self.clock())
+        self.default.set_execution(job_id, status)
 
     def set_totals(self, job_id: str, totals: Mapping[str, float]) -> None:
-        """Set some counters; they keep growing from there."""
-        if not isinstance(totals, Mapping) or not all(
-            name in KNOWN_METRICS and isinstance(v, int | float) and not isinstance(v, bool)
-            for name, v in totals.items()
-        ):
-            raise ValueError(f"totals must map some of {', '.join(KNOWN_METRICS)} to numbers")
-        self.job(job_id).reset_counters(self.clock(), dict(totals))
+        self.default.set_totals(job_id, totals)
 
+    # -- serving ------------------------------------------------------------------------
     def app(self) -> web.Application:
         """The Polaris API under ``/v1/projects/{id}`` and the ``/_sim/`` admin routes."""
-        return build_app(self)
+        app = PolarisApi(self).app()
+        app.add_routes(admin_routes(self))
+        return app
 
 
 def build_scenario(
@@ -191,7 +232,8 @@ def build_scenario(
     storm_for: float = 60.0,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> Simulator:
-    """A simulator holding scenario ``name`` (one of SCENARIOS; ValueError otherwise)."""
+    """A one-project simulator holding scenario ``name`` (one of SCENARIOS; ValueError
+    otherwise)."""
     sim = Simulator(
         project_id=project_id,
         api_key=api_key,
@@ -200,8 +242,62 @@ def build_scenario(
         seed=seed,
         sleep=sleep,
     )
-    populate(sim.add_job, name, jobs=jobs, cycle=cycle, storm_at=storm_at, storm_for=storm_for)
+    sim.default.add_scenario(name, jobs=jobs, cycle=cycle, storm_at=storm_at, storm_for=storm_for)
     return sim
+
+
+def build_projects(
+    scenarios: Sequence[str],
+    *,
+    projects: int | None = None,
+    jobs: int | None = None,
+    clock: Callable[[], float] = time.time,
+    seed: int = 0,
+    cycle: float = 90.0,
+) -> Simulator:
+    """A simulator of ``projects`` projects (default: one per scenario) with default ids
+    and keys; project N holds ``scenarios[N]``, those past the list ``healthy``.
+
+    ValueError for an unknown scenario, fewer than one project, or more scenarios than
+    projects.
+    """
+    count = len(scenarios) if projects is None else projects
+    if count < 1:
+        raise ValueError(f"projects must be at least 1, not {count}")
+    if len(scenarios) > count:
+        raise ValueError(f"{len(scenarios)} scenarios for {count} projects: one per project")
+    unknown = [name for name in scenarios if name not in SCENARIOS]
+    if unknown:
+        raise ValueError(
+            f"unknown scenario {unknown[0]!r}; valid scenarios: {', '.join(SCENARIOS)}"
+        )
+    sim = Simulator(clock=clock, seed=seed)
+    for index in range(count):
+        project = sim.default if index == 0 else sim.add_project()
+        name = scenarios[index] if index < len(scenarios) else "healthy"
+        project.add_scenario(name, jobs=jobs, cycle=cycle)
+    return sim
+
+
+def project_settings(sim: Simulator, url: str, names: Sequence[str] = ()) -> str:
+    """How to point the watchdog at every project of ``sim`` served at ``url``: a
+    ``[[projects]]`` block per project for the rules file, then the ``export`` lines
+    for the keys their ``api_key_env`` names. Projects are named ``names``, else
+    ``sim1``, ``sim2``, …"""
+    blocks, exports = [], []
+    for index, project in enumerate(sim.projects):
+        name = names[index] if index < len(names) else f"sim{index + 1}"
+        env = "POLARIS_API_KEY_" + "".join(c if c.isalnum() else "_" for c in name.upper())
+        # JSON strings are TOML basic strings for everything a URL, id or name holds.
+        blocks.append(
+            "[[projects]]\n"
+            f"name = {json.dumps(name)}\n"
+            f"url = {json.dumps(url)}\n"
+            f"id = {json.dumps(project.project_id)}\n"
+            f"api_key_env = {json.dumps(env)}\n"
+        )
+        exports.append(f"export {env}={shlex.quote(project.api_key)}")
+    return "\n".join(blocks) + "\n" + "\n".join(exports) + "\n"
 
 
 async def serve(sim: Simulator, host: str, port: int) -> web.AppRunner:
@@ -210,5 +306,10 @@ async def serve(sim: Simulator, host: str, port: int) -> web.AppRunner:
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    log.info("sim.serving", url=site.name, project_id=sim.project_id, jobs=len(sim.jobs))
+    log.info(
+        "sim.serving",
+        url=site.name,
+        projects=[project.project_id for project in sim.projects],
+        jobs=sum(len(project.jobs) for project in sim.projects),
+    )
     return runner
