@@ -105,25 +105,40 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
-    from watchdog.devtools.polaris_sim.simulator import build_scenario, serve
+    from watchdog.devtools.polaris_sim.simulator import build_projects, project_settings, serve
 
     try:
-        sim = build_scenario(args.scenario, jobs=args.jobs)
+        sim = build_projects(args.scenario or ["demo"], projects=args.projects, jobs=args.jobs)
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
 
     async def main() -> None:
         runner = await serve(sim, args.host, args.port)
-        print(
-            f"Polaris simulator ({args.scenario}, {len(sim.jobs)} jobs) on "
-            f"http://{args.host}:{args.port}",
-            file=out,
-        )
-        print(
-            f"  POLARIS_API_URL=http://{args.host}:{args.port} "
-            f"POLARIS_PROJECT_ID={sim.project_id} POLARIS_API_KEY={sim.api_key}",
-            file=out,
-        )
+        port = runner.addresses[0][1]  # the bound port, also when 0 asked for any
+        url = f"http://{args.host}:{port}"
+        first = sim.default
+        if len(sim.projects) == 1:
+            print(
+                f"Polaris simulator ({', '.join(first.scenarios)}, {len(first.jobs)} jobs) "
+                f"on {url}",
+                file=out,
+            )
+            print(
+                f"  POLARIS_API_URL={url} "
+                f"POLARIS_PROJECT_ID={first.project_id} POLARIS_API_KEY={first.api_key}",
+                file=out,
+            )
+        else:
+            print(f"Polaris simulator on {url}, {len(sim.projects)} projects:", file=out)
+            rows = [
+                [p.project_id, f"key {p.api_key}", f"{', '.join(p.scenarios)}, {len(p.jobs)} jobs"]
+                for p in sim.projects
+            ]
+            widths = [max(len(row[i]) for row in rows) for i in range(2)]
+            for ident, key, content in rows:
+                print(f"  {ident.ljust(widths[0])}  {key.ljust(widths[1])}  {content}", file=out)
+            print("\nFor the rules file, then the shell:\n", file=out)
+            print(project_settings(sim, url), end="", file=out)
         out.flush()
         try:
             await asyncio.Event().wait()
@@ -298,7 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="serve the Polaris simulator alone")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8181)
-    p.add_argument("--scenario", default="demo")
+    p.add_argument(
+        "--scenario",
+        action="append",
+        help="scenario of the next project (repeatable; default demo, then healthy)",
+    )
+    p.add_argument("--projects", type=int, default=None, help="number of projects to serve")
     p.add_argument("--jobs", type=int, default=None, help="number of jobs, where it applies")
     p.set_defaults(func=cmd_simulate)
     p = sub.add_parser("test-rules", help="run unit tests for rules from a TOML test file")

@@ -57,6 +57,7 @@ def admin_routes(directory: ProjectDirectory) -> list[web.RouteDef]:
                     "id": project.project_id,
                     "api_key": project.api_key,
                     "readonly_keys": list(project.readonly_keys),
+                    "scenarios": project.scenarios,
                     "jobs": len(project.jobs),
                     "requests": project.stats.requests,
                 }

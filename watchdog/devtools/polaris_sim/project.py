@@ -67,6 +67,7 @@ class SimProject:
         user_id = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
         self._creator = {"username": "api-key-pok_simulator", "userId": user_id}
         self._phantoms: PhantomJobs | None = None
+        self.scenarios: list[str] = []  # the named scenarios added, in order
 
     def __repr__(self) -> str:
         return f"<SimProject {self.project_id} with {len(self._order)} jobs>"
@@ -167,6 +168,7 @@ class SimProject:
     ) -> None:
         """Add the jobs of scenario ``name`` (ValueError names the valid scenarios)."""
         populate(self.add_job, name, jobs=jobs, cycle=cycle, storm_at=storm_at, storm_for=storm_for)
+        self.scenarios.append(name)
 
     def job(self, job_id: str) -> SimJob:
         """The job with this id; KeyError when there is none."""

@@ -265,7 +265,10 @@ def build_projects(
     if count < 1:
         raise ValueError(f"projects must be at least 1, not {count}")
     if len(scenarios) > count:
-        raise ValueError(f"{len(scenarios)} scenarios for {count} projects: one per project")
+        raise ValueError(
+            f"more scenarios ({len(scenarios)}) than projects ({count}): "
+            "at most one scenario per project"
+        )
     unknown = [name for name in scenarios if name not in SCENARIOS]
     if unknown:
         raise ValueError(
