@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import base64
+import json
+import sys
+import tomllib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pydantic
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
 
+from watchdog.cli import main as cli_main
+from watchdog.devtools.polaris_sim import hostile
 from watchdog.devtools.polaris_sim.jobs import BEHAVIOURS
-from watchdog.devtools.polaris_sim.simulator import SCENARIOS, Simulator, build_scenario, serve
+from watchdog.devtools.polaris_sim.simulator import (
+    SCENARIOS,
+    SimProject,
+    Simulator,
+    build_projects,
+    build_scenario,
+    project_settings,
+    serve,
+)
+from watchdog.polaris.client import PolarisClient
 from watchdog.polaris.models import (
     KNOWN_METRICS,
     UNLIMITED_PARSE_EXCEPTIONS,
@@ -22,6 +39,7 @@ from watchdog.polaris.models import (
     JobProgress,
     JobStatus,
     Metrics,
+    parse_timestamp,
 )
 
 BASE = "/v1/projects/demo-project"
@@ -791,3 +809,440 @@ async def test_serve_answers_over_a_real_socket(clock: FakeClock) -> None:
                 assert response.status == 200 and len((await response.json())["values"]) == 3
     finally:
         await runner.cleanup()
+
+
+# -- several projects -----------------------------------------------------------------------
+@pytest.fixture
+def second(sim: Simulator) -> SimProject:
+    """A second project of the same organisation (same base URL), with its own key."""
+    return sim.add_project(project_id="other-project", api_key="other-key")
+
+
+OTHER = "/v1/projects/other-project"
+OTHER_AUTH = {"Authorization": "Basic other-key"}
+
+
+async def test_projects_at_one_base_url_list_only_their_own_jobs(
+    sim: Simulator, second: SimProject, client: TestClient[Any, Any]
+) -> None:
+    """Each project answers its own jobs at /v1/projects/{id}, with its own key."""
+    mine = [sim.add_job(table="clicks").id, sim.add_job(table="orders").id]
+    theirs = [second.add_job(table="clicks").id]
+    listed = (await list_jobs(client))["values"]
+    status, other = await call(client, "GET", f"{OTHER}/jobs", headers=OTHER_AUTH)
+    assert [job["id"] for job in listed] == mine and status == 200
+    assert [job["id"] for job in other["values"]] == theirs
+    status, _ = await call(client, "GET", f"{OTHER}/jobs/{mine[0]}", headers=OTHER_AUTH)
+    assert status == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix"), [("GET", ""), ("GET", "/metrics"), ("POST", "/status")]
+)
+async def test_another_projects_key_is_refused_with_403_and_changes_nothing(
+    sim: Simulator, second: SimProject, client: TestClient[Any, Any], method: str, suffix: str
+) -> None:
+    """A key of one project opens no other project of the organisation: 403, no change."""
+    job = second.add_job()
+    body = {"desiredExecutionStatus": "suspended"}
+    status, error = await call(client, method, f"{OTHER}/jobs/{job.id}{suffix}", json=body)
+    assert status == 403 and error["code"] == "Forbidden" and "other-project" in error["message"]
+    assert job.execution_status == "running" and second.stats.status_changes == []
+
+
+async def test_each_project_keeps_its_own_faults_stats_and_keys(
+    sim: Simulator, second: SimProject, client: TestClient[Any, Any]
+) -> None:
+    """A fault in one project leaves the other alone; each counts only its own requests."""
+    second.faults.configure({"error_status": 503})
+    assert (await call(client, "GET", f"{BASE}/jobs"))[0] == 200
+    assert (await call(client, "GET", f"{OTHER}/jobs", headers=OTHER_AUTH))[0] == 503
+    await call(client, "GET", f"{OTHER}/jobs")  # the wrong key, recorded where it went
+    assert sim.stats.requests == 1 and second.stats.requests == 2
+    assert sim.stats.keys == {"sim-key": 1}
+    assert second.stats.keys == {"other-key": 1, "sim-key": 1}
+
+
+async def test_unknown_project_counts_as_a_stray_and_a_bad_key_is_still_401(
+    sim: Simulator, client: TestClient[Any, Any]
+) -> None:
+    """A path naming no project is 404 with a good key, 401 without; both count as strays."""
+    assert (await call(client, "GET", "/v1/projects/nope/jobs"))[0] == 404
+    status, _ = await call(client, "GET", "/v1/projects/nope/jobs", headers={})
+    assert status == 401 and sim.strays.requests == 2 and sim.stats.requests == 0
+
+
+async def test_two_organisations_on_two_servers_never_see_each_others_keys(
+    clock: FakeClock,
+) -> None:
+    """With one client per organisation, each server only ever sees its own project's key."""
+    first = build_scenario("healthy", jobs=3, clock=clock, project_id="p-a", api_key="key-a")
+    other = build_scenario("healthy", jobs=2, clock=clock, project_id="p-b", api_key="key-b")
+    async with (
+        TestServer(first.app()) as server_a,
+        TestServer(other.app()) as server_b,
+        aiohttp.ClientSession() as session,
+    ):
+        clients = [
+            PolarisClient(session, str(server.make_url("/")), sim.project_id, SecretStr(key))
+            for server, sim, key in ((server_a, first, "key-a"), (server_b, other, "key-b"))
+        ]
+        listings = [await client.list_jobs() for client in clients]
+    assert [len(listing.jobs) for listing in listings] == [3, 2]
+    assert first.stats.keys == {"key-a": 1} and other.stats.keys == {"key-b": 1}
+
+
+async def test_a_stranger_key_is_recorded_and_shown_only_as_a_hash(
+    sim: Simulator, client: TestClient[Any, Any]
+) -> None:
+    """A key the simulator never issued is refused, and kept only as unknown:<hash>."""
+    headers = {"Authorization": "Basic pok_RealProductionSecret"}
+    assert (await call(client, "GET", f"{BASE}/jobs", headers=headers))[0] == 401
+    async with client.get("/_sim/stats") as response:
+        text = await response.text()
+    (label,) = sim.stats.keys
+    assert label.startswith("unknown:") and "RealProductionSecret" not in label + text
+
+
+def test_projects_need_their_own_id_and_keys(sim: Simulator) -> None:
+    """A taken project id, a key another project has, or an empty key raise ValueError."""
+    sim.add_project(project_id="taken", api_key="k2")
+    for kwargs in (
+        {"project_id": "taken", "api_key": "k3"},
+        {"project_id": "p3", "api_key": "k2"},
+        {"project_id": "p3", "api_key": "sim-key"},
+        {"project_id": "p3", "api_key": "k3", "readonly_keys": ["read-key"]},
+        {"project_id": "a/b", "api_key": "k3"},
+    ):
+        with pytest.raises(ValueError):
+            sim.add_project(**kwargs)
+    with pytest.raises(ValueError):
+        sim.api_key = "k2"
+    assert [p.project_id for p in sim.projects] == ["demo-project", "taken"]
+
+
+def test_more_projects_keep_the_first_projects_job_ids(clock: FakeClock) -> None:
+    """Adding projects changes no job id of the first; the others' ids are their own."""
+    alone = build_scenario("demo", clock=clock, seed=5)
+    three = build_projects(["demo", "demo"], projects=3, clock=clock, seed=5)
+    assert [job.id for job in three.jobs] == [job.id for job in alone.jobs]
+    first, second_, third = three.projects
+    assert (second_.project_id, second_.api_key) == ("demo-project-2", "sim-key-2")
+    assert second_.scenarios == ["demo"] and third.scenarios == ["healthy"]
+    assert not {job.id for job in first.jobs} & {job.id for job in second_.jobs}
+    again = build_projects(["demo", "demo"], projects=3, clock=clock, seed=5)
+    assert [job.id for job in again.projects[1].jobs] == [job.id for job in second_.jobs]
+
+
+@pytest.mark.parametrize(
+    ("scenarios", "projects"), [(["demo"], 0), (["demo", "storm"], 1), (["demo", "chaos"], None)]
+)
+def test_bad_project_setups_are_refused(scenarios: list[str], projects: int | None) -> None:
+    """No projects, more scenarios than projects or an unknown scenario: ValueError."""
+    with pytest.raises(ValueError):
+        build_projects(scenarios, projects=projects)
+
+
+def test_project_settings_are_toml_projects_and_export_lines(clock: FakeClock) -> None:
+    """The snippet parses as [[projects]] naming key variables the export lines set."""
+    sim = build_projects(["demo"], projects=2, clock=clock)
+    text = project_settings(sim, "http://127.0.0.1:8181")
+    blocks, _, shell = text.partition("\nexport ")
+    projects = tomllib.loads(blocks)["projects"]
+    assert [(p["name"], p["id"], p["url"]) for p in projects] == [
+        ("sim1", "demo-project", "http://127.0.0.1:8181"),
+        ("sim2", "demo-project-2", "http://127.0.0.1:8181"),
+    ]
+    exports = dict(line.split("=", 1) for line in ("export " + shell).splitlines())
+    assert exports == {
+        f"export {projects[0]['api_key_env']}": "sim-key",
+        f"export {projects[1]['api_key_env']}": "sim-key-2",
+    }
+
+
+async def test_admin_routes_address_a_project_with_the_project_parameter(
+    sim: Simulator, second: SimProject, client: TestClient[Any, Any]
+) -> None:
+    """?project= picks the project for jobs, faults and stats; without it, the first."""
+    async with client.post("/_sim/jobs?project=other-project", json={"count": 2}) as response:
+        ids = (await response.json())["ids"]
+    assert [job.id for job in second.jobs] == ids and sim.jobs == []
+    async with client.post("/_sim/faults?project=other-project", json={"latency": 2}) as response:
+        assert response.status == 200
+    assert second.faults.latency == 2 and sim.faults.latency == 0
+    async with client.get("/_sim/stats?project=other-project") as response:
+        assert (await response.json())["requests"] == 0
+    async with client.get("/_sim/projects") as response:
+        listed = await response.json()
+    assert [(p["id"], p["api_key"], p["jobs"]) for p in listed] == [
+        ("demo-project", "sim-key", 0),
+        ("other-project", "other-key", 2),
+    ]
+    async with client.get("/_sim/jobs?project=nope") as response:
+        assert response.status == 404 and "other-project" in (await response.json())["message"]
+
+
+async def test_simulate_serves_several_projects_and_prints_their_settings(
+    tmp_path: Path,
+) -> None:
+    """`simulate --projects 2` prints ids, keys and a [[projects]] snippet that work."""
+    proc = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "watchdog", "simulate", "--port", "0", "--projects", "2"],
+        *["--scenario", "storm", "--jobs", "4"],
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    try:
+        while sum(line.startswith("export ") for line in lines) < 2:
+            line = await asyncio.wait_for(proc.stdout.readline(), 60)
+            assert line, f"simulate ended early: {lines}"
+            lines.append(line.decode())
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+        await proc.wait()
+    text = "".join(lines)
+    assert "demo-project-2  key sim-key-2  healthy, 4 jobs" in text
+    assert "demo-project    key sim-key    storm, 4 jobs" in text
+    projects = tomllib.loads(text[text.index("[[projects]]") : text.index("export ")])
+    assert [p["api_key_env"] for p in projects["projects"]] == [
+        "POLARIS_API_KEY_SIM1",
+        "POLARIS_API_KEY_SIM2",
+    ]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--projects", "0"],
+        ["--projects", "1", "--scenario", "demo", "--scenario", "storm"],
+        ["--scenario", "chaos"],
+    ],
+)
+def test_simulate_refuses_bad_project_setups_with_exit_2(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bad --projects/--scenario combinations end in one line on stderr and exit 2."""
+    assert cli_main(["simulate", "--port", "0", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("polaris-watchdog: ") and len(err.splitlines()) == 1
+
+
+# -- hostile answers ("never silently blind") ----------------------------------------------
+async def test_endless_listing_has_new_job_ids_on_every_page(
+    sim: Simulator, client: TestClient[Any, Any]
+) -> None:
+    """endless=new: every page is full, says more follow, and lists ids never seen before."""
+    real = sim.add_job()
+    sim.faults.configure({"endless": "new"})
+    seen: set[str] = set()
+    for offset in (0, 50, 100, 100):
+        page = await list_jobs(client, f"paginationLimit=50&paginationOffset={offset}")
+        ids = {Job.model_validate(value).id for value in page["values"]}
+        assert page["moreResultsAvailable"] is True and len(ids) == 50
+        assert not ids & seen and real.id not in ids
+        seen |= ids
+    phantom = next(iter(seen))
+    assert (await call(client, "GET", f"{BASE}/jobs/{phantom}"))[0] == 404
+
+
+async def test_repeating_listing_answers_the_first_page_at_every_offset(
+    sim: Simulator, client: TestClient[Any, Any]
+) -> None:
+    """endless=repeat: whatever the offset, the same first page and moreResultsAvailable."""
+    ids = [sim.add_job().id for _ in range(3)]
+    sim.faults.configure({"endless": "repeat"})
+    for offset in (0, 2, 2, 500):
+        page = await list_jobs(client, f"paginationLimit=2&paginationOffset={offset}")
+        assert [job["id"] for job in page["values"]] == ids[:2]
+        assert page["moreResultsAvailable"] is True
+
+
+async def test_a_huge_listing_streams_megabytes_of_valid_jobs_without_a_length(
+    sim: Simulator, client: TestClient[Any, Any]
+) -> None:
+    """huge_mb=3: a chunked answer of at least 3 MB that still parses as a listing."""
+    sim.add_job()
+    sim.faults.configure({"huge_mb": 3, "endpoints": ["list"]})
+    async with client.get(f"{BASE}/jobs", headers=AUTH) as response:
+        assert response.status == 200 and response.content_length is None
+        body = b"".join([chunk async for chunk in response.content.iter_chunked(1 << 16)])
+    listing = json.loads(body)
+    assert len(body) >= 3_000_000 and listing["moreResultsAvailable"] is False
+    assert len({Job.model_validate(value).id for value in listing["values"]}) > 1000
+
+
+def test_huge_listing_is_made_in_bounded_chunks(sim: Simulator) -> None:
+    """The listing generator never holds more than about 64 KiB; together they are valid."""
+    chunks = list(hostile.huge_listing(sim.default.phantoms(), 1_000_000))
+    assert max(len(chunk) for chunk in chunks) < 70_000
+    body = b"".join(chunks)
+    assert len(body) >= 1_000_000 and json.loads(body)["values"]
+
+
+async def test_a_huge_answer_elsewhere_is_padded_and_keeps_its_fields(
+    sim: Simulator, client: TestClient[Any, Any]
+) -> None:
+    """On metrics, huge_mb adds a megabytes-long padding field before the real totals."""
+    job = sim.add_job()
+    sim.faults.configure({"huge_mb": 1.5})
+    async with client.get(f"{BASE}/jobs/{job.id}/metrics", headers=AUTH) as response:
+        body = await response.read()
+    data = json.loads(body)
+    assert len(body) >= 1_500_000 and len(data["padding"]) > 1_000_000
+    assert Metrics.model_validate(data).totals == job.totals
+
+
+@pytest.mark.parametrize(
+    ("mode", "literal", "expected"),
+    [
+        ("negative", None, lambda v: isinstance(v, int) and v < 0),
+        ("nan", b"NaN", lambda v: v != v),
+        ("infinity", b"Infinity", lambda v: v in (float("inf"), float("-inf"))),
+        ("huge", b"1e+308", lambda v: v == 1e308),
+        ("strings", None, lambda v: isinstance(v, str)),
+        ("null", b"null", lambda v: v is None),
+    ],
+)
+async def test_hostile_metrics_spoil_only_the_chosen_jobs(
+    sim: Simulator,
+    client: TestClient[Any, Any],
+    clock: FakeClock,
+    mode: str,
+    literal: bytes | None,
+    expected: Any,
+) -> None:
+    """hostile_metrics gives the chosen job impossible counters; other jobs stay sane."""
+    spoiled, sane = sim.add_job(), sim.add_job()
+    clock.advance(30)
+    sim.default.set_faults({"hostile_metrics": {spoiled.id: mode}})
+    async with client.get(f"{BASE}/jobs/{spoiled.id}/metrics", headers=AUTH) as response:
+        raw = await response.read()
+    totals = json.loads(raw)["totals"]  # Python's json reads NaN and Infinity literals
+    assert set(totals) == set(sane.totals) and all(expected(v) for v in totals.values())
+    assert literal is None or literal in raw
+    _, body = await call(client, "GET", f"{BASE}/jobs/{sane.id}/metrics")
+    assert Metrics.model_validate(body).totals == sane.totals
+
+
+async def test_missing_metrics_and_every_job_wildcard(
+    sim: Simulator, client: TestClient[Any, Any]
+) -> None:
+    """hostile_metrics {"*": "missing"} answers empty totals for every job."""
+    jobs = [sim.add_job(), sim.add_job(type="batch")]
+    sim.faults.configure({"hostile_metrics": {"*": "missing"}})
+    for job in jobs:
+        assert await call(client, "GET", f"{BASE}/jobs/{job.id}/metrics") == (200, {"totals": {}})
+
+
+@pytest.mark.parametrize("mode", ["garbage", "impossible", "empty", "number", "null"])
+async def test_bad_timestamps_make_the_chosen_jobs_timestamps_unreadable(
+    sim: Simulator, client: TestClient[Any, Any], mode: str
+) -> None:
+    """bad_timestamps spoils created/updated timestamps of one job in listing and GET."""
+    spoiled, sane = sim.add_job(), sim.add_job()
+    sim.faults.configure({"bad_timestamps": {spoiled.id: mode}})
+    listed = {job["id"]: job for job in (await list_jobs(client))["values"]}
+    single = (await call(client, "GET", f"{BASE}/jobs/{spoiled.id}"))[1]
+    for job in (listed[spoiled.id], single):
+        for name in ("createdTimestamp", "lastUpdatedTimestamp"):
+            assert parse_timestamp(job[name]) is None, (name, job[name])
+    assert parse_timestamp(listed[sane.id]["lastUpdatedTimestamp"]) is not None
+    sim.faults.clear()
+    fixed = (await call(client, "GET", f"{BASE}/jobs/{spoiled.id}"))[1]
+    assert parse_timestamp(fixed["createdTimestamp"]) is not None
+
+
+async def test_trickle_sends_the_body_in_pieces_after_pauses(
+    sim: Simulator, client: TestClient[Any, Any], sleep: RecordingSleep
+) -> None:
+    """trickle pauses before every trickle_bytes piece; the body arrives whole, with a length."""
+    job = sim.add_job()
+    sim.faults.configure({"trickle": 0.5, "trickle_bytes": 4, "endpoints": ["status"]})
+    async with client.get(f"{BASE}/jobs/{job.id}/status", headers=AUTH) as response:
+        body = await response.read()
+        assert response.content_length == len(body)
+    assert json.loads(body) == {"executionStatus": "running"}
+    assert sleep.delays == [0.5] * -(-len(body) // 4)
+
+
+async def test_a_trickled_answer_outlasts_a_real_clients_total_timeout(clock: FakeClock) -> None:
+    """Bytes every 50 ms keep a read alive, so only the total timeout ends the request."""
+    sim = Simulator(clock=clock)  # the real asyncio.sleep: this one takes real time
+    job = sim.add_job()
+    sim.faults.configure({"trickle": 0.05})
+    async with TestClient(TestServer(sim.app())) as own:
+        timeout = aiohttp.ClientTimeout(total=0.4, sock_read=0.3)
+        with pytest.raises(TimeoutError) as timed_out:
+            async with own.get(f"{BASE}/jobs/{job.id}", headers=AUTH, timeout=timeout) as resp:
+                assert resp.status == 200  # the headers came at once
+                await resp.read()
+        assert not isinstance(timed_out.value, aiohttp.ServerTimeoutError)  # not sock_read
+        sim.faults.clear()
+        assert (await call(own, "GET", f"{BASE}/jobs/{job.id}"))[0] == 200
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"endless": "forever"},
+        {"huge_mb": -1},
+        {"huge_mb": 1e9},
+        {"trickle": -0.5},
+        {"trickle_bytes": 0},
+        {"hostile_metrics": "nan"},
+        {"hostile_metrics": {"job": "weird"}},
+        {"bad_timestamps": {"": "garbage"}},
+        {"bad_timestamps": {"job": "yesterday"}},
+    ],
+)
+def test_invalid_hostile_settings_are_refused_and_change_nothing(
+    sim: Simulator, data: dict[str, Any]
+) -> None:
+    """Bad hostile fault values raise ValueError and leave the current faults as they were."""
+    sim.faults.configure({"endless": "new"})
+    with pytest.raises(ValueError):
+        sim.faults.configure(data)
+    assert sim.faults.endless == "new"
+
+
+async def test_hostile_faults_over_the_admin_route_name_real_jobs_of_that_project(
+    sim: Simulator, second: SimProject, client: TestClient[Any, Any]
+) -> None:
+    """/_sim/faults?project= sets hostile faults there; a job it lacks is a 400, no change."""
+    mine, theirs = sim.add_job(), second.add_job()
+    wrong = {"hostile_metrics": {mine.id: "nan"}}
+    async with client.post("/_sim/faults?project=other-project", json=wrong) as response:
+        assert response.status == 400 and mine.id in (await response.json())["message"]
+    right = {"hostile_metrics": {theirs.id: "nan"}, "endless": "repeat"}
+    async with client.post("/_sim/faults?project=other-project", json=right) as response:
+        assert (await response.json())["hostile_metrics"] == {theirs.id: "nan"}
+    assert second.faults.endless == "repeat" and sim.faults.endless is None
+    _, page = await call(client, "GET", f"{BASE}/jobs")
+    assert page["moreResultsAvailable"] is False
+
+
+def test_simulator_modules_import_each_other_without_a_circle() -> None:
+    """The simulator's modules form a DAG and none imports another only for type checking."""
+    package = Path(hostile.__file__).parent
+    imports: dict[str, set[str]] = {}
+    for path in package.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        names = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.module == "watchdog.devtools.polaris_sim":
+                    names |= {alias.name for alias in node.names}
+                elif node.module.startswith("watchdog.devtools.polaris_sim."):
+                    names.add(node.module.rsplit(".", 1)[1])
+            assert not (isinstance(node, ast.Name) and node.id == "TYPE_CHECKING"), path.name
+        imports[path.stem] = names
+    order: list[str] = []
+    while len(order) < len(imports):
+        ready = [m for m in imports if m not in order and imports[m] <= set(order)]
+        assert ready, f"import circle among {set(imports) - set(order)}"
+        order += sorted(ready)
+    assert order[-1] == "simulator"
