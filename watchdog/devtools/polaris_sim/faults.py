@@ -172,7 +172,9 @@ class Faults:
         return self.hostile_metrics.get(job_id) or self.hostile_metrics.get(EVERY_JOB)
 
     def timestamps_for(self, job_id: str) -> str | None:
-        """How this job's timestamps are spoiled, if they are."""
+        """How this job's timestamps are spoiled, if they are (asked per job per listing)."""
+        if not self.bad_timestamps:
+            return None
         return self.bad_timestamps.get(job_id) or self.bad_timestamps.get(EVERY_JOB)
 
     def _take(self, count_field: str, fault_field: str, cleared: Any) -> bool:

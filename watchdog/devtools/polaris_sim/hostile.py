@@ -158,8 +158,8 @@ async def send(
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
     if length is not None:
         response.content_length = length
-    await response.prepare(request)
     try:
+        await response.prepare(request)
         for chunk in chunks:
             if pause <= 0:
                 await response.write(chunk)
