@@ -13,7 +13,9 @@ import json
 import logging
 import os
 import re
+import shutil
 import socket
+import sys
 from collections.abc import AsyncIterator, Iterator
 from io import StringIO
 from pathlib import Path
@@ -25,6 +27,7 @@ from aiohttp.test_utils import TestServer
 
 from watchdog import cli
 from watchdog.devtools.polaris_sim.simulator import Simulator
+from watchdog.devtools.slack_standin.server import SlackStandIn
 from watchdog.polaris.client import PolarisClient, RetryPolicy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -295,3 +298,90 @@ def test_check_of_a_missing_file_exits_2() -> None:
     out = StringIO()
     assert cli.main(["check", "--rules", "nowhere.toml"], out) == 2
     assert out.getvalue().startswith("nowhere.toml:1: cannot read rules file")
+
+
+# -- start-up failures of run and simulate ----------------------------------------------------
+def _unreachable_polaris(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POLARIS_API_URL", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("POLARIS_PROJECT_ID", "demo-project")
+    monkeypatch.setenv("POLARIS_API_KEY", API_KEY)
+
+
+def test_run_with_a_broken_rules_file_prints_each_problem_and_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`run` refuses a broken rules file before starting: bare FILE:LINE lines, exit 2."""
+    _unreachable_polaris(monkeypatch)
+    (tmp_path / "rules.toml").write_text('[watch]\ninterval = "30s"\ncolour = "red"\n')
+    code = cli.main(["run"], StringIO())
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("rules.toml:3: ") and "colour" in err
+    assert "Traceback" not in err
+
+
+def test_run_with_a_state_file_that_is_not_a_database_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A WATCHDOG_STATE file that is not the bot's stops start-up: one line, exit 1.
+
+    In the test's main thread, not a worker: ``run`` installs signal handlers."""
+    _unreachable_polaris(monkeypatch)
+    shutil.copy(REPO / "rules.example.toml", tmp_path / "rules.toml")
+    (tmp_path / "notes.db").write_text("not a database, " * 20)
+    monkeypatch.setenv("WATCHDOG_STATE", "notes.db")
+    monkeypatch.setenv("WATCHDOG_LISTEN", f"127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("WATCHDOG_LOG_FORMAT", "json")
+    code = cli.main(["run"], StringIO())
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    last = err.splitlines()[-1]
+    assert last.startswith("polaris-watchdog: ") and "notes.db" in last
+
+
+async def test_run_with_a_wrong_slack_token_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    """Slack refusing the bot token stops `run` (a real process) with one line naming
+    SLACK_BOT_TOKEN and exit 1; the token itself is not shown."""
+    token = "xoxb-wrong-cli-token-0123456789"
+    standin = SlackStandIn()
+    async with TestServer(standin.app(), host="127.0.0.1") as slack:
+        standin.bind(str(slack.make_url("")))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIXES)}
+        env.update(
+            POLARIS_API_URL=f"http://127.0.0.1:{closed_port()}",
+            POLARIS_PROJECT_ID="demo-project",
+            POLARIS_API_KEY=API_KEY,
+            SLACK_BOT_TOKEN=token,
+            SLACK_SIGNING_SECRET="cli-test-signing-secret",
+            SLACK_API_URL=standin.api_url,
+            WATCHDOG_RULES=str(REPO / "rules.example.toml"),
+            WATCHDOG_STATE=":memory:",
+            WATCHDOG_LISTEN=f"127.0.0.1:{closed_port()}",
+            WATCHDOG_LOG_FORMAT="json",
+        )
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "watchdog",
+            "run",
+            env=env,
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    text = err.decode()
+    assert proc.returncode == 1 and "Traceback" not in text and token not in text + out.decode()
+    last = text.splitlines()[-1]
+    assert last.startswith("polaris-watchdog: ") and "SLACK_BOT_TOKEN" in last
+
+
+async def test_simulate_on_a_taken_port_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """The simulator's port already in use: one line naming it, exit 1, no traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        code, out = await run("simulate", "--port", port)
+    err = capsys.readouterr().err
+    assert code == 1 and out == "" and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"polaris-watchdog: cannot serve on 127.0.0.1:{port}")

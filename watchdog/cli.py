@@ -3,6 +3,9 @@
 Every failure a user can cause (a missing variable, a broken rules file, a wrong key, an
 unreachable Polaris, a job id that is not one) ends in one clear line on stderr and a
 non-zero exit, never a traceback: exit 2 for bad input or configuration, 1 for failures.
+The errors are the package's one tree (:mod:`watchdog.errors`); :func:`main` turns any of
+them into its message and its ``exit_code`` in one place. Commands only translate what is
+not in the tree yet (pydantic's ValidationError, an OSError from binding a port).
 """
 
 from __future__ import annotations
@@ -18,23 +21,20 @@ from typing import TextIO
 import aiohttp
 from pydantic import ValidationError
 
+from watchdog.errors import EXIT_FAILURE, EXIT_USAGE, WatchdogError
 from watchdog.polaris.client import PolarisClient
-from watchdog.polaris.errors import InvalidJobIdError, PolarisError
 from watchdog.polaris.models import EXECUTION_STATUSES, HEALTH_STATUSES, JOB_TYPES, Job
 from watchdog.rules.model import load_ruleset
 from watchdog.rules.problems import RulesFileError
-from watchdog.settings import POLARIS_VARS, MissingSettingError, Settings
-
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
+from watchdog.settings import POLARIS_VARS, Settings
 
 
-class CliError(Exception):
+class CliError(WatchdogError):
     """One line for the user, and an exit code."""
 
     def __init__(self, message: str, code: int = EXIT_FAILURE) -> None:
         super().__init__(message)
-        self.code = code
+        self.exit_code = code
 
 
 def _settings() -> Settings:
@@ -58,6 +58,7 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     try:
         rules = load_ruleset(path)
     except RulesFileError as exc:
+        # The problems are what `check` is for: its answer on stdout, not an error.
         for problem in exc.problems:
             print(problem, file=out)
         return EXIT_USAGE
@@ -70,18 +71,11 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     from watchdog.app import run
     from watchdog.logs import configure_logging
     from watchdog.rules.holder import RulesHolder
-    from watchdog.slack.alerts.notifier import SlackAuthError
     from watchdog.store.sqlite import StateFileError
 
     settings = _settings()
     settings.require(*POLARIS_VARS)
-    path = _rules_path(args, settings)
-    try:
-        holder = RulesHolder.from_file(path)
-    except RulesFileError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return EXIT_USAGE
+    holder = RulesHolder.from_file(_rules_path(args, settings))
     secrets = [
         s.get_secret_value()
         for s in (
@@ -95,7 +89,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     configure_logging(settings.watchdog_log_format, secrets=secrets)
     try:
         run(settings, holder)
-    except (SlackAuthError, StateFileError) as exc:
+    except StateFileError as exc:  # a RuntimeError until the store's errors join the tree
         raise CliError(str(exc)) from None
     except OSError as exc:  # e.g. the listen port is taken
         raise CliError(
@@ -149,6 +143,8 @@ def cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
         asyncio.run(main())
     except KeyboardInterrupt:
         pass
+    except OSError as exc:  # e.g. the port is taken
+        raise CliError(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}") from None
     return 0
 
 
@@ -352,20 +348,19 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args, out))
-    except CliError as exc:
-        print(f"polaris-watchdog: {exc}", file=sys.stderr)
-        return exc.code
-    except MissingSettingError as exc:
-        print(f"polaris-watchdog: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except InvalidJobIdError as exc:
-        print(f"polaris-watchdog: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except PolarisError as exc:
-        print(f"polaris-watchdog: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+    except WatchdogError as exc:
+        print(_explain(exc), file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
+
+
+def _explain(error: WatchdogError) -> str:
+    """What the user reads: one line, or a file's ``FILE:LINE: message`` problems as they
+    are (editors and CI annotate that form, so it gets no prefix)."""
+    if isinstance(error, RulesFileError):
+        return str(error)
+    return f"polaris-watchdog: {error}"
 
 
 if __name__ == "__main__":

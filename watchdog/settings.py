@@ -13,8 +13,10 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from watchdog.errors import InputError
 
-class MissingSettingError(Exception):
+
+class MissingSettingError(InputError):
     """A command needs environment variables that are not set."""
 
     def __init__(self, names: list[str]) -> None:

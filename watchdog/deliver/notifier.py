@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from watchdog.errors import WatchdogError
 from watchdog.store import MessageRef, OutboxRecord
 
 
@@ -26,7 +27,7 @@ class Receipts(Protocol):
         queued for the next start)."""
 
 
-class DeliveryUnavailable(Exception):
+class DeliveryUnavailable(WatchdogError):
     """The destination cannot take anything now; retry after ``retry_after`` seconds if given."""
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:

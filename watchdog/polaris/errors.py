@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 from pydantic import ValidationError
 
+from watchdog.errors import InputError, WatchdogError
 from watchdog.polaris.models import ApiErrorBody
 
 _JOB_ID = re.compile(
@@ -21,7 +22,7 @@ _JOB_ID = re.compile(
 )
 
 
-class InvalidJobIdError(ValueError):
+class InvalidJobIdError(InputError, ValueError):
     """A job id that is not a UUID: refused before any request is made."""
 
     def __init__(self, job_id: str) -> None:
@@ -45,7 +46,7 @@ def is_job_id(text: str) -> bool:
     return bool(_JOB_ID.fullmatch(text))
 
 
-class PolarisError(Exception):
+class PolarisError(WatchdogError):
     """Any failure talking to Polaris. ``endpoint`` is a label such as ``list_jobs``."""
 
     transient = False

@@ -19,6 +19,7 @@ from typing import Any, get_args
 from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
+from watchdog.errors import InputError
 from watchdog.rules.toml_lines import TomlLines
 
 Loc = tuple[str | int, ...]
@@ -36,7 +37,7 @@ class Problem:
         return f"{self.path}:{self.line}: {self.message}"
 
 
-class RulesFileError(Exception):
+class RulesFileError(InputError):
     """The rules file cannot be used; ``problems`` lists every reason, sorted by line."""
 
     def __init__(self, problems: list[Problem]) -> None:

@@ -17,6 +17,8 @@ import bisect
 import re
 import tomllib
 
+from watchdog.errors import WatchdogError
+
 Path = tuple[str | int, ...]
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -26,7 +28,7 @@ _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 _BLANK = " \t"
 
 
-class _Stop(Exception):
+class _Stop(WatchdogError):
     """The scanner met something it does not understand; keep what is located so far."""
 
 

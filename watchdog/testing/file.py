@@ -35,6 +35,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from watchdog.errors import InputError
 from watchdog.polaris.models import EXECUTION_STATUSES, HEALTH_STATUSES, JOB_TYPES
 from watchdog.rules.durations import parse_duration
 from watchdog.rules.fields import MetricName, Text
@@ -309,7 +310,7 @@ class RuleTestFile:
         return Problem(str(self.path), self.lines.nearest_line(at), message)
 
 
-class RuleTestFileError(Exception):
+class RuleTestFileError(InputError):
     """The test file, or the rules file it names, cannot be used; ``problems`` says why."""
 
     def __init__(self, problems: list[Problem]) -> None:

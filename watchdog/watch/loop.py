@@ -35,6 +35,7 @@ from watchdog.domain.alerts import (
     RuleFacts,
     fingerprint,
 )
+from watchdog.errors import WatchdogError
 from watchdog.metrics import BotMetrics
 from watchdog.polaris.client import PolarisClient
 from watchdog.polaris.errors import PolarisAuthError
@@ -59,7 +60,7 @@ _META_FACTS = RuleFacts(
 _METRICS_OUTAGE = 0.9
 
 
-class LeaseLost(Exception):
+class LeaseLost(WatchdogError):
     """Another replica took the leader lease during this tick: its results are dropped."""
 
 

@@ -28,6 +28,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from watchdog.deliver.notifier import DeliveryUnavailable, Receipts
 from watchdog.domain.alerts import META_RULE, Reason
 from watchdog.domain.outgoing import AuditEntry, Notification
+from watchdog.errors import WatchdogError
 from watchdog.metrics import BotMetrics
 from watchdog.rules.holder import RulesHolder
 from watchdog.slack.alerts import messages, storms
@@ -83,15 +84,15 @@ def slack_is_down(status: int, error: object) -> bool:
     return status == 429 or status >= 500 or error in _TRANSIENT
 
 
-class SlackAuthError(Exception):
+class SlackAuthError(WatchdogError):
     """The bot token is wrong: raised at start-up with a message that says what to fix."""
 
 
-class SlackUnreachableError(Exception):
+class SlackUnreachableError(WatchdogError):
     """Slack did not answer ``auth.test`` (an outage): the token may well be fine."""
 
 
-class _Permanent(Exception):
+class _Permanent(WatchdogError):
     def __init__(self, error: str) -> None:
         super().__init__(error)
         self.error = error

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from watchdog.errors import InputError
 from watchdog.polaris.client import PolarisClient
 from watchdog.slack.commands import replies
 from watchdog.slack.commands.parse import JobRef
 
 
-class JobRefError(Exception):
+class JobRefError(InputError):
     """No job, or several, match what the user typed; the message says which."""
 
 

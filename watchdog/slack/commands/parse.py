@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from watchdog.errors import InputError
 from watchdog.polaris.errors import is_job_id
 from watchdog.polaris.models import HEALTH_STATUSES, JOB_TYPES
 from watchdog.rules.durations import format_duration, parse_duration
@@ -47,7 +48,7 @@ _RULE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 _SILENCE_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
 
-class UsageError(Exception):
+class UsageError(InputError):
     """What the user typed is not a command; ``message`` is a short reason."""
 
     def __init__(self, message: str) -> None:

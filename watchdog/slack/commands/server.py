@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 import structlog
 from aiohttp import web
 
+from watchdog.errors import WatchdogError
 from watchdog.metrics import BotMetrics
 from watchdog.slack.commands import replies
 from watchdog.slack.commands.parse import parse_interaction, parse_slash_form
@@ -30,7 +31,7 @@ INTERACTIONS_PATH = "/slack/interactions"
 MAX_FIELDS = 64  # a slash command has about a dozen; more is not Slack
 
 
-class _Refused(Exception):
+class _Refused(WatchdogError):
     """The request stops at the gate with this status and short plain text."""
 
     def __init__(self, status: int, text: str) -> None:

@@ -25,6 +25,7 @@ from structlog.contextvars import bound_contextvars
 
 from watchdog.domain.alerts import DEFAULT_PROJECT, Phase, fingerprint
 from watchdog.domain.outgoing import AuditEntry
+from watchdog.errors import WatchdogError
 from watchdog.metrics import BotMetrics
 from watchdog.polaris.client import PolarisClient
 from watchdog.polaris.errors import InvalidJobIdError, PolarisError, check_job_id, is_job_id
@@ -56,7 +57,7 @@ _VERB = {Action.PAUSE: "pause", Action.RESUME: "resume", Action.CANCEL: "cancel"
 _VERB |= {Action.SILENCE: "silence"}
 
 
-class _Failure(Exception):
+class _Failure(WatchdogError):
     """A command that cannot be carried out; ``reason`` is for the user, in plain words,
     ``what`` (optional) the attempt it spoiled."""
 

@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping
 from pydantic import SecretStr
 from slack_sdk.signature import Clock, SignatureVerifier
 
+from watchdog.errors import InputError
+
 TIMESTAMP_HEADER = "x-slack-request-timestamp"
 SIGNATURE_HEADER = "x-slack-signature"
 #: Slack's replay window; slack-sdk hard-codes the same five minutes.
@@ -27,7 +29,7 @@ _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
 
 
-class VerificationError(Exception):
+class VerificationError(InputError):
     """The request is not a fresh, correctly signed Slack request; ``reason`` says why."""
 
     def __init__(self, reason: str) -> None:
