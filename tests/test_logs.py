@@ -7,8 +7,11 @@ import json
 import logging
 from collections.abc import Iterator
 
+import aiohttp
 import pytest
 import structlog
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from watchdog.logs import MASK, configure_logging
 
@@ -69,3 +72,48 @@ def test_level_filter_drops_debug_lines() -> None:
     configure_logging("json", stream=stream)
     structlog.get_logger("t").debug("noise")
     assert stream.getvalue() == ""
+
+
+def test_a_slack_sdk_warning_is_a_json_line_with_its_secret_masked() -> None:
+    """A standard-library record from slack_sdk goes through structlog: one JSON object
+    with level, logger, timestamp and bound context, its secret masked; info is dropped."""
+    stream = io.StringIO()
+    token = "xapp-1-A0123-9876543210-abcdef0123456789"
+    configure_logging("auto", secrets=[token], stream=stream)
+    sdk = logging.getLogger("slack_sdk.socket_mode.aiohttp")
+    with structlog.contextvars.bound_contextvars(command="status"):
+        sdk.info("Sending a ping message with %s", token)
+        sdk.warning("Failed to send a ping message (s-1): token %s refused", token)
+    assert token not in stream.getvalue()
+    (event,) = _lines(stream)
+    assert event["event"] == f"Failed to send a ping message (s-1): token {MASK} refused"
+    assert event["level"] == "warning" and event["logger"] == "slack_sdk.socket_mode.aiohttp"
+    assert event["command"] == "status" and "timestamp" in event
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+async def test_an_exception_logged_by_aiohttp_is_rendered_and_masked(fmt: str) -> None:
+    """A handler crash that aiohttp's server logs with its traceback is rendered by our
+    processors (JSON or console), and the secret in the exception message is masked."""
+    secret = "pok_handler-secret-0123456789"
+
+    async def crash(request: web.Request) -> web.Response:
+        raise RuntimeError(f"rejected key {secret}")
+
+    stream = io.StringIO()
+    configure_logging(fmt, secrets=[secret], stream=stream)
+    app = web.Application()
+    app.router.add_get("/", crash)
+    async with TestServer(app) as server, aiohttp.ClientSession() as http:
+        async with http.get(server.make_url("/")) as resp:
+            assert resp.status == 500
+    text = stream.getvalue()
+    assert secret not in text and f"RuntimeError: rejected key {MASK}" in text
+    assert "Traceback (most recent call last)" in text
+    if fmt == "json":
+        (event,) = (e for e in _lines(stream) if e.get("logger") == "aiohttp.server")
+        assert event["level"] == "error"
+        assert str(event["event"]).startswith("Error handling request")
+        assert f"rejected key {MASK}" in str(event["exception"])
+    else:
+        assert not text.startswith("{") and "Error handling request" in text

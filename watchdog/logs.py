@@ -1,10 +1,12 @@
 """structlog set-up: JSON lines in a container, readable coloured lines in a terminal.
 
-Configured once at start-up. Context such as ``job_id``, ``rule``, ``user`` and ``command``
-is bound with contextvars where the work happens. A last processor masks every secret
-value the process knows, wherever it would appear, so a careless ``str(exc)`` that echoes
-a token cannot leak it.
-"""
+Configured once at start-up, for the bot's own events and for the standard library's
+log records (slack_sdk, aiohttp, psycopg, asyncio), which go through the same
+processors (``structlog.stdlib.ProcessorFormatter``). Context such as ``job_id``,
+``rule``, ``user`` and ``command`` is bound with contextvars where the work happens. A
+last processor masks every secret value the process knows, wherever it would appear, so
+a careless ``str(exc)`` that echoes a token cannot leak it, not even in a library's
+warning or traceback."""
 
 from __future__ import annotations
 
@@ -51,34 +53,57 @@ def configure_logging(
     secrets: Iterable[str] = (),
     stream: TextIO | None = None,
 ) -> None:
-    """``fmt``: ``json``, ``console`` or ``auto`` (console on a TTY, JSON otherwise)."""
+    """``fmt``: ``json``, ``console`` or ``auto`` (console on a TTY, JSON otherwise).
+
+    ``level`` filters the bot's own events; the standard library's loggers (slack_sdk,
+    aiohttp, psycopg, asyncio) stay at WARNING (or ``level``, when that is stricter) and
+    their records are rendered by the same processors, so every line is JSON (or console
+    text), carries the bound context, and has its secrets masked.
+    """
     out = stream or sys.stderr
     if fmt == "auto":
         fmt = "console" if out.isatty() else "json"
-    shared: list[Processor] = [
+    stamp: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    renderer: Processor
-    if fmt == "json":
-        shared.append(structlog.processors.format_exc_info)
-        shared.append(SecretMasker(secrets))
-        renderer = structlog.processors.JSONRenderer()
-    else:
-        # The console renderer formats exceptions itself (with colours); mask first.
-        shared.append(SecretMasker(secrets))
-        renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
+    renderer: Processor = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        # plain_traceback prints the `exception` text that format_exc_info made.
+        else structlog.dev.ConsoleRenderer(
+            colors=out.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
+    )
+    # Tracebacks become text before the masker, in both formats: an exception message
+    # that echoes a token is masked like any other string (the console renderer would
+    # otherwise format the exception itself, after the masker).
+    finish: list[Processor] = [
+        structlog.processors.format_exc_info,
+        SecretMasker(secrets),
+        renderer,
+    ]
+    threshold = logging.getLevelNamesMapping()[level.upper()]
     structlog.configure(
-        processors=[*shared, renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
-        ),
+        processors=[*stamp, *finish],
+        wrapper_class=structlog.make_filtering_bound_logger(threshold),
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
-    # Libraries log through the standard library; keep them quiet unless they warn
-    # (slack-sdk's debug output includes request details we do not want in logs).
-    logging.basicConfig(
-        level=logging.WARNING, stream=out, format="%(levelname)s %(name)s: %(message)s", force=True
+    # Libraries log through the standard library: bridge their records into the same
+    # processors. Keep them quiet unless they warn (slack-sdk's debug output includes
+    # request details we do not want in logs).
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*stamp, structlog.stdlib.add_logger_name],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *finish],
+        )
     )
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(handler)
+    root.setLevel(max(logging.WARNING, threshold))
