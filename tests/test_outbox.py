@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
-from harness import START, FakeClock, RecordingNotifier, Sleeps, audit, job_id
+from harness import (
+    START,
+    FakeClock,
+    RecordingNotifier,
+    Sleeps,
+    alert,
+    audit,
+    job_id,
+    notification,
+)
 
 from watchdog.deliver.notifier import Receipts
 from watchdog.deliver.outbox import MAX_RETRY_AFTER, Dispatcher
-from watchdog.domain.outgoing import AuditEntry, Outgoing
+from watchdog.domain.outgoing import AuditEntry, Outgoing, dump_outgoing, load_outgoing
 from watchdog.store import OutboxRecord, Store
 from watchdog.store.memory import MemoryStore
 from watchdog.store.sqlite import SqliteStore
@@ -317,3 +327,14 @@ async def test_only_the_leader_delivers_and_polling_finds_other_processes_items(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert targets(notifier.items) == ids(1)
+
+
+def test_a_notification_queued_by_an_older_version_still_loads() -> None:
+    """An outbox row that still carries the retired "muted_until" key loads as the same
+    notification (the key is ignored), and a round trip is exact."""
+    queued = notification(alert(job_id(1)), channel="C0ALERTS", mention="<!here>")
+    assert load_outgoing(dump_outgoing(queued)) == queued
+    old = json.loads(dump_outgoing(queued))
+    assert "muted_until" not in old
+    old["muted_until"] = START + 3600
+    assert load_outgoing(json.dumps(old)) == queued

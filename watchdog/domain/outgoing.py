@@ -23,7 +23,6 @@ class Notification:
     rule: RuleFacts
     channel: str | None = None  # None: the notifier's default channel
     mention: str | None = None  # only set on NEW
-    muted_until: float | None = None
 
     @property
     def incident_id(self) -> str:
@@ -74,7 +73,8 @@ def load_outgoing(text: str) -> Outgoing:
                 rule=RuleFacts(**raw["rule"]),
                 channel=raw.get("channel"),
                 mention=raw.get("mention"),
-                muted_until=raw.get("muted_until"),
+                # Rows queued by earlier builds may carry "muted_until" (never set, never
+                # read, now gone): like any key not listed here, it is ignored.
             )
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"not an outbox item: {exc}") from exc

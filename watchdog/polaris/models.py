@@ -47,7 +47,6 @@ JOB_TYPES: tuple[str, ...] = (
     "drop_table",
     "restore_data",
 )
-DesiredStatus = Literal["running", "suspended", "canceled"]
 DESIRED_STATUSES: tuple[str, ...] = ("running", "suspended", "canceled")
 
 #: Polaris' "unlimited" maxParseExceptions (Java's Integer.MAX_VALUE).

@@ -247,7 +247,6 @@ Rule = Annotated[
     HealthRule | ExecutionRule | RisingRule | RateRule | RatioRule | StalledRule | BudgetRule,
     Field(discriminator="kind"),
 ]
-KINDS: tuple[str, ...] = ("health", "execution", "rising", "rate", "ratio", "stalled", "budget")
 
 
 class _Document(_Frozen):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from watchdog.store import SampleRow
 
@@ -218,10 +218,6 @@ class SampleBook:
         metrics = self._jobs.get(job_id)
         return metrics.get(metric) if metrics is not None else None
 
-    def forget(self, job_id: str) -> None:
-        self._jobs.pop(job_id, None)
-        self._watched_at.pop(job_id, None)
-
     def expire(self, watched: Iterable[str], now: float, keep_for: float) -> list[str]:
         """Mark ``watched`` as watched at ``now``; forget (and return) the jobs nobody has
         watched for longer than ``keep_for``.
@@ -256,15 +252,8 @@ class SampleBook:
             for series in metrics.values():
                 series.resize(capacity)
 
-    def rows_since(self, t: float) -> Iterator[SampleRow]:
-        """Every stored point with time >= ``t``, series by series, for persisting."""
-        for job_id, metrics in list(self._jobs.items()):
-            for metric, series in list(metrics.items()):
-                for at, value in series.points_since(t):
-                    yield (job_id, metric, at, value)
-
     def load(self, rows: Iterable[SampleRow]) -> int:
-        """Restore rows (as :meth:`rows_since` or the store gives them); returns how many were new.
+        """Restore rows (as the store gives them); returns how many were new.
 
         Rows must come in time order within each series (the store returns them ordered
         by time); a row not after its series' last point is skipped like a re-sent tick.
