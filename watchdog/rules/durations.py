@@ -20,7 +20,10 @@ _UNIT_ORDER = tuple(_UNITS)
 # `ms` before `m`, so "500ms" is not read as 500 minutes followed by garbage.
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|d|h|m|s)")
 _UNKNOWN_UNIT = re.compile(r"\d+(?:\.\d+)?\s*([^\W\d_]+)")
-_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+#: A plain decimal number without its sign (5, 2.5, 5., .5, 1e3), as a regex to build on:
+#: here it spots a bare number given as a duration, in test files it reads series values.
+UNSIGNED_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+_NUMBER = re.compile(rf"[+-]?{UNSIGNED_NUMBER}")
 _BARE = "a bare number is ambiguous (seconds? minutes?); durations are strings like '30s'"
 _HINT = "durations are strings like '30s', '10m', '1h30m' (units: ms, s, m, h, d)"
 

@@ -8,20 +8,18 @@ write a one-element set.
 
 from __future__ import annotations
 
-import re
-import uuid
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, StrictFloat
 
+from watchdog.domain.names import RULE_NAME, SLACK_USER_ID
+from watchdog.polaris.errors import is_job_id
 from watchdog.polaris.models import EXECUTION_STATUSES, HEALTH_STATUSES, JOB_TYPES, KNOWN_METRICS
 from watchdog.rules.durations import Duration, format_duration
 from watchdog.rules.problems import did_you_mean
 
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
-_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
-_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
 
 
 def _one_of(what: str, choices: tuple[str, ...]) -> Callable[[Any], Any]:
@@ -56,7 +54,7 @@ def _not_empty(value: str) -> str:
 
 
 def _rule_name(value: str) -> str:
-    if not _NAME.fullmatch(value):
+    if not RULE_NAME.fullmatch(value):
         raise ValueError(
             f"bad rule name {value!r}: use lowercase letters, digits, '_', '.' and '-', "
             "starting with a letter or digit, at most 64 characters"
@@ -65,7 +63,7 @@ def _rule_name(value: str) -> str:
 
 
 def _slack_user(value: str) -> str:
-    if not _SLACK_USER.fullmatch(value):
+    if not SLACK_USER_ID.fullmatch(value):
         raise ValueError(
             f"bad Slack user id {value!r}: operators are member ids like 'U0123ABCD' "
             "(profile → ⋮ → Copy member ID), not names"
@@ -74,10 +72,10 @@ def _slack_user(value: str) -> str:
 
 
 def _job_id(value: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise ValueError(f"bad job id {value!r}: job ids are UUIDs") from None
+    # The same shape the Polaris client demands before an id goes into a URL path.
+    if not is_job_id(value):
+        raise ValueError(f"bad job id {value!r}: job ids are UUIDs (8-4-4-4-12 hex digits)")
+    return value.lower()
 
 
 def _url(value: str) -> str:
@@ -102,7 +100,8 @@ RuleName = Annotated[str, AfterValidator(_rule_name)]
 SlackUserIds = Annotated[
     tuple[Annotated[str, AfterValidator(_slack_user)], ...], BeforeValidator(listify)
 ]
-JobIds = Annotated[tuple[Annotated[str, AfterValidator(_job_id)], ...], BeforeValidator(listify)]
+JobId = Annotated[str, AfterValidator(_job_id)]
+JobIds = Annotated[tuple[JobId, ...], BeforeValidator(listify)]
 Url = Annotated[str, AfterValidator(_url)]
 Severity = Annotated[
     Literal["info", "warning", "critical"], BeforeValidator(_one_of("severity", SEVERITIES))

@@ -37,8 +37,8 @@ from pydantic_core import ErrorDetails
 
 from watchdog.errors import InputError
 from watchdog.polaris.models import EXECUTION_STATUSES, HEALTH_STATUSES, JOB_TYPES
-from watchdog.rules.durations import parse_duration
-from watchdog.rules.fields import MetricName, Text
+from watchdog.rules.durations import UNSIGNED_NUMBER, parse_duration
+from watchdog.rules.fields import JobId, MetricName, Text
 from watchdog.rules.problems import Problem, describe_error, did_you_mean, toml_problem
 from watchdog.rules.toml_lines import TomlLines
 
@@ -46,9 +46,8 @@ from watchdog.rules.toml_lines import TomlLines
 #: must be an error, not a hang.
 MAX_TICKS = 100_000
 
-_UNSIGNED = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
-_NUMBER = re.compile(rf"[+-]?{_UNSIGNED}")
-_EXPANDING = re.compile(rf"([+-]?{_UNSIGNED})(?:([+-])({_UNSIGNED}))?x(\d+)")
+_NUMBER = re.compile(rf"[+-]?{UNSIGNED_NUMBER}")
+_EXPANDING = re.compile(rf"([+-]?{UNSIGNED_NUMBER})(?:([+-])({UNSIGNED_NUMBER}))?x(\d+)")
 _GAPS = re.compile(r"_x(\d+)")
 _REPEAT = re.compile(r"x(\d+)")
 _JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -199,13 +198,6 @@ def _job_name(value: str) -> str:
     return value
 
 
-def _job_id(value: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise ValueError(f"bad job id {value!r}: job ids are UUIDs") from None
-
-
 Seconds = Annotated[float, BeforeValidator(_duration)]
 Interval = Annotated[Seconds, AfterValidator(_tick_interval)]
 Numbers = Annotated[tuple[float | None, ...], BeforeValidator(_series(parse_numbers, True))]
@@ -229,7 +221,7 @@ class JobSpec(_Strict):
     """One job of a case; each series is indexed by tick and repeats its last value."""
 
     name: Annotated[str, AfterValidator(_job_name)]
-    id: Annotated[str, AfterValidator(_job_id)]
+    id: JobId
     type: JobType
     table: Text | None = None
     execution: Executions = ("running",)  # None: the job does not exist at that tick

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from watchdog.domain.alerts import AlertState, JobFacts, Phase, RuleFacts
+from watchdog.domain.names import SLACK_USER_ID
 from watchdog.polaris.models import TERMINAL_STATUSES
 from watchdog.rules.durations import format_duration
 from watchdog.slack.actions import MAX_VALUE, Action, ButtonValue, encode_value
@@ -25,7 +26,6 @@ RESOLVED_MARK = "✅"
 _BARS = "▁▂▃▄▅▆▇█"
 SPARK_POINTS = 40  # more points than this no longer fit a phone screen
 _PAUSABLE = frozenset({"running", "idle", "pending"})
-_SLACK_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 _GROUP_ID = re.compile(r"S[A-Z0-9]{2,}")
 _URL = re.compile(r"https?://[^\s<>|]+")
 
@@ -63,7 +63,7 @@ def format_mention(raw: str | None) -> str | None:
     bare = text.lstrip("@")
     if bare.lower() in ("here", "channel", "everyone"):
         return f"<!{bare.lower()}>"
-    if _SLACK_ID.fullmatch(bare):
+    if SLACK_USER_ID.fullmatch(bare):
         return f"<@{bare}>"
     if _GROUP_ID.fullmatch(bare):
         return f"<!subteam^{bare}>"
@@ -72,7 +72,7 @@ def format_mention(raw: str | None) -> str | None:
 
 def user(user_id: str) -> str:
     """A Slack user id as a mention; anything else (a CLI user) as escaped text."""
-    return f"<@{user_id}>" if _SLACK_ID.fullmatch(user_id) else bk.safe(user_id, 100)
+    return f"<@{user_id}>" if SLACK_USER_ID.fullmatch(user_id) else bk.safe(user_id, 100)
 
 
 def number(value: float) -> str:

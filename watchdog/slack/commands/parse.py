@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from watchdog.domain.names import RULE_NAME
 from watchdog.errors import InputError
 from watchdog.polaris.errors import is_job_id
 from watchdog.polaris.models import HEALTH_STATUSES, JOB_TYPES
@@ -44,7 +45,6 @@ USAGE = """\
 # Positions of the dashes in a UUID: 8-4-4-4-12.
 _DASHES = frozenset({8, 13, 18, 23})
 _HEX = frozenset("0123456789abcdef")
-_RULE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 _SILENCE_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
 
@@ -201,7 +201,7 @@ def _silence(args: list[str]) -> Silence:
         raise UsageError("`silence` needs a rule or job and a duration, e.g. `silence my-rule 2h`")
     target, duration_text, *reason_words = args
     target = target.lower()  # rule names are lowercase; job ids are case-insensitive
-    if not _RULE_NAME.fullmatch(target):
+    if not RULE_NAME.fullmatch(target):
         # Not a rule name: it must then be a job reference (raises a UsageError if not).
         target = parse_job_ref(target).text
     try:
