@@ -71,7 +71,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     from watchdog.logs import configure_logging
     from watchdog.rules.holder import RulesHolder
     from watchdog.slack.alerts.notifier import SlackAuthError
-    from watchdog.store.sqlite import StateFileError
+    from watchdog.store import StoreError
 
     settings = _settings()
     settings.require(*POLARIS_VARS)
@@ -95,7 +95,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     configure_logging(settings.watchdog_log_format, secrets=secrets)
     try:
         run(settings, holder)
-    except (SlackAuthError, StateFileError) as exc:
+    except (SlackAuthError, StoreError) as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:  # e.g. the listen port is taken
         raise CliError(
