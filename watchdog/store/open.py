@@ -23,7 +23,7 @@ def is_postgres(spec: str) -> bool:
 def describe_store(spec: str) -> str:
     """``spec`` fit for a log line: a URL's password masked."""
     if is_postgres(spec):
-        from watchdog.store.postgres import mask_url
+        from watchdog.store.postgres_url import mask_url
 
         return mask_url(spec)
     return spec

@@ -23,14 +23,11 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import re
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, Literal, TypeVar, cast
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import psycopg
 import structlog
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from watchdog.domain.alerts import AlertState, alert_from_dict
@@ -46,6 +43,7 @@ from watchdog.store import (
     StoreError,
 )
 from watchdog.store.postgres_schema import SCHEMA_VERSION, migrate
+from watchdog.store.postgres_url import make_conninfo_for, mask_url, secrets_in
 from watchdog.store.rows import alert_rows, message_rows
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore", "mask_url"]
@@ -59,22 +57,6 @@ Conn = psycopg.AsyncConnection[tuple[Any, ...]]
 _NOW = "extract(epoch from now())::float8"
 
 
-def mask_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (in the user part and in a
-    ``password=`` parameter), for messages and logs."""
-    masked = re.sub(r"(?i)(password=)[^&\s]*", r"\1***", url)
-    try:
-        parts = urlsplit(masked)
-        if parts.password is not None:
-            user = quote(unquote(parts.username or ""), safe="")
-            host = parts.netloc.rpartition("@")[2]
-            return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-    except ValueError:
-        pass
-    # Not a URL urlsplit understands: mask whatever sits between "user:" and "@".
-    return re.sub(r"(//[^/:@]*:)[^@/]*@", r"\1***@", masked)
-
-
 class PostgresStore:
     """The :class:`~watchdog.store.Store` protocol on one PostgreSQL database."""
 
@@ -85,7 +67,7 @@ class PostgresStore:
         self._where = mask_url(url)
         self._max_size = max_size
         self._timeout = timeout
-        self._secrets = _secrets(url)
+        self._secrets = secrets_in(url)
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._closed = False
 
@@ -101,7 +83,7 @@ class PostgresStore:
         if self._pool is not None:
             return
         try:
-            conninfo = self._conninfo()
+            conninfo = make_conninfo_for(self._url, self._timeout)
             # One direct connection first: its error says what is wrong (refused, bad
             # password, no such database), where a pool would only time out.
             async with asyncio.timeout(2 * self._timeout):
@@ -136,24 +118,6 @@ class PostgresStore:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close(timeout=self._timeout)
-
-    def _conninfo(self) -> str:
-        params = conninfo_to_dict(self._url)  # ProgrammingError when malformed
-        ms = int(self._timeout * 1000)
-        # Server-side bounds, added to what the URL sets (e.g. a search_path).
-        options = f"-c statement_timeout={ms} -c lock_timeout={ms}"
-        options += " -c idle_in_transaction_session_timeout=60000"
-        extra = params.get("options")
-        return make_conninfo(
-            self._url,
-            connect_timeout=max(1, math.ceil(self._timeout)),
-            options=f"{extra} {options}" if extra else options,
-            application_name=params.get("application_name") or "polaris-watchdog",
-            keepalives=1,
-            keepalives_idle=10,
-            keepalives_interval=5,
-            keepalives_count=3,
-        )
 
     def _why(self, exc: BaseException) -> str:
         if isinstance(exc, TimeoutError | PoolTimeout):
@@ -550,21 +514,3 @@ async def _check_fence(cur: Cursor, fence: Fence) -> None:
     current = None if row is None else int(row[0])
     if current != fence.term:
         raise FencedOut(fence.project, fence.term, current)
-
-
-def _secrets(url: str) -> list[str]:
-    """The password as written in ``url`` and as decoded, longest first (for masking)."""
-    found: set[str] = set()
-    try:
-        password = conninfo_to_dict(url).get("password")
-        if password:
-            found.add(str(password))
-    except psycopg.Error:
-        pass
-    try:
-        raw = urlsplit(url).password
-        if raw:
-            found.update({raw, unquote(raw)})
-    except ValueError:
-        pass
-    return sorted(found, key=len, reverse=True)
