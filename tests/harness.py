@@ -33,12 +33,20 @@ from watchdog.deliver.notifier import DeliveryUnavailable, Notifier, Receipts
 from watchdog.deliver.outbox import Dispatcher
 from watchdog.devtools.polaris_sim.simulator import Simulator
 from watchdog.devtools.slack_standin.server import SlackStandIn
-from watchdog.domain.alerts import AlertState, Condition, JobFacts, Phase, Reason, RuleFacts
+from watchdog.domain.alerts import (
+    DEFAULT_PROJECT,
+    AlertState,
+    Condition,
+    JobFacts,
+    Phase,
+    Reason,
+    RuleFacts,
+)
 from watchdog.domain.outgoing import AuditEntry, Notification, Outgoing
 from watchdog.polaris.client import PolarisClient, RetryPolicy
 from watchdog.rules.holder import RulesHolder
 from watchdog.rules.model import parse_ruleset
-from watchdog.store import OutboxRecord, Store
+from watchdog.store import Fence, OutboxRecord, Store
 from watchdog.watch.loop import TickReport, Watcher
 
 #: A round epoch second (a multiple of 30 and 60), so tick times are easy to read.
@@ -46,6 +54,17 @@ START = 1_700_000_040.0
 CHANNEL = "C0ALERTS"
 AUDIT_CHANNEL = "C0AUDIT"
 BOT_TOKEN = "xoxb-standin"
+#: The lease holder of tests that deliver without a watcher.
+TEST_HOLDER = "test-replica"
+
+
+async def hold(store: Store, project: str = DEFAULT_PROJECT) -> dict[str, Fence]:
+    """Take ``project``'s lease for the test (a day long): the fences a dispatcher
+    delivers under (the project's, which also covers coordinator items)."""
+    term = await store.acquire_lease(project, TEST_HOLDER, 86_400.0)
+    assert term is not None, f"the lease of {project!r} is held by another holder"
+    fence = Fence(project, term)
+    return {project: fence, "": fence}
 
 
 def job_id(n: int) -> str:
@@ -203,6 +222,8 @@ class RecordingNotifier:
         for index, record in enumerate(records):
             if failing and index >= self.accept_first:
                 raise DeliveryUnavailable("destination down (test)", self.unavailable.pop(0))
+            if not await receipts.start([record.id]):
+                continue
             if self.refuse(record.item):
                 await receipts.dead(record.id, "refused (test)")
                 continue
@@ -341,9 +362,27 @@ class WatchRig:
         """A new watcher and dispatcher (a restarted process) on ``store``; call ``load`` on
         the watcher. The notifier is kept, so use one that holds no store of its own."""
         self.store = store
-        self.dispatcher = Dispatcher(store, self.notifier, clock=self.clock, sleep=Sleeps())
-        self.watcher = new_watcher(self.client, store, self.rules, self.clock, self.dispatcher)
+        self.watcher, self.dispatcher = wire(
+            self.client, store, self.rules, self.clock, self.notifier
+        )
         return self.watcher
+
+
+def wire(
+    client: PolarisClient,
+    store: Store,
+    rules: RulesHolder,
+    clock: FakeClock,
+    notifier: Notifier,
+) -> tuple[Watcher, Dispatcher]:
+    """A watcher and a dispatcher wired as the app wires them: the dispatcher delivers
+    under the watcher's leases, the watcher wakes it on every commit."""
+    watchers: list[Watcher] = []
+    dispatcher = Dispatcher(
+        store, notifier, clock=clock, sleep=Sleeps(), fences=lambda: watchers[0].fences()
+    )
+    watchers.append(new_watcher(client, store, rules, clock, dispatcher))
+    return watchers[0], dispatcher
 
 
 def new_watcher(
@@ -374,7 +413,6 @@ async def watch_rig(
 ) -> AsyncIterator[WatchRig]:
     """The watch loop over ``sim`` with delivery to ``notifier``; ``store`` must be open."""
     async with serve_polaris(sim) as client:
-        dispatcher = Dispatcher(store, notifier, clock=clock, sleep=Sleeps())
-        watcher = new_watcher(client, store, rules, clock, dispatcher)
+        watcher, dispatcher = wire(client, store, rules, clock, notifier)
         await watcher.load(clock())
         yield WatchRig(clock, sim, client, store, rules, notifier, watcher, dispatcher)

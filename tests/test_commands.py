@@ -31,7 +31,7 @@ from watchdog.slack.alerts.messages import alert_message
 from watchdog.slack.commands.server import SlackEndpoints
 from watchdog.slack.commands.service import CommandService
 from watchdog.slack.commands.verify import RequestVerifier
-from watchdog.store import Silence
+from watchdog.store import Fence, Silence
 from watchdog.store.memory import MemoryStore
 
 SECRET = "test-signing-secret"
@@ -664,7 +664,10 @@ async def test_silence_button_of_a_removed_rule_silences_the_job(rig: Rig) -> No
 async def test_alerts_lists_firing_alerts_by_rule_and_silences(rig: Rig) -> None:
     """`alerts` groups firing alerts by rule and lists active silences."""
     pending = replace(alert_for(STREAM2, "views"), phase=Phase.PENDING)
-    await rig.store.commit(upserts=[alert_for(STREAM, "clicks"), pending], now=START)
+    term = await rig.store.acquire_lease("default", "watching-replica", 60.0)
+    assert term is not None
+    fence = Fence("default", term)
+    await rig.store.commit(fence=fence, upserts=[alert_for(STREAM, "clicks"), pending], now=START)
     await rig.store.add_silence(
         Silence("s-abcdef", "rule", "job-unhealthy", START + 60, OPERATOR, START, "<!channel>")
     )

@@ -17,14 +17,15 @@ from harness import (
     Sleeps,
     alert,
     audit,
+    hold,
     job_id,
     notification,
 )
 
 from watchdog.deliver.notifier import Receipts
-from watchdog.deliver.outbox import MAX_RETRY_AFTER, Dispatcher
+from watchdog.deliver.outbox import MAX_RETRY_AFTER, Dispatcher, Fences
 from watchdog.domain.outgoing import AuditEntry, Outgoing, dump_outgoing, load_outgoing
-from watchdog.store import OutboxRecord, Store
+from watchdog.store import Fence, OutboxRecord, Store
 from watchdog.store.memory import MemoryStore
 from watchdog.store.sqlite import SqliteStore
 
@@ -47,8 +48,15 @@ def notifier() -> RecordingNotifier:
     return RecordingNotifier()
 
 
+@pytest.fixture
+async def fences(store: MemoryStore) -> Fences:
+    """This replica holds the lease: the dispatcher delivers under it."""
+    held = await hold(store)
+    return lambda: held
+
+
 async def enqueue(store: Store, numbers: Sequence[int], now: float = START) -> None:
-    await store.commit(outbox=[audit(n) for n in numbers], now=now)
+    await store.enqueue([audit(n) for n in numbers], project="default", now=now)
 
 
 def targets(items: Sequence[Outgoing]) -> list[str]:
@@ -60,10 +68,10 @@ def ids(*numbers: int) -> list[str]:
 
 
 async def test_items_are_delivered_in_order_exactly_once(
-    store: MemoryStore, notifier: RecordingNotifier, clock: FakeClock
+    store: MemoryStore, notifier: RecordingNotifier, clock: FakeClock, fences: Fences
 ) -> None:
     """Two commits' items arrive in enqueue order; a second pass sends nothing again."""
-    dispatcher = Dispatcher(store, notifier, clock=clock)
+    dispatcher = Dispatcher(store, notifier, fences=fences, clock=clock)
     await enqueue(store, [1, 2, 3])
     await enqueue(store, [4, 5])
     assert await dispatcher.deliver_once()
@@ -74,10 +82,10 @@ async def test_items_are_delivered_in_order_exactly_once(
 
 
 async def test_run_delivers_on_every_wake_up(
-    store: MemoryStore, notifier: RecordingNotifier, clock: FakeClock
+    store: MemoryStore, notifier: RecordingNotifier, clock: FakeClock, fences: Fences
 ) -> None:
     """The loop delivers what a commit enqueued as soon as it is woken."""
-    dispatcher = Dispatcher(store, notifier, clock=clock, sleep=Sleeps(clock))
+    dispatcher = Dispatcher(store, notifier, fences=fences, clock=clock, sleep=Sleeps(clock))
     task = asyncio.create_task(dispatcher.run())
     try:
         await enqueue(store, [1, 2])
@@ -93,10 +101,12 @@ async def test_run_delivers_on_every_wake_up(
 
 
 async def test_run_drains_more_than_one_batch_per_wake_up(
-    store: MemoryStore, notifier: RecordingNotifier, clock: FakeClock
+    store: MemoryStore, notifier: RecordingNotifier, clock: FakeClock, fences: Fences
 ) -> None:
     """A backlog larger than one batch is drained without waiting for another commit."""
-    dispatcher = Dispatcher(store, notifier, clock=clock, sleep=Sleeps(clock), batch=2)
+    dispatcher = Dispatcher(
+        store, notifier, fences=fences, clock=clock, sleep=Sleeps(clock), batch=2
+    )
     await enqueue(store, range(1, 8))
     task = asyncio.create_task(dispatcher.run())
     try:
@@ -108,10 +118,10 @@ async def test_run_drains_more_than_one_batch_per_wake_up(
 
 
 async def test_unavailable_destination_keeps_the_rest_queued_and_honours_retry_after(
-    store: MemoryStore, notifier: RecordingNotifier, clock: FakeClock
+    store: MemoryStore, notifier: RecordingNotifier, clock: FakeClock, fences: Fences
 ) -> None:
     """Down after two items: the other three wait, in place, at least Retry-After seconds."""
-    dispatcher = Dispatcher(store, notifier, clock=clock)
+    dispatcher = Dispatcher(store, notifier, fences=fences, clock=clock)
     await enqueue(store, [1, 2, 3, 4, 5])
     notifier.accept_first, notifier.unavailable = 2, [30.0]
     assert not await dispatcher.deliver_once()
@@ -124,7 +134,7 @@ async def test_unavailable_destination_keeps_the_rest_queued_and_honours_retry_a
 
 
 async def test_run_backs_off_exponentially_capped_while_the_destination_is_down(
-    store: MemoryStore, notifier: RecordingNotifier, clock: FakeClock
+    store: MemoryStore, notifier: RecordingNotifier, clock: FakeClock, fences: Fences
 ) -> None:
     """Each failure doubles the (jittered) wait up to the cap; a Retry-After hint wins,
     up to MAX_RETRY_AFTER."""
@@ -132,6 +142,7 @@ async def test_run_backs_off_exponentially_capped_while_the_destination_is_down(
     dispatcher = Dispatcher(
         store,
         notifier,
+        fences=fences,
         clock=clock,
         sleep=sleeps,
         base_backoff=1.0,
@@ -157,10 +168,10 @@ async def test_run_backs_off_exponentially_capped_while_the_destination_is_down(
 
 
 async def test_dead_lettered_item_does_not_block_later_ones(
-    store: MemoryStore, notifier: RecordingNotifier, clock: FakeClock
+    store: MemoryStore, notifier: RecordingNotifier, clock: FakeClock, fences: Fences
 ) -> None:
     """An item the destination refuses for good is set aside; the rest go through."""
-    dispatcher = Dispatcher(store, notifier, clock=clock)
+    dispatcher = Dispatcher(store, notifier, fences=fences, clock=clock)
     notifier.refuse = lambda item: isinstance(item, AuditEntry) and item.target == job_id(2)
     await enqueue(store, [1, 2, 3, 4])
     assert await dispatcher.deliver_once()
@@ -187,11 +198,11 @@ class Crashing(RecordingNotifier):
 
 
 async def test_an_item_that_crashes_the_notifier_is_dead_lettered_after_a_few_tries(
-    store: MemoryStore, clock: FakeClock
+    store: MemoryStore, clock: FakeClock, fences: Fences
 ) -> None:
     """A bug on one item must not hold back every later alert for ever."""
     notifier = Crashing(poison=job_id(2))
-    dispatcher = Dispatcher(store, notifier, clock=clock, sleep=Sleeps(clock))
+    dispatcher = Dispatcher(store, notifier, fences=fences, clock=clock, sleep=Sleeps(clock))
     await enqueue(store, [1, 2, 3])
     task = asyncio.create_task(dispatcher.run())
     try:
@@ -204,20 +215,20 @@ async def test_an_item_that_crashes_the_notifier_is_dead_lettered_after_a_few_tr
 
 
 async def test_flush_delivers_everything_due(
-    store: MemoryStore, notifier: RecordingNotifier, clock: FakeClock
+    store: MemoryStore, notifier: RecordingNotifier, clock: FakeClock, fences: Fences
 ) -> None:
     """At shutdown, flush sends what is queued and reports nothing left."""
-    dispatcher = Dispatcher(store, notifier, clock=clock)
+    dispatcher = Dispatcher(store, notifier, fences=fences, clock=clock)
     await enqueue(store, [1, 2, 3])
     assert await dispatcher.flush(within=5.0) == 0
     assert targets(notifier.items) == ids(1, 2, 3)
 
 
 async def test_flush_while_down_returns_at_once_with_what_is_left(
-    store: MemoryStore, notifier: RecordingNotifier, clock: FakeClock
+    store: MemoryStore, notifier: RecordingNotifier, clock: FakeClock, fences: Fences
 ) -> None:
     """An unavailable destination does not make shutdown wait for its backoff."""
-    dispatcher = Dispatcher(store, notifier, clock=clock)
+    dispatcher = Dispatcher(store, notifier, fences=fences, clock=clock)
     await enqueue(store, [1, 2, 3])
     notifier.accept_first, notifier.unavailable = 1, [60.0]
     assert await dispatcher.flush(within=5.0) == 2
@@ -247,12 +258,12 @@ class Slow(RecordingNotifier):
 
 
 async def test_stop_lets_the_delivery_in_flight_finish(
-    store: MemoryStore, clock: FakeClock
+    store: MemoryStore, clock: FakeClock, fences: Fences
 ) -> None:
     """SIGTERM mid-post: the post in flight completes and is recorded (cancelling it could
     make Slack post what the next start sends again); later items wait for the restart."""
     notifier = Slow(0.2)
-    dispatcher = Dispatcher(store, notifier, clock=clock)
+    dispatcher = Dispatcher(store, notifier, fences=fences, clock=clock)
     await enqueue(store, [1, 2, 3])
     task = asyncio.create_task(dispatcher.run())
     await notifier.started.wait()
@@ -273,9 +284,11 @@ class Hanging:
         await self.never.wait()
 
 
-async def test_flush_is_bounded_by_within(store: MemoryStore, clock: FakeClock) -> None:
+async def test_flush_is_bounded_by_within(
+    store: MemoryStore, clock: FakeClock, fences: Fences
+) -> None:
     """A hung destination cannot hold shutdown longer than ``within``."""
-    dispatcher = Dispatcher(store, Hanging(), clock=clock)
+    dispatcher = Dispatcher(store, Hanging(), fences=fences, clock=clock)
     await enqueue(store, [1, 2])
     started = time.monotonic()
     assert await dispatcher.flush(within=0.05) == 2
@@ -291,14 +304,16 @@ async def test_outbox_survives_a_restart_on_sqlite(clock: FakeClock, tmp_path: P
     await enqueue(first, [1, 2, 3])
     await enqueue(first, [4, 5])
     before.accept_first, before.unavailable = 2, [None]
-    assert not await Dispatcher(first, before, clock=clock).deliver_once()
+    held = await hold(first)
+    assert not await Dispatcher(first, before, fences=lambda: held, clock=clock).deliver_once()
     await first.close()  # the process dies with three items queued
 
     second = SqliteStore(path)
     await second.open()
     try:
         after = RecordingNotifier()
-        dispatcher = Dispatcher(second, after, clock=clock)
+        taken = await hold(second)
+        dispatcher = Dispatcher(second, after, fences=lambda: taken, clock=clock)
         assert await dispatcher.flush(within=5.0) == 0
         assert targets(before.items) == ids(1, 2)
         assert targets(after.items) == ids(3, 4, 5)
@@ -313,15 +328,15 @@ async def test_only_the_leader_delivers_and_polling_finds_other_processes_items(
 ) -> None:
     """A standby replica's dispatcher sends nothing; once it leads, it finds items another
     process queued (no wake-up reaches it) within the poll period."""
-    leading = False
-    dispatcher = Dispatcher(store, notifier, clock=clock, may_deliver=lambda: leading, poll=0.01)
+    held: dict[str, Fence] = {}
+    dispatcher = Dispatcher(store, notifier, fences=lambda: held, clock=clock, poll=0.01)
     task = asyncio.create_task(dispatcher.run())
     try:
         await enqueue(store, [1])
         dispatcher.wake()
         await asyncio.sleep(0.05)
         assert notifier.items == []
-        leading = True
+        held.update(await hold(store))
         await asyncio.wait_for(notifier.wait_for(1), 5)  # no wake(): the poll finds it
     finally:
         task.cancel()

@@ -39,7 +39,7 @@ def test_defaults_when_nothing_is_set() -> None:
     assert settings.polaris_api_key is None and settings.polaris_api_url is None
     assert settings.slack_api_url == "https://slack.com/api/"
     assert settings.watchdog_rules == Path("rules.toml")
-    assert settings.watchdog_state == Path("watchdog.db")
+    assert settings.watchdog_state == "watchdog.db"
     assert settings.listen_host_port == ("0.0.0.0", 8080)
 
 

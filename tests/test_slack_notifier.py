@@ -18,6 +18,7 @@ from harness import (
     WatchRig,
     alert,
     audit,
+    hold,
     holder,
     job_id,
     notification,
@@ -26,7 +27,7 @@ from harness import (
 )
 
 from watchdog.deliver.notifier import DeliveryUnavailable
-from watchdog.deliver.outbox import Dispatcher
+from watchdog.deliver.outbox import Dispatcher, Fences
 from watchdog.devtools.polaris_sim.simulator import Simulator, build_scenario
 from watchdog.devtools.slack_standin.server import StoredMessage
 from watchdog.domain.alerts import Reason
@@ -81,11 +82,18 @@ def rules() -> RulesHolder:
 
 
 @pytest.fixture
+async def fences(store: MemoryStore) -> Fences:
+    """This replica holds the lease: the dispatcher delivers under it."""
+    held = await hold(store)
+    return lambda: held
+
+
+@pytest.fixture
 def dispatcher(
-    slack: SlackRig, store: MemoryStore, rules: RulesHolder, clock: FakeClock
+    slack: SlackRig, store: MemoryStore, rules: RulesHolder, clock: FakeClock, fences: Fences
 ) -> Dispatcher:
     notifier = SlackNotifier(slack.web, store, rules, clock=clock, pace=None)
-    return Dispatcher(store, notifier, clock=clock)
+    return Dispatcher(store, notifier, fences=fences, clock=clock)
 
 
 @pytest.fixture
@@ -102,7 +110,7 @@ async def watch(slack: SlackRig, store: MemoryStore, clock: FakeClock) -> AsyncI
 
 
 async def send(store: MemoryStore, dispatcher: Dispatcher, *items: Outgoing) -> bool:
-    await store.commit(outbox=list(items), now=START)
+    await store.enqueue(list(items), project="default", now=START)
     return await dispatcher.deliver_once()
 
 
@@ -279,7 +287,7 @@ async def test_slack_outage_then_recovery_delivers_each_item_once_in_order(
         notification(first, Reason.REPEAT),
         audit(4),
     ]
-    await store.commit(outbox=items, now=START)
+    await store.enqueue(items, project="default", now=START)
     for _ in range(3):
         assert not await dispatcher.deliver_once()
         clock.advance(60)
@@ -324,12 +332,12 @@ async def test_alert_for_a_closed_rule_channel_goes_to_the_default_channel(
 
 
 async def test_undeliverable_item_is_dead_lettered_and_does_not_block(
-    slack: SlackRig, store: MemoryStore, clock: FakeClock
+    slack: SlackRig, store: MemoryStore, clock: FakeClock, fences: Fences
 ) -> None:
     """The default channel itself refused: that item is set aside, the next is posted."""
     rules = holder(RULES.replace(f'channel = "{CHANNEL}"', 'channel = "C0GONE"'))
     notifier = SlackNotifier(slack.web, store, rules, clock=clock, pace=None)
-    dispatcher = Dispatcher(store, notifier, clock=clock)
+    dispatcher = Dispatcher(store, notifier, fences=fences, clock=clock)
     lost = notification(alert(job_id(1)))
     assert await send(store, dispatcher, lost, notification(alert(job_id(2)), channel=CHANNEL))
     [post] = slack.standin.top_level()
@@ -364,11 +372,11 @@ async def test_audit_entries_go_to_the_audit_channel(
 
 
 async def test_posts_to_one_channel_are_paced(
-    slack: SlackRig, store: MemoryStore, rules: RulesHolder, clock: FakeClock
+    slack: SlackRig, store: MemoryStore, rules: RulesHolder, clock: FakeClock, fences: Fences
 ) -> None:
     """With pacing on, posts to one channel are spaced by the configured rate."""
     notifier = SlackNotifier(slack.web, store, rules, clock=clock, pace=(1, 0.04))
-    dispatcher = Dispatcher(store, notifier, clock=clock)
+    dispatcher = Dispatcher(store, notifier, fences=fences, clock=clock)
     items = [notification(alert(job_id(n))) for n in range(1, 5)]
     assert await send(store, dispatcher, *items)
     times = [post.at for post in slack.standin.posts_by_time]
@@ -460,12 +468,12 @@ class FlakyNotifier(SlackNotifier):
 
 
 async def test_storm_interrupted_mid_thread_continues_without_repeating_replies(
-    slack: SlackRig, store: MemoryStore, rules: RulesHolder, clock: FakeClock
+    slack: SlackRig, store: MemoryStore, rules: RulesHolder, clock: FakeClock, fences: Fences
 ) -> None:
     """Slack failing between two list replies: the retry posts neither the grouped message
     nor the replies already accepted again — every job is listed exactly once."""
     notifier = FlakyNotifier(slack.web, store, rules, clock=clock, pace=None, fail_at=3)
-    dispatcher = Dispatcher(store, notifier, clock=clock)
+    dispatcher = Dispatcher(store, notifier, fences=fences, clock=clock)
     jobs = [job_id(n) for n in range(1, 1001)]
     assert not await send(store, dispatcher, *(notification(alert(j)) for j in jobs))
     clock.advance(dispatcher.blocked_until - clock())

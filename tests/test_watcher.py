@@ -28,11 +28,11 @@ from harness import (
 
 from watchdog.deliver.terminal import TerminalNotifier
 from watchdog.devtools.polaris_sim.simulator import Simulator
-from watchdog.domain.alerts import META_RULE, Phase
+from watchdog.domain.alerts import DEFAULT_PROJECT, META_RULE, Phase
 from watchdog.polaris.models import Job
 from watchdog.rules.holder import RulesHolder
 from watchdog.rules.model import ExecutionRule, StalledRule
-from watchdog.store import Silence, Store
+from watchdog.store import Fence, Silence, Store
 from watchdog.store.memory import MemoryStore
 from watchdog.store.sqlite import SqliteStore
 from watchdog.watch.loop import TickReport, Watcher
@@ -99,7 +99,7 @@ async def start(clock: FakeClock, sim: Simulator) -> AsyncIterator[Start]:
             rules: str | RulesHolder = HEALTH, store: Store | None = None
         ) -> WatchRig:
             if store is None:
-                store = MemoryStore()
+                store = MemoryStore(clock=clock)
             await store.open()
             stack.push_async_callback(store.close)
             held = holder(rules) if isinstance(rules, str) else rules
@@ -681,12 +681,16 @@ async def test_a_new_leader_reloads_what_the_old_one_left(
     instead of posting them again from its stale start-up view."""
     sim.set_health(CLICKS, "error")
     rig = await start(HEALTH)
-    assert await rig.store.acquire_lease("other-replica", clock(), 90.0)
+    term = await rig.store.acquire_lease(DEFAULT_PROJECT, "other-replica", 90.0)
+    assert term is not None
     assert await rig.watcher._lead(30.0) is False  # standby
-    await rig.store.release_lease("other-replica")
+    assert rig.watcher.fences() == {}  # nothing to deliver either
     announced = replace(alert(CLICKS), posted=True)
-    await rig.store.commit(upserts=[announced], now=clock())  # what the leader did
+    fence = Fence(DEFAULT_PROJECT, term)
+    await rig.store.commit(fence=fence, upserts=[announced], now=clock())  # what the leader did
+    await rig.store.release_lease(DEFAULT_PROJECT, "other-replica")
     assert await rig.watcher._lead(30.0) is True
+    assert rig.watcher.fences()[DEFAULT_PROJECT].term == term + 1
     assert f"default/job-unhealthy/{CLICKS}" in rig.watcher.alerts
     await rig.tick()
     assert notified(rig) == []  # already announced by the other replica

@@ -19,7 +19,6 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import aiohttp
 import structlog
@@ -34,6 +33,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from watchdog.deliver.notifier import Notifier
 from watchdog.deliver.outbox import Dispatcher
 from watchdog.deliver.terminal import TerminalNotifier
+from watchdog.domain.alerts import DEFAULT_PROJECT
 from watchdog.domain.outgoing import AuditEntry
 from watchdog.metrics import CONTENT_TYPE, BotMetrics
 from watchdog.polaris.client import PolarisClient
@@ -45,8 +45,7 @@ from watchdog.slack.commands.service import CommandService
 from watchdog.slack.commands.socket import SocketModeReceiver
 from watchdog.slack.commands.verify import RequestVerifier
 from watchdog.store import Store
-from watchdog.store.memory import MemoryStore
-from watchdog.store.sqlite import SqliteStore
+from watchdog.store.open import describe_store, open_store
 from watchdog.watch.loop import Watcher
 
 log = structlog.get_logger(__name__)
@@ -96,10 +95,6 @@ class Bot:
         return True, "ok" if last is not None else "starting"
 
 
-def open_store(path: Path) -> Store:
-    return MemoryStore() if str(path) == ":memory:" else SqliteStore(path)
-
-
 def lease_holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -107,7 +102,8 @@ def lease_holder() -> str:
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     bot = app[BOT]
     if bot.store is None:
-        bot.store = open_store(bot.settings.watchdog_state)
+        bot.store = open_store(bot.settings.watchdog_state, clock=bot.clock)
+        log.info("store.opening", state=describe_store(bot.settings.watchdog_state))
     await bot.store.open()
     yield
     await bot.store.close()
@@ -176,9 +172,12 @@ async def _clients(bot: Bot) -> None:
 
 
 async def _audit(bot: Bot, entry: AuditEntry) -> None:
-    """Queue an audit line durably and wake delivery (the commands' audit sink)."""
+    """Queue an audit line durably and wake delivery (the commands' audit sink).
+
+    Unfenced: any replica serving Slack may write one. A line about a job goes with the
+    job's project; one about no job (a silence) with the coordinator ("")."""
     assert bot.store is not None and bot.dispatcher is not None
-    await bot.store.commit(outbox=[entry], now=bot.clock())
+    await bot.store.enqueue([entry], project=entry.project or "", now=bot.clock())
     bot.dispatcher.wake()
 
 
@@ -192,7 +191,7 @@ async def _commands_ctx(app: web.Application) -> AsyncIterator[None]:
         clock=bot.clock,
         sleep=bot.sleep,
         metrics=bot.metrics,
-        may_deliver=lambda: bot.watcher is not None and bot.watcher.leader,
+        fences=lambda: bot.watcher.fences() if bot.watcher is not None else {},
         poll=bot.rules.current.watch.interval,
     )
 
@@ -257,7 +256,8 @@ async def _loops_ctx(app: web.Application) -> AsyncIterator[None]:
     await bot.commands.close(grace=2.0)
     left = SHUTDOWN_BUDGET - (time.monotonic() - started)
     remaining = await bot.dispatcher.stop(deliver_task, within=max(left - 0.5, 0.5))
-    await bot.store.release_lease(lease_holder())
+    # Released, so a standby takes over now rather than when the lease would expire.
+    await bot.store.release_lease(DEFAULT_PROJECT, lease_holder())
     log.info("watch.stopped", outbox_left=remaining, seconds=round(time.monotonic() - started, 2))
 
 

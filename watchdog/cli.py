@@ -71,7 +71,6 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     from watchdog.app import run
     from watchdog.logs import configure_logging
     from watchdog.rules.holder import RulesHolder
-    from watchdog.store.sqlite import StateFileError
 
     settings = _settings()
     settings.require(*POLARIS_VARS)
@@ -89,8 +88,6 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     configure_logging(settings.watchdog_log_format, secrets=secrets)
     try:
         run(settings, holder)
-    except StateFileError as exc:  # a RuntimeError until the store's errors join the tree
-        raise CliError(str(exc)) from None
     except OSError as exc:  # e.g. the listen port is taken
         raise CliError(
             f"cannot serve on {settings.watchdog_listen}: {exc.strerror or exc}"

@@ -46,18 +46,18 @@ whole tree, with what each means and what the user sees::
     │                                  keeps the items and retries (after `retry_after`)
     ├── watch.loop.LeaseLost           another replica took the lease mid-tick: the tick's
     │                                  results are dropped
-    ├── store.StoreError               the state store failed (re-parented here by the
-    │   │                              store's own branch at merge, see below)
-    │   └── store.FencedOut            a write refused because a newer lease term exists:
-    │                                  another replica leads that project now
-    └── store.sqlite_schema.StateFileError
-                                       the state file is not a database or has a newer
-                                       schema: `run` stops, exit 1
-
-The store's errors (``StoreError``, ``FencedOut``, ``StateFileError``) belong to the tree
-but are re-parented by the branch that rewrites :mod:`watchdog.store`; until it lands,
-``StateFileError`` is a ``RuntimeError`` that :func:`watchdog.cli.cmd_run` turns into a
-:class:`~watchdog.cli.CliError`.
+    └── store.StoreError               the state store failed: unreachable, refusing
+        │                              writes, broken (`run`: one line, exit 1; the loop:
+        │                              "cannot record state" in /healthz, tick retried)
+        ├── store.FencedOut            a write refused because a newer lease term exists:
+        │                              another replica leads that project now
+        ├── store.postgres_schema.SchemaTooNew
+        │                              the database was migrated by a newer release
+        └── store.sqlite_schema.StateFileError
+            │                          the state file is not a database or has a newer
+            │                          schema: `run` stops, exit 1
+            ├── StateFileUnwritable    the disk refuses writes (read-only, full, I/O)
+            └── StateFileGone          the file was deleted or replaced while running
 
 Private control-flow exceptions that never leave their module are in the tree too (so a
 test can check that every exception class of the package is): ``rules.toml_lines._Stop``

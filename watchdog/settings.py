@@ -8,6 +8,7 @@ missing variables instead of failing on ones the command never uses.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
@@ -44,8 +45,15 @@ class Settings(BaseSettings):
     slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
     watchdog_rules: Path = Field(default=Path("rules.toml"), alias="WATCHDOG_RULES")
     watchdog_listen: str = Field(default="0.0.0.0:8080", alias="WATCHDOG_LISTEN")
-    watchdog_state: Path = Field(default=Path("watchdog.db"), alias="WATCHDOG_STATE")
+    #: ``:memory:``, a ``postgresql://`` URL (which may hold a password: kept out of
+    #: repr) or a SQLite file path; :func:`watchdog.store.open.open_store` decides.
+    watchdog_state: str = Field(default="watchdog.db", alias="WATCHDOG_STATE", repr=False)
     watchdog_log_format: str = Field(default="auto", alias="WATCHDOG_LOG_FORMAT")
+
+    @field_validator("watchdog_state", mode="before")
+    @classmethod
+    def _state_as_text(cls, value: object) -> object:
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
 
     @field_validator(
         "polaris_api_url",

@@ -7,6 +7,11 @@ transaction), so a crash at any point either re-sends an item Slack never saw or
 few milliseconds between Slack's answer and that commit — sends it a second time. While
 the destination is down the dispatcher backs off (capped, jittered, honouring a
 ``Retry-After``) and keeps everything queued, also across restarts.
+
+Only items of projects whose lease this replica holds are delivered, each claimed just
+before it is sent and settled under that lease's term (see :mod:`watchdog.store`): once
+another replica took a project over, nothing more is sent or recorded for it here. An
+item that was claimed and not settled reads back as *maybe sent*.
 """
 
 from __future__ import annotations
@@ -14,13 +19,13 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import structlog
 
 from watchdog.deliver.notifier import DeliveryUnavailable, Notifier
 from watchdog.metrics import BotMetrics
-from watchdog.store import MessageRef, Store
+from watchdog.store import Fence, FencedOut, MessageRef, OutboxRecord, Store, StoreError
 
 log = structlog.get_logger(__name__)
 
@@ -30,14 +35,46 @@ MAX_CRASHES = 3
 MAX_RETRY_AFTER = 900.0
 
 
+#: The leases this replica holds now, by project ("" maps to the coordinator's fence).
+Fences = Callable[[], Mapping[str, Fence]]
+
+
 class _Receipts:
-    def __init__(self, store: Store, out_of_time: Callable[[], bool]) -> None:
+    """One batch's receipts, under the fences held when the batch was read."""
+
+    def __init__(
+        self,
+        store: Store,
+        fences: Mapping[str, Fence],
+        records: Sequence[OutboxRecord],
+        out_of_time: Callable[[], bool],
+    ) -> None:
         self._store = store
+        self._fences = fences
+        self._projects = {record.id: record.project for record in records}
+        self.started: set[int] = set()
         self.settled: set[int] = set()
         self.out_of_time = out_of_time
 
+    def fence(self, project: str) -> Fence:
+        fence = self._fences.get(project)
+        if fence is None:  # not ours (outbox_due was asked for our projects only)
+            raise FencedOut(project, 0, None)
+        return fence
+
+    async def start(self, record_ids: Sequence[int]) -> list[int]:
+        by_project: dict[str, list[int]] = {}
+        for record_id in record_ids:
+            by_project.setdefault(self._projects[record_id], []).append(record_id)
+        claimed: list[int] = []
+        for project, ids in by_project.items():
+            claimed += await self._store.outbox_start(ids, self.fence(project))
+        self.started.update(claimed)
+        return claimed
+
     async def done(self, record_id: int, messages: Mapping[str, MessageRef] = {}) -> None:
-        await self._store.outbox_done(record_id, messages)
+        fence = self.fence(self._projects[record_id])
+        await self._store.outbox_done(record_id, fence, messages)
         self.settled.add(record_id)
 
     async def dead(self, record_id: int, error: str) -> None:
@@ -59,13 +96,14 @@ class Dispatcher:
         base_backoff: float = 1.0,
         max_backoff: float = 60.0,
         rng: random.Random | None = None,
-        may_deliver: Callable[[], bool] = lambda: True,
+        fences: Fences,
         poll: float | None = None,
     ) -> None:
         self._store = store
-        # Only the leader replica delivers; ``poll`` also picks up items another process
-        # committed (a standby's slash command audit lines), which wake no one here.
-        self._may_deliver = may_deliver
+        # Only items of projects whose lease we hold are delivered; ``poll`` also picks
+        # up items another process committed (a standby's slash command audit lines),
+        # which wake no one here.
+        self._fences = fences
         self._poll = poll
         self._notifier = notifier
         self._clock = clock
@@ -79,6 +117,9 @@ class Dispatcher:
         self._wakeup = asyncio.Event()
         self._failures = 0
         self._crashes: dict[int, int] = {}  # outbox id -> notifier crashes on it
+        # Items claimed but neither settled nor handed back (the store failed at the
+        # time): handed back first thing next time, or they stay claimed all term.
+        self._unreleased: set[int] = set()
         self._backlog = False  # the last batch was full: more may be due
         self._deadline: float | None = None  # event-loop time a graceful stop ends at
         self._delivering = False
@@ -93,14 +134,27 @@ class Dispatcher:
         """Deliver the due items (one batch). False when the destination is unavailable
         or the notifier crashed; :attr:`blocked_until` then says when to try again."""
         now = self._clock()
-        records = await self._store.outbox_due(now, self._batch)
+        for record_id in sorted(self._unreleased):
+            await self._store.outbox_retry(record_id, now, "interrupted", maybe_sent=True)
+            self._unreleased.discard(record_id)
+        fences = dict(self._fences())
+        if not fences:
+            self._backlog = False
+            return True
+        records = await self._store.outbox_due(now, self._batch, fences.keys())
         self._backlog = len(records) >= self._batch
         if not records:
             await self._report_size()
             return True
-        receipts = _Receipts(self._store, self._out_of_time)
+        receipts = _Receipts(self._store, fences, records, self._out_of_time)
         try:
             await self._notifier.deliver(records, receipts)
+        except FencedOut as exc:
+            # Another replica took the project over: what we claimed is its to settle.
+            log.warning("outbox.lease_lost", project=exc.project, error=str(exc))
+            self.delivered += len(receipts.settled)
+            self._back_off(None)
+            return False
         except DeliveryUnavailable as exc:
             pending = [r for r in records if r.id not in receipts.settled]
             self.delivered += len(receipts.settled)
@@ -112,11 +166,20 @@ class Dispatcher:
                     waiting=len(pending),
                     retry_in=round(delay, 2),
                 )
-            if pending:
-                # Count the attempt on the head item only: the rest keep their place.
-                await self._store.outbox_retry(pending[0].id, now, str(exc)[:500])
+            # Count the attempt on the items in flight (else the head item) only: the
+            # rest keep their place. An item an earlier attempt may have delivered stays
+            # maybe sent whatever this attempt's answer was.
+            tried = [r for r in pending if r.id in receipts.started] or pending[:1]
+            for record in tried:
+                maybe = record.maybe_sent or (exc.maybe_sent and record.id in receipts.started)
+                await self._hand_back(record.id, now, str(exc)[:500], maybe)
             await self._report_size()
             return False
+        except StoreError:
+            # The store failed, not the notifier: no item is to blame (run() backs off).
+            self.delivered += len(receipts.settled)
+            self._unreleased.update(receipts.started - receipts.settled)
+            raise
         except Exception as exc:
             # A bug rendering or sending one item must not hold back every later alert:
             # the item it crashed on (the first unsettled one) is set aside after a few tries.
@@ -124,21 +187,36 @@ class Dispatcher:
             pending = [r for r in records if r.id not in receipts.settled]
             self.delivered += len(receipts.settled)
             self._back_off(None)
+            # In flight when it crashed: it may have been sent.
+            self._unreleased.update(r.id for r in pending if r.id in receipts.started)
             if pending:
                 head = pending[0].id
                 self._crashes[head] = self._crashes.get(head, 0) + 1
                 if self._crashes[head] >= MAX_CRASHES:
                     del self._crashes[head]
                     await receipts.dead(head, f"notifier crashed: {exc!r}"[:500])
+                    self._unreleased.discard(head)
             await self._report_size()
             return False
         self.delivered += len(receipts.settled)
+        # Claimed but not settled, and no error: the notifier stopped for the deadline.
+        self._unreleased.update(
+            r.id for r in records if r.id in receipts.started - receipts.settled
+        )
         if self._failures:
             log.info("outbox.destination_back", after_failures=self._failures)
         self._failures = 0
         self.blocked_until = 0.0
         await self._report_size()
         return True
+
+    async def _hand_back(self, record_id: int, now: float, error: str, maybe_sent: bool) -> None:
+        """Return a claimed item to the queue for a later attempt."""
+        try:
+            await self._store.outbox_retry(record_id, now, error, maybe_sent=maybe_sent)
+        except Exception:
+            self._unreleased.add(record_id)
+            raise
 
     def _back_off(self, retry_after: float | None) -> float:
         """Block delivery for the next (capped, jittered) backoff; returns the delay."""
@@ -167,7 +245,7 @@ class Dispatcher:
                     return  # stopping while the destination is down: leave it queued
                 await self._sleep(wait)
                 continue
-            if not self._may_deliver():
+            if not self._fences():
                 if self._deadline is not None:
                     return
                 self._wakeup.clear()
@@ -201,7 +279,8 @@ class Dispatcher:
             pass
 
     async def _due(self) -> bool:
-        return bool(await self._store.outbox_due(self._clock(), 1))
+        fences = self._fences()
+        return bool(fences) and bool(await self._store.outbox_due(self._clock(), 1, fences.keys()))
 
     async def stop(self, task: asyncio.Task[None], within: float) -> int:
         """End :meth:`run` gracefully (SIGTERM) within ``within`` seconds; returns how many

@@ -65,6 +65,8 @@ class TerminalNotifier:
         for record in records:
             if receipts.out_of_time():
                 return
+            if not await receipts.start([record.id]):
+                continue  # another deliverer has it
             label, line = describe(record.item)
             at = (
                 record.item.at

@@ -4,52 +4,59 @@ It keeps what the SQLite store keeps, in the same serialised form (alert states,
 items and message data as JSON text), so that both backends behave alike down to the
 details: a caller can never mutate stored state through an object it passed in or got
 back, values that JSON cannot hold fail here too, and what comes out of the store is the
-same round-tripped value SQLite would return. Nothing survives the process.
+same round-tripped value SQLite would return. Lease times come from the injected clock
+(the store's clock). Nothing survives the process.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from watchdog.domain.alerts import AlertState, alert_from_dict, alert_to_dict
+from watchdog.domain.alerts import AlertState, alert_from_dict
 from watchdog.domain.outgoing import Outgoing, dump_outgoing, load_outgoing
-from watchdog.store import MessageRef, OutboxRecord, SampleRow, Silence
+from watchdog.store import (
+    Fence,
+    FencedOut,
+    Lease,
+    MessageRef,
+    OutboxRecord,
+    SampleRow,
+    Silence,
+)
+from watchdog.store.rows import MessageRow, alert_rows, claimable, lease_term, message_rows
 
 
 @dataclass(slots=True)
 class _OutboxRow:
     item: str  # dump_outgoing() JSON, as in the outbox table
+    project: str
     attempts: int
     next_attempt: float
     created_at: float
     dead: bool = False
     error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _MessageRow:
-    channel: str
-    ts: str
-    kind: str
-    data: str  # JSON text
+    maybe_sent: bool = False
+    claim: tuple[str, int] | None = None  # (project, term) it is in flight under
 
 
 class MemoryStore:
     """Dicts and lists behind the :class:`~watchdog.store.Store` protocol."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
         self._state = "new"  # new -> open -> closed; closed is final, as for SqliteStore
-        self._alerts: dict[str, str] = {}  # fingerprint -> alert JSON
+        self._alerts: dict[str, tuple[str, str]] = {}  # fingerprint -> (project, alert JSON)
         self._outbox: dict[int, _OutboxRow] = {}  # insertion order is id order
         self._last_outbox_id = 0  # ids are never reused, like AUTOINCREMENT
-        self._messages: dict[str, _MessageRow] = {}
+        self._messages: dict[str, MessageRow] = {}
         self._silences: dict[str, Silence] = {}
-        self._samples: list[SampleRow] = []
+        self._samples: dict[str, list[SampleRow]] = {}  # project -> rows
         self._meta: dict[str, str] = {}
-        self._lease: tuple[str, float] | None = None  # (holder, expires)
+        self._leases: dict[str, tuple[str, int, float]] = {}  # project -> (holder, term, expires)
 
     async def open(self) -> None:
         """Idempotent; a closed store cannot be reopened."""
@@ -65,36 +72,82 @@ class MemoryStore:
         if self._state == "new" and what != "open":
             raise RuntimeError("the memory store is not open: call `await store.open()` first")
 
-    # -- alerts and the tick's outcome ---------------------------------------------------
-    async def load_alerts(self) -> list[AlertState]:
+    def _fenced(self, fence: Fence) -> None:
+        """Refuse a write under a term that is not the project's current one."""
+        current = self._leases.get(fence.project)
+        term = current[1] if current is not None else None
+        if term != fence.term:
+            raise FencedOut(fence.project, fence.term, term)
+
+    # -- leases ---------------------------------------------------------------------------
+    async def acquire_lease(self, project: str, holder: str, ttl: float) -> int | None:
         self._check()
-        return [alert_from_dict(json.loads(self._alerts[fp])) for fp in sorted(self._alerts)]
+        now = float(self._clock())
+        term = lease_term(self._leases.get(project), holder, now)
+        if term is not None:
+            self._leases[project] = (holder, term, now + ttl)
+        return term
+
+    async def release_lease(self, project: str, holder: str) -> None:
+        self._check()
+        current = self._leases.get(project)
+        if current is not None and current[0] == holder:
+            # The row (and its term) stays, so the next holder's term is a bigger one.
+            self._leases[project] = (holder, current[1], min(current[2], self._clock()))
+
+    async def leases(self) -> list[Lease]:
+        self._check()
+        return [Lease(p, *self._leases[p]) for p in sorted(self._leases)]
+
+    # -- alerts and the tick's outcome ----------------------------------------------------
+    async def load_alerts(self, project: str | None = None) -> list[AlertState]:
+        self._check()
+        return [
+            alert_from_dict(json.loads(text))
+            for fp, (owner, text) in sorted(self._alerts.items())
+            if project is None or owner == project
+        ]
 
     async def commit(
         self,
         *,
+        fence: Fence,
         upserts: Sequence[AlertState] = (),
         deletes: Sequence[str] = (),
         outbox: Sequence[Outgoing] = (),
         now: float,
     ) -> None:
         self._check()
-        # Serialise everything before touching state: a value that cannot be stored
-        # fails the whole commit and leaves the store as it was.
-        alerts = [(state.fingerprint, json.dumps(alert_to_dict(state))) for state in upserts]
+        # Serialise and check everything before touching state: a value that cannot be
+        # stored, or a stale term, fails the whole commit and leaves the store as it was.
+        rows = alert_rows(fence, upserts, deletes)
         items = [dump_outgoing(item) for item in outbox]
-        for fp, text in alerts:
-            self._alerts[fp] = text
+        self._fenced(fence)
+        for fp, project, _rule, _job, _phase, text in rows:
+            self._alerts[fp] = (project, text)
         for fp in deletes:
             self._alerts.pop(fp, None)
+        self._append(items, fence.project, now)
+
+    async def enqueue(self, items: Sequence[Outgoing], *, project: str, now: float) -> None:
+        self._check()
+        self._append([dump_outgoing(item) for item in items], project, now)
+
+    def _append(self, items: Sequence[str], project: str, now: float) -> None:
         for text in items:
             self._last_outbox_id += 1
             self._outbox[self._last_outbox_id] = _OutboxRow(
-                item=text, attempts=0, next_attempt=float(now), created_at=float(now)
+                item=text,
+                project=project,
+                attempts=0,
+                next_attempt=float(now),
+                created_at=float(now),
             )
 
     # -- outbox ---------------------------------------------------------------------------
-    async def outbox_due(self, now: float, limit: int = 500) -> list[OutboxRecord]:
+    async def outbox_due(
+        self, now: float, limit: int = 500, projects: Collection[str] | None = None
+    ) -> list[OutboxRecord]:
         self._check()
         due: list[OutboxRecord] = []
         if limit <= 0:  # SQLite would read a negative LIMIT as "no limit"; both say none
@@ -102,31 +155,59 @@ class MemoryStore:
         for item_id, row in self._outbox.items():
             if len(due) >= limit:
                 break
-            if not row.dead and row.next_attempt <= now:
-                due.append(
-                    OutboxRecord(
-                        id=item_id,
-                        item=load_outgoing(row.item),
-                        attempts=row.attempts,
-                        next_attempt=row.next_attempt,
-                        created_at=row.created_at,
-                    )
+            if row.dead or row.next_attempt > now:
+                continue
+            if projects is not None and row.project not in projects:
+                continue
+            due.append(
+                OutboxRecord(
+                    id=item_id,
+                    item=load_outgoing(row.item),
+                    attempts=row.attempts,
+                    next_attempt=row.next_attempt,
+                    created_at=row.created_at,
+                    project=row.project,
+                    maybe_sent=row.maybe_sent,
                 )
+            )
         return due
 
-    async def outbox_done(self, item_id: int, messages: Mapping[str, MessageRef] = {}) -> None:
+    async def outbox_start(self, item_ids: Sequence[int], fence: Fence) -> list[int]:
         self._check()
-        rows = _message_rows(messages)
-        self._outbox.pop(item_id, None)
-        self._messages.update(rows)
+        self._fenced(fence)
+        terms = {project: lease[1] for project, lease in self._leases.items()}
+        claimed: list[int] = []
+        for item_id in sorted(set(item_ids)):
+            row = self._outbox.get(item_id)
+            if row is None or row.dead or row.project not in (fence.project, ""):
+                continue
+            if not claimable(row.claim, terms):
+                continue
+            row.maybe_sent = True
+            row.claim = (fence.project, fence.term)
+            claimed.append(item_id)
+        return claimed
 
-    async def outbox_retry(self, item_id: int, next_attempt: float, error: str) -> None:
+    async def outbox_done(
+        self, item_id: int, fence: Fence, messages: Mapping[str, MessageRef] = {}
+    ) -> None:
+        self._check()
+        rows = message_rows(messages)
+        self._fenced(fence)
+        self._outbox.pop(item_id, None)
+        self._messages.update((row[0], row) for row in rows)
+
+    async def outbox_retry(
+        self, item_id: int, next_attempt: float, error: str, *, maybe_sent: bool = False
+    ) -> None:
         self._check()
         row = self._outbox.get(item_id)
         if row is not None:
             row.attempts += 1
             row.next_attempt = float(next_attempt)
             row.error = error
+            row.maybe_sent = maybe_sent
+            row.claim = None
 
     async def outbox_dead(self, item_id: int, error: str) -> None:
         self._check()
@@ -134,10 +215,15 @@ class MemoryStore:
         if row is not None:
             row.dead = True
             row.error = error
+            row.claim = None
 
-    async def outbox_size(self) -> int:
+    async def outbox_size(self, projects: Collection[str] | None = None) -> int:
         self._check()
-        return sum(1 for row in self._outbox.values() if not row.dead)
+        return sum(
+            1
+            for row in self._outbox.values()
+            if not row.dead and (projects is None or row.project in projects)
+        )
 
     # -- Slack messages of incidents ------------------------------------------------------
     async def get_message(self, key: str) -> MessageRef | None:
@@ -145,11 +231,14 @@ class MemoryStore:
         row = self._messages.get(key)
         if row is None:
             return None
-        return MessageRef(channel=row.channel, ts=row.ts, kind=row.kind, data=json.loads(row.data))
+        _, channel, ts, kind, data = row
+        return MessageRef(channel=channel, ts=ts, kind=kind, data=json.loads(data))
 
-    async def save_messages(self, messages: Mapping[str, MessageRef]) -> None:
+    async def save_messages(self, messages: Mapping[str, MessageRef], fence: Fence) -> None:
         self._check()
-        self._messages.update(_message_rows(messages))
+        rows = message_rows(messages)
+        self._fenced(fence)
+        self._messages.update((row[0], row) for row in rows)
 
     # -- silences -------------------------------------------------------------------------
     async def add_silence(self, silence: Silence) -> None:
@@ -168,30 +257,37 @@ class MemoryStore:
         return sorted(self._silences.values(), key=lambda s: (s.created_at, s.id))
 
     # -- sample history -------------------------------------------------------------------
-    async def append_samples(self, rows: Sequence[SampleRow]) -> None:
+    async def append_samples(self, project: str, rows: Sequence[SampleRow]) -> None:
         self._check()
         # float() as SQLite's REAL columns do, so an int timestamp reads back as a float;
         # NaN dropped as SqliteStore drops it (SQLite would store it as NULL).
-        self._samples.extend(
+        self._samples.setdefault(project, []).extend(
             (job, metric, float(t), float(v))
             for job, metric, t, v in rows
             if not (math.isnan(t) or math.isnan(v))
         )
 
-    async def load_samples(self, since: float, until: float | None = None) -> list[SampleRow]:
+    async def load_samples(
+        self, project: str, since: float, until: float | None = None
+    ) -> list[SampleRow]:
         self._check()
         end = math.inf if until is None else until
-        rows = [row for row in self._samples if since <= row[2] < end]
+        rows = [row for row in self._samples.get(project, ()) if since <= row[2] < end]
         # Stable sort: exact duplicates keep insertion order, as SQLite's rowid tie-break.
         rows.sort(key=lambda row: (row[2], row[0], row[1]))
         return rows
 
-    async def prune_samples(self, before: float, gone_jobs: Sequence[str] = ()) -> None:
+    async def prune_samples(
+        self, project: str, before: float, gone_jobs: Sequence[str] = ()
+    ) -> None:
         self._check()
         gone = set(gone_jobs)
-        self._samples = [row for row in self._samples if row[2] >= before and row[0] not in gone]
+        if project in self._samples:
+            self._samples[project] = [
+                row for row in self._samples[project] if row[2] >= before and row[0] not in gone
+            ]
 
-    # -- small values and leadership ------------------------------------------------------
+    # -- small values ---------------------------------------------------------------------
     async def get_meta(self, key: str) -> str | None:
         self._check()
         return self._meta.get(key)
@@ -199,24 +295,3 @@ class MemoryStore:
     async def set_meta(self, key: str, value: str) -> None:
         self._check()
         self._meta[key] = value
-
-    async def acquire_lease(self, holder: str, now: float, ttl: float) -> bool:
-        self._check()
-        if self._lease is not None:
-            current, expires = self._lease
-            if current != holder and expires > now:
-                return False
-        self._lease = (holder, float(now + ttl))
-        return True
-
-    async def release_lease(self, holder: str) -> None:
-        self._check()
-        if self._lease is not None and self._lease[0] == holder:
-            self._lease = None
-
-
-def _message_rows(messages: Mapping[str, MessageRef]) -> dict[str, _MessageRow]:
-    return {
-        key: _MessageRow(ref.channel, ref.ts, ref.kind, json.dumps(dict(ref.data)))
-        for key, ref in messages.items()
-    }

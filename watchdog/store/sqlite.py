@@ -5,7 +5,13 @@ worker thread (a single-thread executor) and every method is one job on it, henc
 one transaction, run strictly in call order. The schema is versioned with ``PRAGMA
 user_version`` and migrated on :meth:`SqliteStore.open` (:mod:`watchdog.store.sqlite_schema`).
 Two processes may share the file: writes take the write lock up front (``BEGIN
-IMMEDIATE``), which is what makes :meth:`SqliteStore.acquire_lease` safe between them.
+IMMEDIATE``), which is what makes leases and fencing safe between them. Lease times come
+from the store's clock, read on the event loop and handed to the worker.
+
+The store never runs blind: each write first checks that the path still names the file
+it opened (a deleted or replaced state file would otherwise swallow every write), and a
+disk that refuses writes is reported as :class:`StateFileUnwritable`, naming the file and
+the reason, while reads go on working.
 """
 
 from __future__ import annotations
@@ -13,46 +19,70 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast
 
 import structlog
 
-from watchdog.domain.alerts import AlertState, alert_from_dict, alert_to_dict
+from watchdog.domain.alerts import AlertState, alert_from_dict
 from watchdog.domain.outgoing import Outgoing, dump_outgoing, load_outgoing
-from watchdog.store import MessageRef, OutboxRecord, SampleRow, Silence
+from watchdog.store import (
+    Fence,
+    FencedOut,
+    Lease,
+    MessageRef,
+    OutboxRecord,
+    SampleRow,
+    Silence,
+    StoreError,
+)
+from watchdog.store.rows import alert_rows, claimable, lease_term, message_rows
 from watchdog.store.sqlite_schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
     StateFileError,
+    StateFileGone,
+    StateFileUnwritable,
     connect,
+    gone,
+    refusal,
     transaction,
+    unwritable,
 )
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqliteStore", "StateFileError"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "SqliteStore",
+    "StateFileError",
+    "StateFileGone",
+    "StateFileUnwritable",
+]
 
 log = structlog.get_logger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-_LEASE = "leader"
-
 
 class SqliteStore:
     """The :class:`~watchdog.store.Store` protocol on one SQLite file."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, clock: Callable[[], float] = time.time) -> None:
         if str(path) == ":memory:":
             raise ValueError("SqliteStore needs a file; use MemoryStore for ':memory:'")
         self._path = Path(path)
+        self._clock = clock
         # One thread owns the connection, so calls are serialised in order and the
         # connection is never used from two threads at once.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="watchdog-store")
         self._conn: sqlite3.Connection | None = None  # set and cleared on the worker only
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the file opened
         self._closed = False
 
     async def open(self) -> None:
@@ -76,19 +106,35 @@ class SqliteStore:
     def _connect(self) -> None:
         if self._conn is None:
             self._conn = connect(self._path)
+            stat = os.stat(self._path)
+            self._identity = (stat.st_dev, stat.st_ino)
 
     def _disconnect(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
 
-    async def _call(
+    def _check_file(self) -> None:
+        """The path still names the file we opened: one stat() per write."""
+        try:
+            stat = os.stat(self._path)
+        except FileNotFoundError:
+            raise gone(self._path) from None
+        except OSError as exc:
+            raise StateFileError(
+                f"state file {self._path} cannot be checked: {exc.strerror or exc}"
+            ) from None
+        if (stat.st_dev, stat.st_ino) != self._identity:
+            raise gone(self._path)
+
+    async def _run(
         self,
+        write: bool,
         fn: Callable[Concatenate[sqlite3.Connection, P], T],
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        """Run ``fn(conn, ...)`` on the worker thread."""
+        """Run ``fn(conn, ...)`` on the worker thread; sqlite3 errors become StoreErrors."""
         if self._closed:
             raise RuntimeError(f"the state store {self._path} is closed")
 
@@ -97,13 +143,58 @@ class SqliteStore:
                 raise RuntimeError(
                     f"the state store {self._path} is not open: call `await store.open()` first"
                 )
-            return fn(self._conn, *args, **kwargs)
+            if write:
+                self._check_file()
+            try:
+                return fn(self._conn, *args, **kwargs)
+            except sqlite3.Error as exc:
+                if getattr(exc, "sqlite_errorname", "") == "SQLITE_READONLY_DBMOVED":
+                    raise gone(self._path) from exc
+                reason = refusal(exc)
+                if reason is not None:
+                    raise unwritable(self._path, reason) from exc
+                raise StateFileError(f"state file {self._path}: {exc}") from exc
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, job)
 
-    # -- alerts and the tick's outcome ---------------------------------------------------
-    async def load_alerts(self) -> list[AlertState]:
-        rows = await self._call(_fetch, "SELECT fingerprint, state FROM alerts ORDER BY 1")
+    async def _read(
+        self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *a: P.args, **k: P.kwargs
+    ) -> T:
+        return await self._run(False, fn, *a, **k)
+
+    async def _write(
+        self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *a: P.args, **k: P.kwargs
+    ) -> T:
+        return await self._run(True, fn, *a, **k)
+
+    # -- leases ---------------------------------------------------------------------------
+    async def acquire_lease(self, project: str, holder: str, ttl: float) -> int | None:
+        return await self._write(_acquire_lease, project, holder, float(self._clock()), ttl)
+
+    async def release_lease(self, project: str, holder: str) -> None:
+        # The row (and its term) stays, so the next holder's term is a bigger one.
+        await self._write(
+            _execute,
+            "UPDATE leases SET expires = min(expires, ?) WHERE project = ? AND holder = ?",
+            (float(self._clock()), project, holder),
+        )
+
+    async def leases(self) -> list[Lease]:
+        rows = await self._read(
+            _fetch, "SELECT project, holder, term, expires FROM leases ORDER BY project"
+        )
+        return [Lease(*row) for row in rows]
+
+    # -- alerts and the tick's outcome ----------------------------------------------------
+    async def load_alerts(self, project: str | None = None) -> list[AlertState]:
+        if project is None:
+            rows = await self._read(_fetch, "SELECT fingerprint, state FROM alerts ORDER BY 1")
+        else:
+            rows = await self._read(
+                _fetch,
+                "SELECT fingerprint, state FROM alerts WHERE project = ? ORDER BY 1",
+                (project,),
+            )
         states: list[AlertState] = []
         for fp, text in rows:
             try:
@@ -117,52 +208,75 @@ class SqliteStore:
     async def commit(
         self,
         *,
+        fence: Fence,
         upserts: Sequence[AlertState] = (),
         deletes: Sequence[str] = (),
         outbox: Sequence[Outgoing] = (),
         now: float,
     ) -> None:
-        alerts = [
-            (s.fingerprint, s.rule, s.job_id, s.phase.value, json.dumps(alert_to_dict(s)))
-            for s in upserts
-        ]
+        alerts = alert_rows(fence, upserts, deletes)
         # executemany runs in list order, so AUTOINCREMENT ids follow the given order.
-        items = [(dump_outgoing(item), now, now) for item in outbox]
-        await self._call(
-            _write_many,
+        items = [(fence.project, dump_outgoing(item), now, now) for item in outbox]
+        await self._write(
+            _fenced_many,
+            fence,
             (_UPSERT_ALERT, alerts),
             ("DELETE FROM alerts WHERE fingerprint = ?", [(fp,) for fp in deletes]),
-            ("INSERT INTO outbox (item, next_attempt, created_at) VALUES (?, ?, ?)", items),
+            (_INSERT_ITEM, items),
         )
+
+    async def enqueue(self, items: Sequence[Outgoing], *, project: str, now: float) -> None:
+        rows = [(project, dump_outgoing(item), now, now) for item in items]
+        await self._write(_write_many, (_INSERT_ITEM, rows))
 
     # -- outbox ---------------------------------------------------------------------------
-    async def outbox_due(self, now: float, limit: int = 500) -> list[OutboxRecord]:
-        return await self._call(_outbox_due, now, limit)
+    async def outbox_due(
+        self, now: float, limit: int = 500, projects: Collection[str] | None = None
+    ) -> list[OutboxRecord]:
+        due, unreadable = await self._read(_outbox_due, now, limit, projects)
+        if unreadable:
+            try:
+                await self._write(_write_many, (_MARK_DEAD, unreadable))
+            except StoreError as exc:  # a read-only disk: they are skipped again next time
+                log.error("outbox unreadable items not marked dead", error=str(exc))
+        return due
 
-    async def outbox_done(self, item_id: int, messages: Mapping[str, MessageRef] = {}) -> None:
-        await self._call(
-            _write_many,
+    async def outbox_start(self, item_ids: Sequence[int], fence: Fence) -> list[int]:
+        return await self._write(_outbox_start, sorted(set(item_ids)), fence)
+
+    async def outbox_done(
+        self, item_id: int, fence: Fence, messages: Mapping[str, MessageRef] = {}
+    ) -> None:
+        await self._write(
+            _fenced_many,
+            fence,
             ("DELETE FROM outbox WHERE id = ?", [(item_id,)]),
-            (_UPSERT_MESSAGE, _message_rows(messages)),
+            (_UPSERT_MESSAGE, message_rows(messages)),
         )
 
-    async def outbox_retry(self, item_id: int, next_attempt: float, error: str) -> None:
-        await self._call(
-            _write,
-            "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?, error = ? WHERE id = ?",
-            (next_attempt, error, item_id),
+    async def outbox_retry(
+        self, item_id: int, next_attempt: float, error: str, *, maybe_sent: bool = False
+    ) -> None:
+        await self._write(
+            _execute,
+            """UPDATE outbox SET attempts = attempts + 1, next_attempt = ?, error = ?,
+                   maybe_sent = ?, claim_project = NULL, claim_term = NULL WHERE id = ?""",
+            (next_attempt, error, int(maybe_sent), item_id),
         )
 
     async def outbox_dead(self, item_id: int, error: str) -> None:
-        await self._call(_write, _MARK_DEAD, (error, item_id))
+        await self._write(_execute, _MARK_DEAD, (error, item_id))
 
-    async def outbox_size(self) -> int:
-        [(count,)] = await self._call(_fetch, "SELECT count(*) FROM outbox WHERE dead = 0")
+    async def outbox_size(self, projects: Collection[str] | None = None) -> int:
+        where, params = _in_projects(projects)
+        [(count,)] = await self._read(
+            _fetch, f"SELECT count(*) FROM outbox WHERE dead = 0{where}", params
+        )
         return int(count)
 
     # -- Slack messages of incidents ------------------------------------------------------
     async def get_message(self, key: str) -> MessageRef | None:
-        rows = await self._call(
+        rows = await self._read(
             _fetch, "SELECT channel, ts, kind, data FROM messages WHERE key = ?", (key,)
         )
         if not rows:
@@ -170,23 +284,23 @@ class SqliteStore:
         channel, ts, kind, data = rows[0]
         return MessageRef(channel=channel, ts=ts, kind=kind, data=json.loads(data))
 
-    async def save_messages(self, messages: Mapping[str, MessageRef]) -> None:
-        await self._call(_write_many, (_UPSERT_MESSAGE, _message_rows(messages)))
+    async def save_messages(self, messages: Mapping[str, MessageRef], fence: Fence) -> None:
+        await self._write(_fenced_many, fence, (_UPSERT_MESSAGE, message_rows(messages)))
 
     # -- silences -------------------------------------------------------------------------
     async def add_silence(self, silence: Silence) -> None:
         s = silence
-        await self._call(
-            _write,
+        await self._write(
+            _execute,
             f"INSERT OR REPLACE INTO silences ({_SILENCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (s.id, s.target_kind, s.target, s.until, s.created_by, s.created_at, s.reason),
         )
 
     async def remove_silence(self, silence_id: str) -> bool:
-        return await self._call(_write, "DELETE FROM silences WHERE id = ?", (silence_id,)) > 0
+        return await self._write(_execute, "DELETE FROM silences WHERE id = ?", (silence_id,)) > 0
 
     async def list_silences(self) -> list[Silence]:
-        rows = await self._call(
+        rows = await self._read(
             _fetch, f"SELECT {_SILENCE_COLUMNS} FROM silences ORDER BY created_at, id"
         )
         return [
@@ -195,62 +309,67 @@ class SqliteStore:
         ]
 
     # -- sample history -------------------------------------------------------------------
-    async def append_samples(self, rows: Sequence[SampleRow]) -> None:
+    async def append_samples(self, project: str, rows: Sequence[SampleRow]) -> None:
         # SQLite stores NaN as NULL, which the NOT NULL columns refuse and which would read
         # back as None; a NaN is no sample, so it is dropped (MemoryStore does the same).
-        finite = [row for row in rows if not (math.isnan(row[2]) or math.isnan(row[3]))]
-        await self._call(
-            _write_many, ("INSERT INTO samples (job_id, metric, t, v) VALUES (?, ?, ?, ?)", finite)
+        finite = [(project, *row) for row in rows if not (math.isnan(row[2]) or math.isnan(row[3]))]
+        await self._write(
+            _write_many,
+            ("INSERT INTO samples (project, job_id, metric, t, v) VALUES (?, ?, ?, ?, ?)", finite),
         )
 
-    async def load_samples(self, since: float, until: float | None = None) -> list[SampleRow]:
-        rows = await self._call(
+    async def load_samples(
+        self, project: str, since: float, until: float | None = None
+    ) -> list[SampleRow]:
+        rows = await self._read(
             _fetch,
-            "SELECT job_id, metric, t, v FROM samples WHERE t >= ? AND t < ?"
+            "SELECT job_id, metric, t, v FROM samples WHERE project = ? AND t >= ? AND t < ?"
             " ORDER BY t, job_id, metric, rowid",
-            (since, math.inf if until is None else until),
+            (project, since, math.inf if until is None else until),
         )
         return cast(list[SampleRow], rows)  # sqlite3 rows are plain tuples
 
-    async def prune_samples(self, before: float, gone_jobs: Sequence[str] = ()) -> None:
-        await self._call(
+    async def prune_samples(
+        self, project: str, before: float, gone_jobs: Sequence[str] = ()
+    ) -> None:
+        await self._write(
             _write_many,
-            ("DELETE FROM samples WHERE t < ?", [(before,)]),
-            ("DELETE FROM samples WHERE job_id = ?", [(job,) for job in gone_jobs]),
+            ("DELETE FROM samples WHERE project = ? AND t < ?", [(project, before)]),
+            (
+                "DELETE FROM samples WHERE project = ? AND job_id = ?",
+                [(project, job) for job in gone_jobs],
+            ),
         )
 
-    # -- small values and leadership ------------------------------------------------------
+    # -- small values ---------------------------------------------------------------------
     async def get_meta(self, key: str) -> str | None:
-        rows = await self._call(_fetch, "SELECT value FROM meta WHERE key = ?", (key,))
+        rows = await self._read(_fetch, "SELECT value FROM meta WHERE key = ?", (key,))
         return str(rows[0][0]) if rows else None
 
     async def set_meta(self, key: str, value: str) -> None:
-        await self._call(_write, "INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
-
-    async def acquire_lease(self, holder: str, now: float, ttl: float) -> bool:
-        return await self._call(_acquire_lease, holder, now, ttl)
-
-    async def release_lease(self, holder: str) -> None:
-        await self._call(
-            _write, "DELETE FROM lease WHERE name = ? AND holder = ?", (_LEASE, holder)
-        )
+        await self._write(_execute, "INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
 
 # REPLACE is an upsert here: every column is given, and no table has triggers or keys
 # pointing at it that a delete-and-insert could disturb.
-_UPSERT_ALERT = """INSERT OR REPLACE INTO alerts (fingerprint, rule, job_id, phase, state)
-    VALUES (?, ?, ?, ?, ?)"""
+_UPSERT_ALERT = """INSERT OR REPLACE INTO alerts (fingerprint, project, rule, job_id, phase, state)
+    VALUES (?, ?, ?, ?, ?, ?)"""
 _UPSERT_MESSAGE = """INSERT OR REPLACE INTO messages (key, channel, ts, kind, data)
     VALUES (?, ?, ?, ?, ?)"""
-_MARK_DEAD = "UPDATE outbox SET dead = 1, error = ? WHERE id = ?"
+_INSERT_ITEM = "INSERT INTO outbox (project, item, next_attempt, created_at) VALUES (?, ?, ?, ?)"
+_MARK_DEAD = """UPDATE outbox SET dead = 1, error = ?, claim_project = NULL, claim_term = NULL
+    WHERE id = ?"""
 _SILENCE_COLUMNS = "id, target_kind, target, until, created_by, created_at, reason"
 
 
-def _message_rows(messages: Mapping[str, MessageRef]) -> list[tuple[str, ...]]:
-    return [
-        (key, ref.channel, ref.ts, ref.kind, json.dumps(dict(ref.data)))
-        for key, ref in messages.items()
-    ]
+def _in_projects(projects: Collection[str] | None) -> tuple[str, tuple[str, ...]]:
+    """An ``AND project IN (...)`` clause and its parameters (none when not filtering)."""
+    if projects is None:
+        return "", ()
+    chosen = tuple(sorted(set(projects)))
+    if not chosen:
+        return " AND 0", ()
+    return f" AND project IN ({', '.join('?' * len(chosen))})", chosen
 
 
 # -- worker-side functions: each is one transaction on the store's connection -------------
@@ -261,7 +380,7 @@ def _fetch(conn: sqlite3.Connection, sql: str, params: Sequence[object] = ()) ->
         return conn.execute(sql, params).fetchall()
 
 
-def _write(conn: sqlite3.Connection, sql: str, params: Sequence[object]) -> int:
+def _execute(conn: sqlite3.Connection, sql: str, params: Sequence[object]) -> int:
     """One statement; returns how many rows it changed."""
     with transaction(conn, write=True):
         return conn.execute(sql, params).rowcount
@@ -274,41 +393,100 @@ def _write_many(conn: sqlite3.Connection, *batches: tuple[str, Iterable[Sequence
             conn.executemany(sql, rows)
 
 
-def _outbox_due(conn: sqlite3.Connection, now: float, limit: int) -> list[OutboxRecord]:
-    due: list[OutboxRecord] = []
-    if limit <= 0:  # a negative LIMIT would mean "no limit" to SQLite
-        return due
-    # A write transaction: an item that no longer loads is marked dead on the way, and
-    # the next batch is read so that one bad row does not shorten the answer.
+def _check_fence(conn: sqlite3.Connection, fence: Fence) -> None:
+    """Inside a write transaction: the lease row cannot change before we commit."""
+    row = conn.execute("SELECT term FROM leases WHERE project = ?", (fence.project,)).fetchone()
+    current = None if row is None else int(row[0])
+    if current != fence.term:
+        raise FencedOut(fence.project, fence.term, current)
+
+
+def _fenced_many(
+    conn: sqlite3.Connection, fence: Fence, *batches: tuple[str, Iterable[Sequence[object]]]
+) -> None:
+    """:func:`_write_many` under ``fence``: nothing is written when the term is stale."""
     with transaction(conn, write=True):
+        _check_fence(conn, fence)
+        for sql, rows in batches:
+            conn.executemany(sql, rows)
+
+
+def _outbox_due(
+    conn: sqlite3.Connection, now: float, limit: int, projects: Collection[str] | None
+) -> tuple[list[OutboxRecord], list[tuple[str, int]]]:
+    """The due records, and (error, id) of items that no longer load (to mark dead)."""
+    due: list[OutboxRecord] = []
+    unreadable: list[tuple[str, int]] = []
+    if limit <= 0:  # a negative LIMIT would mean "no limit" to SQLite
+        return due, unreadable
+    where, params = _in_projects(projects)
+    with transaction(conn, write=False):
         after = 0
         while len(due) < limit:
             want = limit - len(due)
             rows = conn.execute(
-                """SELECT id, item, attempts, next_attempt, created_at FROM outbox
-                   WHERE dead = 0 AND next_attempt <= ? AND id > ? ORDER BY id LIMIT ?""",
-                (now, after, want),
+                f"""SELECT id, item, attempts, next_attempt, created_at, project, maybe_sent
+                    FROM outbox WHERE dead = 0 AND next_attempt <= ? AND id > ?{where}
+                    ORDER BY id LIMIT ?""",
+                (now, after, *params, want),
             ).fetchall()
-            for item_id, text, attempts, next_attempt, created_at in rows:
+            for item_id, text, attempts, next_attempt, created_at, project, maybe in rows:
                 after = item_id
                 try:
                     item = load_outgoing(text)
                 except ValueError as exc:
+                    # Skipped here and marked dead after, so that one bad row does not
+                    # shorten the answer: the next rows are read in its place.
                     log.error("outbox item unreadable, marked dead", id=item_id, error=str(exc))
-                    conn.execute(_MARK_DEAD, (f"unreadable item: {exc}", item_id))
+                    unreadable.append((f"unreadable item: {exc}", item_id))
                     continue
-                due.append(OutboxRecord(item_id, item, attempts, next_attempt, created_at))
+                due.append(
+                    OutboxRecord(
+                        item_id, item, attempts, next_attempt, created_at, project, bool(maybe)
+                    )
+                )
             if len(rows) < want:
                 break
-    return due
+    return due, unreadable
 
 
-def _acquire_lease(conn: sqlite3.Connection, holder: str, now: float, ttl: float) -> bool:
+def _outbox_start(conn: sqlite3.Connection, item_ids: Sequence[int], fence: Fence) -> list[int]:
+    claimed: list[int] = []
+    with transaction(conn, write=True):
+        _check_fence(conn, fence)
+        terms = dict(conn.execute("SELECT project, term FROM leases").fetchall())
+        for item_id in item_ids:
+            row = conn.execute(
+                "SELECT claim_project, claim_term FROM outbox"
+                " WHERE id = ? AND dead = 0 AND project IN (?, '')",
+                (item_id, fence.project),
+            ).fetchone()
+            if row is None:
+                continue
+            claim = None if row[1] is None else (str(row[0]), int(row[1]))
+            if claimable(claim, terms):
+                conn.execute(
+                    "UPDATE outbox SET maybe_sent = 1, claim_project = ?, claim_term = ?"
+                    " WHERE id = ?",
+                    (fence.project, fence.term, item_id),
+                )
+                claimed.append(item_id)
+    return claimed
+
+
+def _acquire_lease(
+    conn: sqlite3.Connection, project: str, holder: str, now: float, ttl: float
+) -> int | None:
     # Read and write under one IMMEDIATE transaction: two processes cannot both see the
     # lease free and both take it.
     with transaction(conn, write=True):
-        row = conn.execute("SELECT holder, expires FROM lease WHERE name = ?", (_LEASE,)).fetchone()
-        if row is not None and row[0] != holder and row[1] > now:
-            return False
-        conn.execute("INSERT OR REPLACE INTO lease VALUES (?, ?, ?)", (_LEASE, holder, now + ttl))
-        return True
+        row = conn.execute(
+            "SELECT holder, term, expires FROM leases WHERE project = ?", (project,)
+        ).fetchone()
+        term = lease_term(None if row is None else (row[0], int(row[1]), row[2]), holder, now)
+        if term is not None:
+            conn.execute(
+                "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?)",
+                (project, holder, term, now + ttl),
+            )
+        return term

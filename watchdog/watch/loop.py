@@ -41,7 +41,7 @@ from watchdog.polaris.client import PolarisClient
 from watchdog.polaris.errors import PolarisAuthError
 from watchdog.rules.holder import RulesHolder
 from watchdog.rules.model import RuleSet
-from watchdog.store import Store
+from watchdog.store import Fence, FencedOut, Store
 from watchdog.watch.judge import Tally
 from watchdog.watch.lifecycle import Timing, Verdict
 from watchdog.watch.observe import Observation, Observer
@@ -61,7 +61,7 @@ _METRICS_OUTAGE = 0.9
 
 
 class LeaseLost(WatchdogError):
-    """Another replica took the leader lease during this tick: its results are dropped."""
+    """Another replica took the lease during this tick: its results are dropped."""
 
 
 @dataclass
@@ -116,6 +116,10 @@ class Watcher:
         self.last_progress_at: float | None = None  # any answer from Polaris, any commit
         self.last_data_at: float | None = None
         self.leader = False
+        # The term of the project's lease we last held, and the fence while we hold it.
+        # Single-project for now: the lease is the "default" project's.
+        self._term: int | None = None
+        self._fence: Fence | None = None
         self._stood_by = False
         self._last_prune = 0.0
         self._forgotten: set[str] = set()  # jobs dropped from the book, still on disk
@@ -138,7 +142,7 @@ class Watcher:
     async def load(self, now: float) -> None:
         """Restore alert states and sample history saved by an earlier run (or by the
         replica that led before us)."""
-        self._alerts = {a.fingerprint: a for a in await self._store.load_alerts()}
+        self._alerts = {a.fingerprint: a for a in await self._store.load_alerts(DEFAULT_PROJECT)}
         rules = self._rules.current
         self.book = SampleBook(max(self.book.capacity, self._capacity(rules)))
         # Slices of a few ticks: an hour of 10,000 series is ~1.2 M rows, too many to
@@ -146,13 +150,28 @@ class Watcher:
         step = 10 * rules.watch.interval
         start, loaded = now - self._retention(rules), 0
         while start <= now:
-            loaded += self.book.load(await self._store.load_samples(start, start + step))
+            loaded += self.book.load(
+                await self._store.load_samples(DEFAULT_PROJECT, start, start + step)
+            )
             start += step
         log.info("watch.restored", alerts=len(self._alerts), samples=loaded)
 
     @property
     def alerts(self) -> dict[str, AlertState]:
         return self._alerts
+
+    def fences(self) -> dict[str, Fence]:
+        """The leases this replica holds, by project, for delivery; "" (coordinator
+        items) goes with the first project's, which single-project mode always is."""
+        if self._fence is None:
+            return {}
+        return {DEFAULT_PROJECT: self._fence, "": self._fence}
+
+    async def _take_lease(self, interval: float) -> int | None:
+        """Take or renew the project's lease; None while another replica holds it."""
+        term = await self._store.acquire_lease(DEFAULT_PROJECT, self._holder, 3 * interval)
+        self._fence = None if term is None else Fence(DEFAULT_PROJECT, term)
+        return term
 
     def _plan(self, rules: RuleSet) -> Plan:
         if self._plan_cache is None or self._plan_cache[0] is not rules:
@@ -223,14 +242,29 @@ class Watcher:
         self, tally: Tally, seen: Observation, report: TickReport, rules: RuleSet
     ) -> None:
         """Write what the tally decided (and this tick's samples), then adopt it."""
-        if not await self._store.acquire_lease(
-            self._holder, self._clock(), 3 * rules.watch.interval
-        ):
-            raise LeaseLost("another replica holds the leader lease")
+        term = await self._take_lease(rules.watch.interval)
+        if term is None:
+            raise LeaseLost("another replica holds the lease")
+        if self._term is not None and term != self._term:
+            # Taken over since we loaded (by us again, after it lapsed): another replica
+            # may have written in between, so this tick's view is stale. Reload first.
+            self._fence = None
+            raise LeaseLost(f"the lease moved from term {self._term} to {term}")
+        self._term = term
         upserts, deletes, outgoing = tally.take()
         rows, seen.rows = seen.rows, []
-        await self._store.append_samples(rows)
-        await self._store.commit(upserts=upserts, deletes=deletes, outbox=outgoing, now=tally.now)
+        await self._store.append_samples(DEFAULT_PROJECT, rows)
+        try:
+            await self._store.commit(
+                fence=Fence(DEFAULT_PROJECT, term),
+                upserts=upserts,
+                deletes=deletes,
+                outbox=outgoing,
+                now=tally.now,
+            )
+        except FencedOut as exc:
+            self._fence = None
+            raise LeaseLost(str(exc)) from None
         self._alerts = dict(tally.alerts)  # only now: the store has it
         self._progress()
         report.notifications.update(n.reason.value for n in outgoing)
@@ -270,7 +304,7 @@ class Watcher:
         self._last_prune = now
         gone = sorted(self._forgotten)
         self._forgotten.clear()
-        await self._store.prune_samples(now - self._retention(rules), gone)
+        await self._store.prune_samples(DEFAULT_PROJECT, now - self._retention(rules), gone)
 
     def _observe(self, report: TickReport, firing: Counter[str]) -> None:
         if self._metrics is None:
@@ -285,16 +319,21 @@ class Watcher:
     # ---- the loop ----------------------------------------------------------------------
 
     async def _lead(self, interval: float) -> bool:
-        """Take or renew the leader lease; on taking it over, reload what the previous
-        leader left in the store (our own view of it is stale)."""
+        """Take or renew the lease; on taking it over, reload what the previous holder
+        left in the store (our own view of it is stale)."""
         try:
-            won = await self._store.acquire_lease(self._holder, self._clock(), 3 * interval)
+            term = await self._take_lease(interval)
         except Exception:
             log.exception("watch.lease_failed")  # a store hiccup: not leader this round
-            won = False
-        if won and not self.leader and self._stood_by:
-            log.info("watch.lease_acquired", holder=self._holder)
+            self._fence = None
+            term = None
+        won = term is not None
+        moved = won and self._term is not None and term != self._term
+        if won and ((not self.leader and self._stood_by) or moved):
+            log.info("watch.lease_acquired", holder=self._holder, term=term)
             await self.load(self._clock())
+        if won:
+            self._term = term
         elif not won and (self.leader or not self._stood_by):
             log.info("watch.standby", reason="another replica holds the leader lease")
         self._stood_by |= not won
@@ -319,9 +358,10 @@ class Watcher:
                         outcome=report.outcome,
                         firing=report.firing,
                     )
-            except LeaseLost:
-                log.warning("watch.lease_lost", holder=self._holder)
+            except LeaseLost as exc:
+                log.warning("watch.lease_lost", holder=self._holder, reason=str(exc))
                 self.leader = False
+                self._fence = None
             except Exception:
                 failures += 1
                 log.exception("watch.tick_crashed")

@@ -189,7 +189,12 @@ class SlackNotifier:
             raise _Permanent(error) from None
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             self._count_error(method, type(exc).__name__)
-            raise DeliveryUnavailable(f"Slack {method}: {type(exc).__name__}") from None
+            # No connection at all: the request never left. A timeout or a connection
+            # lost mid-way: Slack may have taken it (the outbox marks it maybe sent).
+            sent = not isinstance(exc, aiohttp.ClientConnectorError | ConnectionRefusedError)
+            raise DeliveryUnavailable(
+                f"Slack {method}: {type(exc).__name__}", maybe_sent=sent
+            ) from None
         if self._metrics is not None:
             self._metrics.slack_calls.labels(method).inc()
         return dict(resp.data) if isinstance(resp.data, dict) else {}
@@ -265,8 +270,12 @@ class SlackNotifier:
         for unit in units:
             if receipts.out_of_time():
                 return
+            claimed = set(await receipts.start([r.id for r in unit.records]))
+            unit.records = [r for r in unit.records if r.id in claimed]
+            if not unit.records:
+                continue  # another deliverer has them, or they are gone
             try:
-                created = await self._send(unit)
+                created = await self._send(unit, receipts)
             except _Permanent as exc:
                 log.error(
                     "slack.undeliverable", error=exc.error, kind=unit.kind, items=len(unit.records)
@@ -338,7 +347,7 @@ class SlackNotifier:
             units.append(_Unit(item.reason.value, [record], {"ref": ref}))
         return units
 
-    async def _send(self, unit: _Unit) -> dict[str, MessageRef]:
+    async def _send(self, unit: _Unit, receipts: Receipts) -> dict[str, MessageRef]:
         now = self._clock()
         if unit.kind == "audit":
             entry = unit.records[0].item
@@ -350,12 +359,14 @@ class SlackNotifier:
         if unit.kind.startswith("storm"):
             items = [r.item for r in unit.records if isinstance(r.item, Notification)]
             key = unit.notes["key"]
+            # Storm progress is this delivery's own write: under the project's lease.
+            fence = receipts.fence(unit.first.alert.project)
             if unit.kind == "storm":
-                return await storms.send_storm(self, self._store, key, items, now)
+                return await storms.send_storm(self, self._store, fence, key, items, now)
             # The step names this unit's replies in the storm's progress: a retry of the
             # same outbox records resumes them, a later follow-up starts afresh.
             step = f"{unit.kind}:{unit.records[0].id}"
-            await storms.storm_follow_up(self, self._store, key, unit.kind, items, step, now)
+            await storms.storm_follow_up(self, self._store, fence, key, unit.kind, items, step, now)
             return {}
         n = unit.first
         ref: MessageRef | None = unit.notes.get("ref")

@@ -5,6 +5,8 @@ in as few replies as Slack's limits allow. Its bookkeeping lives in the store un
 storm's key: the member alerts (to redraw the post as members resolve), the resolved
 ones, and how many thread replies of each step were already accepted — so a retry after
 a Slack failure continues the thread where it stopped instead of posting it again.
+That bookkeeping is written under the fence of the storm's project (the delivery's
+lease), so a replica that lost the project cannot rewrite it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from watchdog.domain.alerts import AlertState, RuleFacts, alert_from_dict, alert
 from watchdog.domain.outgoing import Notification
 from watchdog.slack.alerts import messages
 from watchdog.slack.alerts.messages import SlackMessage
-from watchdog.store import MessageRef, Store
+from watchdog.store import Fence, MessageRef, Store
 
 
 class Poster(Protocol):
@@ -41,6 +43,7 @@ def member_alerts(ref: MessageRef) -> list[AlertState]:
 async def _thread(
     poster: Poster,
     store: Store,
+    fence: Fence,
     key: str,
     storm: MessageRef,
     replies: Sequence[SlackMessage],
@@ -52,12 +55,17 @@ async def _thread(
         await poster.post(storm.channel, replies[index], thread_ts=storm.ts)
         progress[step] = index + 1
         storm = MessageRef(storm.channel, storm.ts, "storm", {**storm.data, "progress": progress})
-        await store.save_messages({key: storm})
+        await store.save_messages({key: storm}, fence)
     return storm
 
 
 async def send_storm(
-    poster: Poster, store: Store, key: str, items: Sequence[Notification], now: float
+    poster: Poster,
+    store: Store,
+    fence: Fence,
+    key: str,
+    items: Sequence[Notification],
+    now: float,
 ) -> dict[str, MessageRef]:
     """Post the grouped message and its job list; return the message of every member."""
     alerts = [n.alert for n in items]
@@ -75,9 +83,9 @@ async def send_storm(
         })  # fmt: skip
         # Recorded at once: if a thread reply fails below, the retry continues the
         # thread instead of posting the storm again.
-        await store.save_messages({key: storm})
+        await store.save_messages({key: storm}, fence)
     replies = messages.storm_list_replies(alerts, heading=f"All {len(alerts)} jobs")
-    storm = await _thread(poster, store, key, storm, replies, "list")
+    storm = await _thread(poster, store, fence, key, storm, replies, "list")
     members = {
         n.incident_id: MessageRef(storm.channel, storm.ts, "storm-member", {"storm": key})
         for n in items
@@ -88,6 +96,7 @@ async def send_storm(
 async def storm_follow_up(
     poster: Poster,
     store: Store,
+    fence: Fence,
     key: str,
     kind: str,
     items: Sequence[Notification],
@@ -115,10 +124,10 @@ async def storm_follow_up(
         if not await poster.update(storm, head):
             await poster.post(storm.channel, head)
         storm = MessageRef(storm.channel, storm.ts, "storm", {**storm.data, "resolved": resolved})
-        await store.save_messages({key: storm})
+        await store.save_messages({key: storm}, fence)
         heading = f"Resolved: {len(items)} jobs ({len(resolved)} of {len(members)})"
     else:
         verb = "Still firing" if kind == "storm-repeat" else "Changed"
         heading = f"{verb}: {len(items)} jobs"
     replies = messages.storm_list_replies(alerts, heading=heading)
-    await _thread(poster, store, key, storm, replies, step)
+    await _thread(poster, store, fence, key, storm, replies, step)
