@@ -118,12 +118,24 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     return max(seconds, 0.0)
 
 
+def _detail(item: object) -> str:
+    """One entry of an error body's ``details``: its message, after its target if any."""
+    if isinstance(item, Mapping):
+        message, target = item.get("message"), item.get("target")
+        text = str(message) if message else str(item.get("code") or "")
+        return f"{target}: {text}" if target and text else text
+    return str(item) if item is not None else ""
+
+
 def _explain(status: int, body: str) -> str:
-    """Polaris' own message when the body carries one, else a short excerpt."""
+    """Polaris' own message, with the reasons its ``details`` give, when the body carries
+    them, else a short excerpt."""
     try:
         parsed = ApiErrorBody.model_validate_json(body)
-        if parsed.message:
-            return parsed.message[:500]
+        details = "; ".join(filter(None, map(_detail, parsed.details or [])))
+        if parsed.message or details:
+            joined = " — ".join(filter(None, (parsed.message, details)))
+            return joined[:500]
     except ValidationError:
         pass
     excerpt = " ".join(body.split())[:200]

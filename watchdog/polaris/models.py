@@ -218,8 +218,10 @@ class JobProgress(_Model):
 
 
 class ApiErrorBody(_Model):
-    """Polaris' error body ``{code, message, target?, details?}``."""
+    """Polaris' error body ``{code, message, target?, details?}``; ``details`` lists more
+    specific errors (objects like the body itself, or plain strings)."""
 
     code: str | int | None = None
     message: str | None = None
     target: str | None = None
+    details: list[Any] | None = None
