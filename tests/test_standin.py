@@ -126,6 +126,84 @@ async def test_ephemeral_message_is_recorded_for_its_user(
     assert standin.top_level() == []
 
 
+def event(n: int) -> dict[str, Any]:
+    return {"event_type": "test_event", "event_payload": {"n": n}}
+
+
+async def test_metadata_is_kept_and_read_back_only_when_asked_for(
+    standin: SlackStandIn, client: AsyncWebClient
+) -> None:
+    """A post's metadata is stored with it; conversations.history returns it only with
+    include_all_metadata, and refuses metadata of the wrong shape."""
+    posted = await client.chat_postMessage(channel=CHANNEL, text="x", metadata=event(1))
+    assert standin.messages[posted["ts"]].metadata == event(1)
+    plain = await client.conversations_history(channel=CHANNEL)
+    assert "metadata" not in plain["messages"][0]
+    full = await client.conversations_history(channel=CHANNEL, include_all_metadata=True)
+    assert full["messages"][0]["metadata"] == event(1)
+    bad = {"event_type": "", "event_payload": {}}
+    error = await slack_error(client.chat_postMessage(channel=CHANNEL, text="x", metadata=bad))
+    assert error.response["error"] == "invalid_metadata_format"
+
+
+async def test_history_is_newest_first_paged_by_cursor_and_bounded_by_oldest_and_latest(
+    standin: SlackStandIn, client: AsyncWebClient
+) -> None:
+    """History lists top-level messages newest first (no thread replies), in pages of
+    `limit` joined by next_cursor, between oldest and latest (exclusive unless inclusive)."""
+    posted = [
+        (await client.chat_postMessage(channel=CHANNEL, text=f"m{n}"))["ts"] for n in range(5)
+    ]
+    await client.chat_postMessage(channel=CHANNEL, text="reply", thread_ts=posted[0])
+    await client.chat_postMessage(channel="C0OTHER", text="elsewhere")
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        page = await client.conversations_history(channel=CHANNEL, limit=2, cursor=cursor)
+        pages += 1
+        seen += [m["text"] for m in page["messages"]]
+        if not page["has_more"]:
+            break
+        cursor = page["response_metadata"]["next_cursor"]
+    assert seen == ["m4", "m3", "m2", "m1", "m0"] and pages == 3
+    between = await client.conversations_history(
+        channel=CHANNEL, oldest=posted[1], latest=posted[4]
+    )
+    assert [m["text"] for m in between["messages"]] == ["m3", "m2"]
+    inclusive = await client.conversations_history(
+        channel=CHANNEL, oldest=posted[1], latest=posted[4], inclusive=True
+    )
+    assert [m["text"] for m in inclusive["messages"]] == ["m4", "m3", "m2", "m1"]
+    error = await slack_error(client.conversations_history(channel=CHANNEL, cursor="garbage!"))
+    assert error.response["error"] == "invalid_cursor"
+
+
+async def test_held_call_is_carried_out_but_answered_only_on_release(
+    standin: SlackStandIn, client: AsyncWebClient
+) -> None:
+    """hold(): the post is stored (and listed) at once, its answer waits for release()."""
+    standin.hold(1, methods=["chat.postMessage"])
+    call = asyncio.create_task(client.chat_postMessage(channel=CHANNEL, text="slow"))
+    await standin.wait_held()
+    [stored] = standin.top_level(CHANNEL)
+    assert stored.text == "slow" and not call.done()
+    assert (await client.auth_test())["ok"]  # other calls are not held
+    standin.release()
+    assert (await call)["ts"] == stored.ts
+    assert (await client.chat_postMessage(channel=CHANNEL, text="fast"))["ok"]
+
+
+async def test_refuse_answers_a_slack_error_for_one_method(
+    standin: SlackStandIn, client: AsyncWebClient
+) -> None:
+    """refuse(): a 200 with ok=false and the given error, e.g. a missing scope."""
+    standin.refuse(1, "missing_scope", methods=["conversations.history"])
+    error = await slack_error(client.conversations_history(channel=CHANNEL))
+    assert (error.response.status_code, error.response["error"]) == (200, "missing_scope")
+    assert (await client.conversations_history(channel=CHANNEL))["ok"]
+
+
 async def test_unknown_channel_is_refused(client: AsyncWebClient) -> None:
     """A channel outside the configured set answers channel_not_found."""
     error = await slack_error(client.chat_postMessage(channel="C0NOPE", text="x"))

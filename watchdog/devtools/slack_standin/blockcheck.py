@@ -1,11 +1,12 @@
 """What Slack accepts, and what a person reads: the check of a message against Block Kit's
 limits, and a plain-text rendering of a message for terminals.
 
-:func:`check_message` is deliberately independent of the builders in
-:mod:`watchdog.slack.alerts.blocks`: it walks whatever blocks it is given, the way Slack would,
-so the Slack stand-in can answer with it and the tests can hold every produced message to
-it. It knows the block types this bot sends (header, section, fields, context, divider,
-actions with buttons) and refuses others rather than wave them through unchecked.
+:func:`check_message` is deliberately independent of the bot's message code
+(:mod:`watchdog.slack.text` and slack-sdk's models): it walks whatever blocks it is given,
+the way Slack would, so the Slack stand-in can answer with it and the tests can hold every
+produced message to it. It knows the block types this bot sends (header, section, fields,
+context, divider, actions with buttons) and refuses others rather than wave them through
+unchecked.
 """
 
 from __future__ import annotations
@@ -14,27 +15,32 @@ import re
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from watchdog.slack.alerts.blocks import (
-    MAX_ACTION_ID,
-    MAX_ACTIONS_ELEMENTS,
-    MAX_BLOCK_ID,
-    MAX_BLOCKS,
-    MAX_BUTTON_TEXT,
-    MAX_BUTTON_URL,
-    MAX_BUTTON_VALUE,
-    MAX_CONFIRM_BUTTON,
-    MAX_CONFIRM_TEXT,
-    MAX_CONFIRM_TITLE,
-    MAX_CONTEXT_ELEMENTS,
-    MAX_CONTEXT_TEXT,
-    MAX_FIELD_TEXT,
-    MAX_FIELDS,
-    MAX_HEADER_TEXT,
-    MAX_MESSAGE_TEXT,
-    MAX_SECTION_TEXT,
-    Block,
-    length,
-)
+# Slack's documented limits, written out here rather than imported from the bot's own
+# message code: this check must not share a mistake with what it checks.
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT = 3000
+MAX_FIELDS = 10
+MAX_FIELD_TEXT = 2000
+MAX_HEADER_TEXT = 150
+MAX_CONTEXT_ELEMENTS = 10
+MAX_CONTEXT_TEXT = 3000
+MAX_ACTIONS_ELEMENTS = 25
+MAX_BUTTON_TEXT = 75
+MAX_BUTTON_VALUE = 2000
+MAX_BUTTON_URL = 3000
+MAX_ACTION_ID = 255
+MAX_BLOCK_ID = 255
+MAX_CONFIRM_TITLE = 100
+MAX_CONFIRM_TEXT = 300
+MAX_CONFIRM_BUTTON = 30
+MAX_MESSAGE_TEXT = 40_000
+
+Block = dict[str, Any]
+
+
+def length(text: str) -> int:
+    """Length as Slack counts it: UTF-16 code units."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 class LimitProblem(NamedTuple):

@@ -5,14 +5,21 @@ It answers the methods the bot uses at ``/api/<method>`` the way Slack does, so 
 checked, blocks are held to Slack's limits
 (:func:`watchdog.devtools.slack_standin.blockcheck.check_message`),
 unknown channels, threads and messages are refused. It records every call and keeps the
-current state of every message; failures (429, 5xx, an outage, latency) can be switched
-on at run time. It also takes ``response_url`` posts and serves a Socket Mode websocket
-that pushes envelopes and records acks, as slack-sdk's ``SocketModeClient`` expects.
+current state of every message, with its message metadata; ``conversations.history``
+reads them back as Slack documents it (newest first, ``oldest``/``latest``/``inclusive``,
+``limit`` and cursor pages, metadata only with ``include_all_metadata``). Failures can be
+switched on at run time: 429, 5xx, an outage, latency, an error answer for a method, and
+a call that is carried out but whose answer is held back (until :meth:`release`, or for
+ever) — Slack accepting a post whose answer the bot never gets. It also takes
+``response_url`` posts and serves a Socket Mode websocket that pushes envelopes and
+records acks, as slack-sdk's ``SocketModeClient`` expects.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
 import time
 from collections.abc import Callable, Collection
@@ -43,6 +50,7 @@ class StoredMessage:
     thread_ts: str | None = None
     edited: int = 0
     reply_broadcast: bool = False
+    metadata: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +68,16 @@ class _Fault:
     remaining: int
     status: int
     retry_after: int | None
+    methods: frozenset[str] | None
+    error: str | None = None  # answer 200 with this error instead of an HTTP status
+
+    def applies(self, method: str) -> bool:
+        return self.remaining > 0 and (self.methods is None or method in self.methods)
+
+
+@dataclass(slots=True)
+class _Hold:
+    remaining: int
     methods: frozenset[str] | None
 
     def applies(self, method: str) -> bool:
@@ -96,6 +114,10 @@ class SlackStandIn:
         self.acks = self.socket.acks  # {envelope_id, payload?} as clients sent them
 
         self._faults: list[_Fault] = []
+        self._holds: list[_Hold] = []
+        self._released = asyncio.Event()
+        self._holding = asyncio.Event()
+        self.held = 0  # calls carried out whose answer is being held back
         self._down = False
         self._last_ts = 0
 
@@ -104,9 +126,11 @@ class SlackStandIn:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)  # slack-sdk GETs the reading methods
         app.router.add_post("/response/{token}", self._response)
         app.router.add_get("/socket", self.socket.handle)
         app.on_shutdown.append(self.socket.close_all)
+        app.on_shutdown.append(self._release_on_shutdown)
         return app
 
     def bind(self, base_url: str) -> None:
@@ -138,6 +162,29 @@ class SlackStandIn:
         """The next ``n`` calls (of ``methods``, or any) get HTTP ``status``."""
         self._faults.append(_Fault(n, status, None, _methods(methods)))
 
+    def refuse(self, n: int, error: str, *, methods: Collection[str] | None = None) -> None:
+        """The next ``n`` calls (of ``methods``, or any) are answered ``ok: false`` with
+        ``error`` (e.g. ``missing_scope``), as Slack answers a refusal: HTTP 200."""
+        self._faults.append(_Fault(n, 200, None, _methods(methods), error))
+
+    def hold(self, n: int = 1, *, methods: Collection[str] | None = None) -> None:
+        """The next ``n`` calls (of ``methods``, or any) are carried out — a post is
+        stored and shows in the history — but their answer is held back until
+        :meth:`release` (never, if it is not called: the client times out)."""
+        self._released.clear()
+        self._holds.append(_Hold(n, _methods(methods)))
+
+    def release(self) -> None:
+        """Send the answers :meth:`hold` held back."""
+        self._released.set()
+
+    async def wait_held(self) -> None:
+        """Return once a call is carried out and its answer held back."""
+        await self._holding.wait()
+
+    async def _release_on_shutdown(self, app: web.Application) -> None:
+        self.release()
+
     def down(self) -> None:
         """Every call gets 503 until :meth:`up`."""
         self._down = True
@@ -151,6 +198,8 @@ class SlackStandIn:
         for fault in self._faults:
             if fault.applies(method):
                 fault.remaining -= 1
+                if fault.error is not None:
+                    return _json(200, {"ok": False, "error": fault.error})
                 if fault.status == 429:
                     headers = {"Retry-After": str(fault.retry_after)}
                     return _json(429, {"ok": False, "error": "ratelimited"}, headers)
@@ -201,7 +250,23 @@ class SlackStandIn:
             error = "not_allowed_token_type" if token == other else "invalid_auth"
             return _json(200, {"ok": False, "error": error})
         status, body = handler(self, request, params)
+        await self._maybe_hold(method)
         return _json(status, body)
+
+    async def _maybe_hold(self, method: str) -> None:
+        for hold in self._holds:
+            if hold.applies(method):
+                hold.remaining -= 1
+                self.held += 1
+                self._holding.set()
+                try:
+                    await self._released.wait()
+                finally:
+                    self.held -= 1
+                    if not self.held:
+                        self._holding.clear()
+                return
+        self._holds = [hold for hold in self._holds if hold.remaining > 0]
 
     def _auth_test(self, request: web.Request, params: Params) -> Answer:
         url = "https://standin.slack.invalid/"
@@ -221,6 +286,9 @@ class SlackStandIn:
         problem = check_message(text, blocks)
         if problem is not None:
             return 200, _refusal(problem.error, problem.detail)
+        metadata = params.get("metadata")
+        if metadata is not None and not _metadata_ok(metadata):
+            return 200, {"ok": False, "error": "invalid_metadata_format"}
         ts = self._next_ts()
         message = StoredMessage(
             channel=channel,
@@ -229,6 +297,7 @@ class SlackStandIn:
             blocks=list(blocks or []),
             thread_ts=thread_ts,
             reply_broadcast=_truthy(params.get("reply_broadcast")),
+            metadata=metadata,
         )
         self.messages[ts] = message
         self.posts_by_time.append(TimedPost(time.monotonic(), "chat.postMessage", channel, ts))
@@ -273,6 +342,43 @@ class SlackStandIn:
             self.printer(render_message(f"[{channel}] (only {user} sees this)", text, blocks or []))
         return 200, {"ok": True, "message_ts": ts}
 
+    def _history(self, request: web.Request, params: Params) -> Answer:
+        """``conversations.history``: the channel's top-level messages, newest first."""
+        channel = str(params.get("channel") or "")
+        if not self._channel_ok(channel):
+            return 200, {"ok": False, "error": "channel_not_found"}
+        try:
+            oldest = float(params.get("oldest") or 0)
+            latest = float(params.get("latest") or "inf")
+            limit = int(params.get("limit") or 100)
+        except ValueError:
+            return 200, {"ok": False, "error": "invalid_arguments"}
+        inclusive = _truthy(params.get("inclusive"))
+        with_metadata = _truthy(params.get("include_all_metadata"))
+        in_range = [
+            m
+            for m in self.top_level(channel)
+            if (oldest <= float(m.ts) <= latest if inclusive else oldest < float(m.ts) < latest)
+        ]
+        in_range.reverse()  # newest first, as Slack answers
+        cursor = params.get("cursor")
+        if cursor:
+            start = _cursor_ts(str(cursor))
+            if start is None:
+                return 200, {"ok": False, "error": "invalid_cursor"}
+            in_range = [m for m in in_range if _ts_key(m.ts) <= _ts_key(start)]
+        limit = min(max(limit, 1), 999)
+        page, rest = in_range[:limit], in_range[limit:]
+        body: dict[str, Any] = {
+            "ok": True,
+            "messages": [_as_api(m, with_metadata) for m in page],
+            "has_more": bool(rest),
+            "pin_count": 0,
+        }
+        if rest:
+            body["response_metadata"] = {"next_cursor": _cursor_for(rest[0].ts)}
+        return 200, body
+
     def _connections_open(self, request: web.Request, params: Params) -> Answer:
         return 200, {"ok": True, "url": self.socket.issue_url(f"ws://{request.host}/socket")}
 
@@ -281,6 +387,7 @@ class SlackStandIn:
         "chat.postMessage": _post_message,
         "chat.update": _update,
         "chat.postEphemeral": _post_ephemeral,
+        "conversations.history": _history,
         "apps.connections.open": _connections_open,
     }
 
@@ -375,7 +482,7 @@ async def _read_params(request: web.Request) -> Params:
                 params.update(body)
         else:
             params.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
-    for key in ("blocks", "attachments"):
+    for key in ("blocks", "attachments", "metadata"):
         if isinstance(params.get(key), str):
             # Form posts carry blocks as a JSON string; garbage is left for the check.
             try:
@@ -393,9 +500,44 @@ def _token(request: web.Request, params: Params) -> str | None:
     return str(token) if token else None
 
 
-def _as_api(message: StoredMessage) -> dict[str, Any]:
+def _as_api(message: StoredMessage, with_metadata: bool = False) -> dict[str, Any]:
     body: dict[str, Any] = {"type": "message", "user": "U0WATCHDOG", "bot_id": "B0WATCHDOG"}
     body.update(text=message.text, blocks=message.blocks, ts=message.ts)
     if message.thread_ts:
         body["thread_ts"] = message.thread_ts
+    if with_metadata and message.metadata is not None:
+        body["metadata"] = message.metadata
     return body
+
+
+def _metadata_ok(metadata: object) -> bool:
+    """Slack's shape of message metadata: an event type and an object payload."""
+    return (
+        isinstance(metadata, dict)
+        and isinstance(metadata.get("event_type"), str)
+        and bool(metadata["event_type"])
+        and isinstance(metadata.get("event_payload"), dict)
+    )
+
+
+def _ts_key(ts: str) -> tuple[int, int]:
+    seconds, _, micros = ts.partition(".")
+    return int(seconds), int(micros or 0)
+
+
+def _cursor_for(ts: str) -> str:
+    # Opaque to clients, as Slack's are: the ts of the next message to answer with.
+    return base64.urlsafe_b64encode(f"next_ts:{ts}".encode()).decode()
+
+
+def _cursor_ts(cursor: str) -> str | None:
+    try:
+        decoded = base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    kind, _, ts = decoded.partition(":")
+    try:
+        _ts_key(ts)
+    except ValueError:
+        return None
+    return ts if kind == "next_ts" else None
