@@ -1,11 +1,18 @@
-"""The terminal notifier: one coloured line per item, for the demo and Slack-less runs."""
+"""The terminal notifier: one coloured line per item, for the demo and Slack-less runs.
+
+It groups as the Slack notifier does (:mod:`watchdog.deliver.group`): a storm of NEW
+alerts of one rule is one line with a count, and its members' later repeats and resolves
+are one line per batch. Storms are remembered for the life of the process only.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 
+from watchdog.deliver.group import SendUnit, group
 from watchdog.deliver.notifier import Receipts
 from watchdog.domain.alerts import Reason
 from watchdog.domain.outgoing import AuditEntry, Notification
@@ -48,31 +55,69 @@ def describe(item: Notification | AuditEntry) -> tuple[str, str]:
     return label, f"{alert.severity:<8} {alert.rule} · {where} · {why}"
 
 
+def _at(item: Notification | AuditEntry) -> float:
+    return item.at if isinstance(item, AuditEntry) else item.alert.last_eval
+
+
+_STORM_LABELS = {"storm-repeat": "REPEAT", "storm-changed": "CHANGED", "storm-resolved": "RESOLVED"}
+
+
 class TerminalNotifier:
-    """Prints one clear, coloured line per notification. Never fails."""
+    """Prints one clear, coloured line per notification or storm. Never fails."""
 
     def __init__(
         self,
         write: Callable[[str], None] | None = None,
         colour: bool | None = None,
         clock: Callable[[float], str] = _clock,
+        group_threshold: Callable[[], int] = lambda: 5,
     ) -> None:
         self._write = write or (lambda line: print(line, file=sys.stdout, flush=True))
         self._colour = sys.stdout.isatty() if colour is None else colour
         self._clock = clock
+        self._threshold = group_threshold
+        self._member_of: dict[str, str] = {}  # incident -> storm key
+        self._storms: dict[str, tuple[int, set[str]]] = {}  # key -> (size, resolved)
 
     async def deliver(self, records: Sequence[OutboxRecord], receipts: Receipts) -> None:
-        for record in records:
+        units = group(records, threshold=self._threshold(), storm_of=self._member_of.get)
+        for unit in units:
             if receipts.out_of_time():
                 return
-            if not await receipts.start([record.id]):
-                continue  # another deliverer has it
-            label, line = describe(record.item)
-            at = (
-                record.item.at
-                if isinstance(record.item, AuditEntry)
-                else record.item.alert.last_eval
-            )
-            shown = f"{_COLOURS[label]}{label:<8}{_RESET}" if self._colour else f"{label:<8}"
-            self._write(f"{self._clock(at)} {shown} {line}")
-            await receipts.done(record.id)
+            claimed = set(await receipts.start([r.id for r in unit.records]))
+            mine = tuple(r for r in unit.records if r.id in claimed)
+            if not mine:
+                continue  # another deliverer has them
+            unit = dataclasses.replace(unit, records=mine)
+            for at, label, line in self._lines(unit):
+                shown = f"{_COLOURS[label]}{label:<8}{_RESET}" if self._colour else f"{label:<8}"
+                self._write(f"{self._clock(at)} {shown} {line}")
+            for record in unit.records:
+                await receipts.done(record.id)
+
+    def _lines(self, unit: SendUnit) -> Iterator[tuple[float, str, str]]:
+        if unit.kind in ("audit", "single"):
+            item = unit.records[0].item
+            yield (_at(item), *describe(item))
+            return
+        items = unit.notifications
+        first, key = items[0], unit.storm or ""
+        alert = first.alert
+        if unit.kind == "storm":
+            self._storms[key] = (len(items), set())
+            self._member_of.update((n.incident_id, key) for n in items)
+            tables = sorted({n.alert.job.table for n in items if n.alert.job.table})
+            shown = ", ".join(tables[:3]) + (", …" if len(tables) > 3 else "")
+            where = f" · tables {shown}" if shown else ""
+            line = f"{alert.severity:<8} {alert.rule} · {len(items)} jobs{where} · "
+            yield _at(first), "FIRING", line + alert.condition.summary
+            return
+        size, resolved = self._storms.get(key, (len(items), set()))
+        if unit.kind == "storm-resolved":
+            resolved |= {n.incident_id for n in items}
+            self._storms[key] = (size, resolved)
+            line = f"{len(items)} jobs resolved ({len(resolved)} of {size})"
+        else:
+            verb = "still firing" if unit.kind == "storm-repeat" else "changed"
+            line = f"{len(items)} of {size} jobs {verb}"
+        yield _at(first), _STORM_LABELS[unit.kind], f"{alert.severity:<8} {alert.rule} · {line}"
