@@ -28,8 +28,9 @@ from watchdog.polaris.client import PolarisClient, RetryPolicy
 from watchdog.rules.model import RuleSet, parse_ruleset
 from watchdog.slack.actions import Action, ButtonValue, encode_value
 from watchdog.slack.alerts.messages import alert_message
-from watchdog.slack.commands.server import SlackEndpoints
-from watchdog.slack.commands.service import CommandService
+from watchdog.slack.commands.replies import REPLY_BUDGET
+from watchdog.slack.commands.server import SlackEndpoints, add_routes
+from watchdog.slack.commands.service import CommandService, trusted_response_urls
 from watchdog.slack.commands.verify import RequestVerifier
 from watchdog.store import Fence, Silence
 from watchdog.store.memory import MemoryStore
@@ -144,6 +145,7 @@ class Rig:
         *,
         ephemeral: bool = False,
         rule: str | None = None,
+        incident: str | None = None,
     ) -> Answer:
         """Click one of the bot's buttons, signed, as Slack would post it."""
         token, response_url = self.response_url()
@@ -158,7 +160,7 @@ class Rig:
                 {
                     "action_id": action.value,
                     "block_id": "wd_alert_actions",
-                    "value": encode_value(ButtonValue(job_id, rule, "inc-1" if rule else None)),
+                    "value": encode_value(ButtonValue(job_id, rule, incident)),
                 }
             ],
         }
@@ -167,6 +169,23 @@ class Rig:
         body = urlencode({"payload": json.dumps(payload)}).encode()
         status, ack = await self.post("/slack/interactions", body, self.signed(body))
         return Answer(status, ack, token, self)
+
+    async def firing(self, alert: AlertState) -> dict[str, Any]:
+        """Store ``alert`` as a live incident; its message as a click payload carries it."""
+        await self.store.commit(upserts=[alert], now=self.clock())
+        return alert_post(alert)
+
+    async def click_alert(self, action: Action, alert: AlertState, **kwargs: Any) -> Answer:
+        """Click a button of ``alert``'s message (stored as live first)."""
+        post = await self.firing(alert)
+        return await self.click(
+            action,
+            alert.job_id,
+            message=post,
+            rule=alert.rule,
+            incident=alert.incident_id,
+            **kwargs,
+        )
 
     def polaris_paths(self) -> list[str]:
         return [path for _, _, path, _ in self.sim.stats.request_log]
@@ -197,8 +216,10 @@ class Answer:
 
 
 @asynccontextmanager
-async def running_rig() -> AsyncIterator[Rig]:
-    """The whole rig, served; shared with test_slack_server and test_socket."""
+async def running_rig(*, polaris_middleware: Any = None) -> AsyncIterator[Rig]:
+    """The whole rig, served; shared with test_slack_server and test_socket.
+
+    ``polaris_middleware`` wraps the simulated Polaris (outermost), to change its answers."""
     clock, gate = FakeClock(), Gate()
     sim = Simulator(clock=clock, sleep=gate)
     sim.add_job(type="streaming", table="clicks", job_id=STREAM)
@@ -214,8 +235,11 @@ async def running_rig() -> AsyncIterator[Rig]:
     async def record(entry: AuditEntry) -> None:
         audit.append(entry)
 
+    sim_app = sim.app()
+    if polaris_middleware is not None:
+        sim_app.middlewares.insert(0, polaris_middleware)
     async with (
-        TestServer(sim.app()) as sim_server,
+        TestServer(sim_app) as sim_server,
         TestServer(standin.app()) as slack_server,
         aiohttp.ClientSession() as session,
     ):
@@ -240,9 +264,10 @@ async def running_rig() -> AsyncIterator[Rig]:
             (standin.response_url(""),),
         )
         app = web.Application()
-        SlackEndpoints(
+        endpoints = SlackEndpoints(
             service, RequestVerifier(SecretStr(SECRET), clock=clock), metrics
-        ).add_routes(app)
+        )
+        add_routes(app, lambda: endpoints)
         async with TestClient(TestServer(app)) as client:
             rig = Rig(client, sim, standin, store, service, metrics, clock, gate, rules, audit)
             rig.rules_now = rules_now
@@ -511,8 +536,11 @@ async def test_outlandish_table_name_stays_escaped_and_within_limits(rig: Rig) -
     """A huge table name full of mrkdwn still gives a confirmation Slack accepts."""
     rig.sim.add_job(table="<!channel> & " * 400, job_id="ffffff01-0000-4000-8000-0000000000ff")
     reply = await (await rig.slash("cancel ffffff01")).final()  # the stand-in checks limits
-    blocks = json.dumps(reply["blocks"])
-    assert "<!channel>" not in blocks and "&lt;!channel&gt; &amp;" in blocks
+    parsed = mrkdwn_texts(reply["blocks"])
+    assert "<!channel>" not in parsed and "&lt;!channel&gt; &amp;" in parsed
+    # The confirm dialog shows its text as written (plain_text): nothing in it can ping.
+    [button] = next(b for b in reply["blocks"] if b["type"] == "actions")["elements"]
+    assert button["confirm"]["text"]["type"] == "plain_text"
     text = (await (await rig.slash("jobs")).final())["text"]
     assert "<!channel>" not in text and len(text) < 4000
 
@@ -570,8 +598,9 @@ async def test_response_url_outside_slack_is_never_posted_to(rig: Rig) -> None:
 async def test_pause_button_suspends_and_replaces_the_buttons(rig: Rig) -> None:
     """Pause on an alert suspends the job; the message keeps its content, and its Pause
     button becomes Resume (Cancel and Silence stay)."""
-    post = alert_post(alert_for(STREAM, "clicks"))
-    answer = await rig.click(Action.PAUSE, STREAM, message=post, rule="job-unhealthy")
+    alert = alert_for(STREAM, "clicks")
+    post = alert_post(alert)
+    answer = await rig.click_alert(Action.PAUSE, alert)
     updated = await answer.final()
     assert rig.sim.stats.status_changes == [(STREAM, "suspended")]
     assert updated["replace_original"] is True and updated["response_type"] == "in_channel"
@@ -586,9 +615,19 @@ async def test_pause_button_suspends_and_replaces_the_buttons(rig: Rig) -> None:
     assert (entry.action, entry.target, entry.incident_id, entry.table) == (
         "pause",
         STREAM,
-        "inc-1",
+        alert.incident_id,
         "clicks",
     )
+
+
+def mrkdwn_texts(node: Any) -> str:
+    """Every mrkdwn text in ``node`` (what Slack parses for mentions), one per line."""
+    if isinstance(node, dict):
+        own = [node["text"]] if node.get("type") == "mrkdwn" else []
+        return "\n".join(own + [mrkdwn_texts(v) for v in node.values()])
+    if isinstance(node, list):
+        return "\n".join(mrkdwn_texts(item) for item in node)
+    return ""
 
 
 def button_ids(message: dict[str, Any]) -> list[str]:
@@ -611,8 +650,7 @@ async def test_buttons_left_after_a_click_follow_what_was_done(
     rig: Rig, action: Action, left: list[Action]
 ) -> None:
     """After Cancel only Silence is left; after Silence no second Silence."""
-    post = alert_post(alert_for(STREAM, "clicks"))
-    answer = await rig.click(action, STREAM, message=post, rule="job-unhealthy")
+    answer = await rig.click_alert(action, alert_for(STREAM, "clicks"))
     updated = await answer.final()
     assert button_ids(updated) == left
 
@@ -762,3 +800,191 @@ async def test_a_change_cut_short_by_shutdown_is_still_audited(rig: Rig) -> None
     await rig.service.drain()
     [entry] = rig.audit
     assert entry.action == "pause" and "interrupted" in entry.result
+
+
+# ---- a click redraws from the stored incident --------------------------------------------
+
+
+async def test_click_redraws_the_alert_from_its_stored_state(rig: Rig) -> None:
+    """The message after a click shows the incident as stored now, not the copy the click
+    carried (which may be older)."""
+    old = alert_for(STREAM, "clicks")
+    post = alert_post(old)
+    newer = replace(old, job=replace(old.job, health_message="Kafka is back but lagging"))
+    await rig.store.commit(upserts=[newer], now=START)
+    answer = await rig.click(
+        Action.PAUSE, STREAM, message=post, rule=old.rule, incident=old.incident_id
+    )
+    updated = await answer.final()
+    shown = json.dumps(updated["blocks"])
+    assert "Kafka is back but lagging" in shown and "Kafka topic is gone" not in shown
+    assert updated["replace_original"] is True and "Paused by" in shown
+
+
+async def test_resolve_between_click_and_reply_is_not_painted_over(rig: Rig) -> None:
+    """The incident resolves (and its message is edited) while the click's Polaris call is
+    in flight: the reply leaves the message alone and tells only the clicker."""
+    alert = alert_for(STREAM, "clicks")
+    post = await rig.firing(alert)
+    rig.gate.open.clear()
+    rig.sim.faults.configure({"latency": 5.0})
+    answer = await rig.click(
+        Action.PAUSE, STREAM, message=post, rule=alert.rule, incident=alert.incident_id
+    )
+    resolved = replace(alert, phase=Phase.RESOLVED, resolved_at=START + 1)
+    await rig.store.commit(upserts=[resolved], now=START + 1)
+    rig.gate.open.set()
+    reply = await answer.final()
+    assert rig.sim.stats.status_changes == [(STREAM, "suspended")]
+    assert "replace_original" not in reply and reply["response_type"] == "ephemeral"
+    assert "blocks" not in reply and "FIRING" not in reply["text"]
+    assert reply["text"].startswith(f"⏸ Paused by <@{OPERATOR}>")
+    assert "resolved or is gone since" in reply["text"]
+    assert [e.result for e in rig.audit] == ["ok"]
+
+
+async def test_click_on_an_incident_that_is_gone_answers_only_the_clicker(rig: Rig) -> None:
+    """A newer incident of the same alert replaced the clicked one: no redraw."""
+    alert = alert_for(STREAM, "clicks")
+    post = alert_post(alert)
+    await rig.store.commit(upserts=[replace(alert, fired_at=START)], now=START)
+    reply = await (
+        await rig.click(
+            Action.SILENCE, STREAM, message=post, rule=alert.rule, incident=alert.incident_id
+        )
+    ).final()
+    assert reply["response_type"] == "ephemeral" and "replace_original" not in reply
+    assert "Silenced for 1h" in reply["text"]
+
+
+# ---- response URLs ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "trusted"),
+    [
+        ("https://hooks.slack.com/commands/T1/2/x", True),
+        ("https://hooks.slack-gov.com/actions/T1/2/x", True),
+        ("https://slack.example.com/response/abc", True),  # the origin of SLACK_API_URL
+        ("https://hooks.slack.com.evil.example/x", False),
+        ("https://hooks.slack.com@evil.example/x", False),
+        ("https://user:pw@hooks.slack.com/x", False),
+        ("http://hooks.slack.com/x", False),
+        ("https://hooks.slack.com:8443/x", False),
+        ("https://slack.example.com:444/response/abc", False),
+        ("/relative/path", False),
+        ("not a url at all", False),
+    ],
+)
+def test_response_urls_are_trusted_on_slack_hosts_and_the_api_origin(
+    url: str, trusted: bool
+) -> None:
+    """Slack's hooks hosts (also GovSlack's) and the origin of SLACK_API_URL, nothing else."""
+    prefixes = trusted_response_urls("https://slack.example.com/api/")
+    service = CommandService.__new__(CommandService)
+    service._prefixes = prefixes
+    assert service._allowed_url(url) is trusted
+    assert trusted_response_urls(None) == (
+        "https://hooks.slack.com/",
+        "https://hooks.slack-gov.com/",
+    )
+
+
+# ---- odd input ---------------------------------------------------------------------------
+
+
+async def test_help_escapes_its_angle_brackets(rig: Rig) -> None:
+    """`<command>` in the usage would be read by Slack as markup: it is escaped."""
+    text = (await rig.slash("help")).ack["text"]
+    assert "<command>" not in text and "`/polaris &lt;command&gt;`" in text
+    usage = (await rig.slash("frobnicate")).ack["text"]
+    assert "<command>" not in usage
+
+
+HUGE = 12_000
+
+
+async def test_jobs_reply_with_huge_polaris_strings_stays_within_slack_limits(rig: Rig) -> None:
+    """Twenty jobs with 12,000-character tables and health codes: the reply is clipped
+    (the stand-in would refuse anything past Slack's limits) and says what it left out."""
+    for n in range(25):
+        job = rig.sim.add_job(type="streaming", table=f"t{n}" + "x" * HUGE)
+        rig.sim.set_health(job.id, "error", "c" * HUGE, "m" * HUGE)
+    reply = await (await rig.slash("jobs")).final()
+    text = reply["text"]
+    assert len(text) <= REPLY_BUDGET + 1000 and "*28 jobs*" in text
+    assert "more not shown" in text or "and 8 more" in text
+
+
+async def test_alerts_and_silences_replies_are_clipped_and_count_what_is_left_out(
+    rig: Rig,
+) -> None:
+    """300 firing rules with huge names and tables, and silences with huge reasons: one
+    reply within Slack's limits, naming how many it did not show."""
+    alerts = [
+        replace(alert_for(job_id_n(n), "t" * HUGE), rule=f"rule-{n:03d}-" + "r" * 2000)
+        for n in range(300)
+    ]
+    await rig.store.commit(upserts=alerts, now=START)
+    for n in range(30):
+        await rig.store.add_silence(
+            Silence(f"s-{n:06d}", "rule", "x" * HUGE, START + 60, OPERATOR, START, "<y>" * HUGE)
+        )
+    text = (await (await rig.slash("alerts")).final())["text"]
+    assert len(text) <= REPLY_BUDGET + 1000
+    assert "more rules not shown" in text and "*Active silences*" in text
+    listed = (await (await rig.slash("silences")).final())["text"]
+    assert len(listed) <= REPLY_BUDGET + 1000 and "and 10 more" in listed
+
+
+async def test_ambiguous_prefix_with_huge_ids_and_tables_is_clipped(rig: Rig) -> None:
+    """Candidates of an ambiguous prefix are listed within limits, however long the ids
+    and tables Polaris lists are."""
+    for n in range(12):
+        rig.sim.add_job(table="<t>" * HUGE, job_id=f"dddddd{n:02d}" + "-x" * HUGE)
+    text = (await (await rig.slash("status dddddd")).final())["text"]
+    assert "ambiguous: 12 jobs start with `dddddd`" in text
+    assert "and 2 more" in text and len(text) < 3000
+
+
+async def test_finished_job_shows_no_desired_state(rig: Rig) -> None:
+    """Polaris keeps desiredExecutionStatus=running on a completed job: not shown."""
+    rig.sim.set_execution(BATCH, "completed")
+    text = (await (await rig.slash(f"status {BATCH}")).final())["text"]
+    assert "• execution: completed" in text and "→" not in text
+
+
+async def test_running_job_shows_a_pending_change_of_state(rig: Rig) -> None:
+    """A running job Polaris is suspending shows where it is going."""
+    await (await rig.slash(f"pause {STREAM}")).final()
+    text = (await (await rig.slash(f"status {STREAM}")).final())["text"]
+    assert "(→ suspended)" in text or "• execution: suspended" in text
+
+
+@web.middleware
+async def polaris_with_details(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Polaris as it answers in production: error bodies carry ``details``."""
+    response = await handler(request)
+    if isinstance(response, web.Response) and response.status >= 400 and response.text:
+        body = json.loads(response.text)
+        body["details"] = [
+            {"code": "InvalidValue", "target": "desiredExecutionStatus", "message": "batch jobs "
+             "cannot be suspended; cancel the job instead"},
+            "see https://docs.imply.io/polaris/jobs",
+        ]  # fmt: skip
+        return web.json_response(body, status=response.status)
+    return response
+
+
+async def test_polaris_error_details_reach_the_reply_and_the_audit_line() -> None:
+    """The reason Polaris gives in `details` is shown to the user and in the audit entry."""
+    async with running_rig(polaris_middleware=polaris_with_details) as rig:
+        text = (await (await rig.slash(f"pause {BATCH}")).final())["text"]
+        assert "desiredExecutionStatus: batch jobs cannot be suspended" in text
+        assert "see https://docs.imply.io/polaris/jobs" in text
+        [entry] = rig.audit
+        assert "batch jobs cannot be suspended; cancel the job instead" in entry.result
+
+
+def job_id_n(n: int) -> str:
+    return f"eeeeee{n:02x}-0000-4000-8000-{n:012x}"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from slack_sdk.models.blocks import Block
+from slack_sdk.models.blocks import Block, MarkdownTextObject, SectionBlock
 
 from watchdog.devtools.slack_standin.blockcheck import check_message
 from watchdog.domain.alerts import (
@@ -25,8 +25,8 @@ from watchdog.domain.alerts import (
     RuleFacts,
 )
 from watchdog.domain.outgoing import AuditEntry, Notification
+from watchdog.slack import text as tx
 from watchdog.slack.actions import Action, ButtonValue, decode_value
-from watchdog.slack.alerts.blocks import MAX_MESSAGE_TEXT, length
 from watchdog.slack.alerts.messages import (
     SlackMessage,
     alert_message,
@@ -39,6 +39,7 @@ from watchdog.slack.alerts.messages import (
     storm_message,
     thread_reply,
 )
+from watchdog.slack.text import MAX_MESSAGE_TEXT, length
 
 NOW = 1_700_000_000.0
 JOB_ID = "0191a2b3-c4d5-7e6f-8a9b-0c1d2e3f4a5b"
@@ -413,6 +414,18 @@ def test_storm_list_of_hostile_alerts_stays_within_limits() -> None:
     assert_slack_accepts(storm_message(rule, alerts, resolved=3, total=300, now=NOW, mention=None))
 
 
+def test_resolved_members_are_ticked_off_and_struck_through_in_the_storm_post() -> None:
+    """A resolved member's line gets a ✅ and is struck through; firing ones keep their dot."""
+    alerts = storm_alerts(12)
+    alerts[1] = dataclasses.replace(alerts[1], phase=Phase.RESOLVED)
+    rule = RuleFacts(name="job-unhealthy", kind="health", severity="critical")
+    message = storm_message(rule, alerts, resolved=1, total=12, now=NOW, mention=None)
+    listing = message.blocks[3]["text"]["text"].splitlines()
+    assert listing[1] == "✅ ~`job-0001` · table_1 · cannot_parse_source~"
+    assert listing[0].startswith("• `job-0000`") and listing[2].startswith("• `job-0002`")
+    assert_slack_accepts(message)
+
+
 def test_storm_list_of_nothing_is_no_reply() -> None:
     """No alerts, no replies."""
     assert storm_list_replies([], heading="none") == []
@@ -566,6 +579,88 @@ def test_any_input_gives_messages_slack_accepts(
     )
     for message in every_message(n):
         assert_slack_accepts(message)
+
+
+# --- control characters ----------------------------------------------------------------
+
+#: NUL, BEL, ESC (a terminal escape), DEL, a C1 control, the bidi overrides, isolates and
+#: marks, and a lone surrogate: none of them is text a reader should get.
+CONTROL = "\x00\x07\x1b[31m\x7f\x85\u202e\u202d\u2066\u2069\u200f\ud800"
+_FORBIDDEN = set("\x00\x07\x1b\x7f\x85\u202e\u202d\u2066\u2069\u200f\ud800")
+
+
+def strings(node: object) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from strings(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from strings(item)
+
+
+def test_control_characters_from_polaris_never_reach_a_message() -> None:
+    """Control characters, bidi overrides and lone surrogates in every field Polaris or a
+    user fills are dropped (or replaced) in every message kind."""
+    alert = make_alert(
+        rule="rule" + CONTROL,
+        job={
+            "table": "evil" + CONTROL + "table",
+            "health_message": "bad" + CONTROL + "row",
+            "health_code": "code" + CONTROL,
+            "type": "streaming" + CONTROL,
+            "execution_status": "running" + CONTROL,
+        },
+        condition=Condition(active=True, summary="sum" + CONTROL, metric="m" + CONTROL),
+    )
+    rule = RuleFacts(
+        name="rule" + CONTROL, kind="health", description=CONTROL, runbook="x" + CONTROL
+    )
+    n = Notification(reason=Reason.NEW, alert=alert, rule=rule, mention="team" + CONTROL)
+    for message in every_message(n):
+        texts = list(strings([message.text, message.blocks]))
+        assert not any(_FORBIDDEN & set(text) for text in texts), texts
+        assert_slack_accepts(message)
+    shown = all_texts(alert_message(n, now=NOW))
+    # What is left of the text around them is kept; the lone surrogate shows as "�".
+    assert "evil[31m\ufffdtable" in shown and "bad[31m\ufffdrow" in shown
+
+
+# --- the text module --------------------------------------------------------------------
+
+
+def test_clip_counts_utf16_units_and_never_splits_an_entity_or_a_token() -> None:
+    """An emoji counts twice; a cut never leaves "&am" or half a "<…>" token behind."""
+    assert tx.clip("😀" * 10, 8) == "😀😀😀…"
+    assert length(tx.clip("😀" * 10, 8)) <= 8
+    assert tx.clip("a" * 8 + "&amp;b", 11) == "a" * 8 + "…"
+    token = tx.date_token(NOW)
+    assert tx.clip(f"seen {token} ok", 12) == "seen…"
+    assert tx.esc("<!here> & co", 9) == "&lt;!her…"
+    assert tx.esc("a & b", 6) == "a…"
+
+
+def test_code_span_cannot_be_broken_out_of() -> None:
+    """Backticks and newlines inside an inline code span would end it: they are replaced."""
+    assert tx.code("a`b\nc<@U1>", 100) == "`aˋb c&lt;@U1&gt;`"
+    assert length(tx.code("x" * 500, 50)) <= 50
+
+
+def test_finish_keeps_a_message_within_what_slack_sdk_does_not_check() -> None:
+    """60 blocks, a 5,000-character field and 60,000 characters in all are cut to 50
+    blocks, 2,000 per field and under 40,000 in total, saying what was left out."""
+    many = [SectionBlock(text=tx.mrkdwn(f"part {i}")) for i in range(60)]
+    text, blocks = tx.finish("fallback", many)
+    assert len(blocks) == 50 and "11 more part(s) left out" in json.dumps(blocks)
+    assert check_message(text, blocks) is None
+    wide = SectionBlock(fields=[MarkdownTextObject(text="f" * 5000)])
+    _, [field_block] = tx.finish("x", [wide])
+    assert length(field_block["fields"][0]["text"]) == 2000
+    heavy = [SectionBlock(text=tx.mrkdwn("h" * 2900)) for _ in range(20)]
+    text, blocks = tx.finish("t" * 10_000, heavy)
+    assert tx.total_length(text, blocks) < MAX_MESSAGE_TEXT
+    assert check_message(text, blocks) is None and "left out" in json.dumps(blocks)
 
 
 # --- small pieces ----------------------------------------------------------------------

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
-from test_commands import OPERATOR, STREAM, Rig, running_rig
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
+from structlog.testing import capture_logs
+from test_commands import OPERATOR, RULES, SECRET, STREAM, Rig, running_rig
 
+from watchdog import app as app_module
+from watchdog.rules.holder import RulesHolder
+from watchdog.rules.model import parse_ruleset
+from watchdog.settings import Settings
 from watchdog.slack.actions import Action
+from watchdog.slack.commands.server import HEADER_TIMEOUT, SlackEndpoints, add_routes
+from watchdog.slack.commands.verify import RequestVerifier
 
 TWO_MB = 2 * 1024 * 1024
 
@@ -200,3 +213,119 @@ async def test_unexpected_failure_is_a_polite_200(rig: Rig) -> None:
     assert "Traceback" not in answer.ack["text"]
     assert rig.count("commands", "crashed") == 1
     await nothing_changed(rig)
+
+
+# ---- clients that drop out or dawdle -----------------------------------------------------
+
+
+def logged_event(name: str, seen: asyncio.Event) -> Any:
+    """A structlog processor that sets ``seen`` when event ``name`` is logged."""
+
+    def processor(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        if event.get("event") == name:
+            seen.set()
+        return event
+
+    return processor
+
+
+def request_head(length: int, path: str = "/slack/commands") -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: bot\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    ).encode()
+
+
+@asynccontextmanager
+async def endpoints_served(rig: Rig, **server: Any) -> AsyncIterator[tuple[str, int]]:
+    """The rig's service behind the real routes, served as `run` serves them (aiohttp's
+    AppRunner: a dropped client does not cancel the handler, unlike aiohttp's TestServer),
+    with a short body timeout and the given server settings; yields (host, port)."""
+    app = web.Application()
+    verifier = RequestVerifier(SecretStr(SECRET), clock=rig.clock)
+    endpoints = SlackEndpoints(rig.service, verifier, rig.metrics, body_timeout=0.2)
+    add_routes(app, lambda: endpoints)
+    runner = web.AppRunner(app, **server)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        host, port = runner.addresses[0][:2]
+        yield host, port
+    finally:
+        await runner.cleanup()
+
+
+async def test_client_dropping_mid_body_is_one_quiet_line_not_a_crash(rig: Rig) -> None:
+    """A client that sends half a body and hangs up is logged once, at info, with no
+    traceback; nothing reaches the service and the catch-all is not hit."""
+    dropped = asyncio.Event()
+    with capture_logs(processors=[logged_event("slack.request_dropped", dropped)]) as logs:
+        async with endpoints_served(rig) as (host, port):
+            _, writer = await asyncio.open_connection(host, port)
+            writer.write(request_head(1000) + b"user_id=U0OPERATOR&te")
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+            await asyncio.wait_for(dropped.wait(), 10)
+    [line] = [e for e in logs if e["event"] == "slack.request_dropped"]
+    assert line["log_level"] == "info" and "exc_info" not in line
+    assert not [e for e in logs if e["log_level"] in ("error", "critical")]
+    assert rig.count("commands", "dropped") == 1
+    await nothing_changed(rig)
+
+
+async def test_body_that_trickles_in_is_cut_off_with_408(rig: Rig) -> None:
+    """Headers, then a body that stops coming: answered 408 after the body timeout."""
+    async with endpoints_served(rig) as (host, port):
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(request_head(1000) + b"user_id=U0OPERATOR&text=")
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 10)
+        assert status_line.startswith(b"HTTP/1.1 408")
+        writer.close()
+        await writer.wait_closed()
+    assert rig.count("commands", "http_408") == 1
+    await nothing_changed(rig)
+
+
+async def test_connection_that_never_finishes_its_headers_is_closed(rig: Rig) -> None:
+    """A client trickling header bytes is cut off by the server's header timeout (here
+    0.3 s; HEADER_TIMEOUT in production), not held open as long as it likes."""
+    async with endpoints_served(rig, keepalive_timeout=0.3) as (host, port):
+        reader, writer = await asyncio.open_connection(host, port)
+        started = asyncio.get_running_loop().time()
+
+        async def trickle() -> None:
+            writer.write(b"POST /slack/commands HTTP/1.1\r\n")
+            for n in range(100):
+                writer.write(b"X-Slow-%d: 1\r\n" % n)
+                await writer.drain()
+                await asyncio.sleep(0.05)  # the slow client's own pace
+
+        slow = asyncio.create_task(trickle())
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # closed by the server
+        assert asyncio.get_running_loop().time() - started < 3
+        slow.cancel()
+        await asyncio.gather(slow, return_exceptions=True)
+        writer.close()
+    await nothing_changed(rig)
+
+
+def test_run_bounds_the_time_to_a_complete_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run` serves with the header timeout (aiohttp's keep-alive timeout, which it also
+    applies from the moment a connection opens)."""
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(app_module.web, "run_app", lambda app, **kwargs: seen.update(kwargs))
+    settings = Settings(SLACK_SIGNING_SECRET=SecretStr(SECRET), WATCHDOG_LISTEN="127.0.0.1:0")
+    app_module.run(settings, RulesHolder(parse_ruleset(RULES, "rules.toml")))
+    assert seen["keepalive_timeout"] == HEADER_TIMEOUT <= 15
+
+
+async def test_routes_answer_503_until_the_endpoints_exist() -> None:
+    """Routes added before start-up (as the app must) answer 503 while there is no handler."""
+    app = web.Application()
+    add_routes(app, lambda: None)
+    async with TestClient(TestServer(app)) as client:
+        async with client.post("/slack/commands", data=b"x") as resp:
+            assert resp.status == 503

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 from slack_sdk.web.async_client import AsyncWebClient
-from test_commands import OPERATOR, STREAM, Rig, alert_for, alert_post, running_rig
+from test_commands import OPERATOR, STREAM, Rig, alert_for, running_rig
 
 from watchdog.slack.actions import Action, ButtonValue, encode_value
 from watchdog.slack.alerts.notifier import SlackAuthError
@@ -77,7 +77,8 @@ async def test_interactive_envelope_is_acked_and_executed(
 ) -> None:
     """A button click over the socket is acked at once and updates the alert message."""
     token, url = rig.response_url()
-    post = alert_post(alert_for(STREAM, "clicks"))
+    alert = alert_for(STREAM, "clicks")
+    post = await rig.firing(alert)
     payload = {
         "type": "block_actions",
         "user": {"id": OPERATOR},
@@ -88,7 +89,7 @@ async def test_interactive_envelope_is_acked_and_executed(
         "actions": [
             {
                 "action_id": Action.PAUSE.value,
-                "value": encode_value(ButtonValue(STREAM, "job-unhealthy", "inc-1")),
+                "value": encode_value(ButtonValue(STREAM, alert.rule, alert.incident_id)),
             }
         ],
     }

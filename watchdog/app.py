@@ -28,7 +28,6 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
-from slack_sdk.web.async_client import AsyncWebClient
 
 from watchdog.deliver.notifier import Notifier
 from watchdog.deliver.outbox import Dispatcher
@@ -40,10 +39,11 @@ from watchdog.polaris.client import PolarisClient
 from watchdog.rules.holder import RulesHolder
 from watchdog.settings import POLARIS_VARS, Settings
 from watchdog.slack.alerts.notifier import SlackNotifier, SlackUnreachableError
-from watchdog.slack.commands.server import SlackEndpoints
-from watchdog.slack.commands.service import CommandService
+from watchdog.slack.commands.server import HEADER_TIMEOUT, SlackEndpoints, add_routes
+from watchdog.slack.commands.service import CommandService, trusted_response_urls
 from watchdog.slack.commands.socket import SocketModeReceiver
 from watchdog.slack.commands.verify import RequestVerifier
+from watchdog.slack.web import SLACK_TIMEOUT, SlackWebClient, open_web_client
 from watchdog.store import Store
 from watchdog.store.open import describe_store, open_store
 from watchdog.watch.loop import Watcher
@@ -68,7 +68,7 @@ class Bot:
     store: Store | None = None
     session: aiohttp.ClientSession | None = None
     polaris: PolarisClient | None = None
-    web: AsyncWebClient | None = None
+    web: SlackWebClient | None = None
     notifier: Notifier | None = None
     dispatcher: Dispatcher | None = None
     watcher: Watcher | None = None
@@ -76,7 +76,7 @@ class Bot:
     endpoints: SlackEndpoints | None = None
     started_at: float = 0.0
     terminal_write: Callable[[str], None] | None = None
-    response_url_prefixes: tuple[str, ...] = ("https://hooks.slack.com/",)
+    response_url_prefixes: tuple[str, ...] = trusted_response_urls()
 
     def healthy(self) -> tuple[bool, str]:
         """Alive while the poll loop has ticked within the last three intervals."""
@@ -122,6 +122,8 @@ async def _clients_ctx(app: web.Application) -> AsyncIterator[None]:
         await _clients(bot)
         yield
     finally:  # also when start-up fails half-way (e.g. a refused Slack token)
+        if bot.web is not None:
+            await bot.web.close()
         await bot.session.close()
 
 
@@ -142,13 +144,11 @@ async def _clients(bot: Bot) -> None:
     )
     assert bot.store is not None
     if settings.slack_bot_token is not None:
-        bot.web = AsyncWebClient(
-            token=settings.slack_bot_token.get_secret_value(),
-            base_url=settings.slack_api_url,
-            session=bot.session,
-            # Generous: a post that times out on our side but lands on Slack's would be
-            # sent again, so only give up on calls that are really stuck.
-            timeout=20,
+        # Its own session: slack-sdk's timeout does not apply to a shared one.
+        bot.web = open_web_client(
+            settings.slack_bot_token.get_secret_value(),
+            settings.slack_api_url,
+            timeout=SLACK_TIMEOUT,
             retry_handlers=[
                 AsyncRateLimitErrorRetryHandler(max_retry_count=2),
                 AsyncServerErrorRetryHandler(max_retry_count=2),
@@ -168,7 +168,10 @@ async def _clients(bot: Bot) -> None:
         bot.notifier = notifier
     else:
         log.info("slack.disabled", reason="SLACK_BOT_TOKEN is not set: alerts go to the terminal")
-        bot.notifier = TerminalNotifier(write=bot.terminal_write)
+        bot.notifier = TerminalNotifier(
+            write=bot.terminal_write,
+            group_threshold=lambda: bot.rules.current.slack.group_threshold,
+        )
 
 
 async def _audit(bot: Bot, entry: AuditEntry) -> None:
@@ -283,18 +286,6 @@ async def _metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
-async def _slack_commands(request: web.Request) -> web.StreamResponse:
-    endpoints = request.app[BOT].endpoints
-    assert endpoints is not None
-    return await endpoints.commands(request)
-
-
-async def _slack_interactions(request: web.Request) -> web.StreamResponse:
-    endpoints = request.app[BOT].endpoints
-    assert endpoints is not None
-    return await endpoints.interactions(request)
-
-
 def build_app(
     settings: Settings,
     rules: RulesHolder,
@@ -304,8 +295,14 @@ def build_app(
     wall_clock: Callable[[], float] = time.time,
     store: Store | None = None,
     terminal_write: Callable[[str], None] | None = None,
-    response_url_prefixes: tuple[str, ...] = ("https://hooks.slack.com/",),
+    response_url_prefixes: tuple[str, ...] | None = None,
 ) -> web.Application:
+    """The bot as an aiohttp app. Response URLs are trusted on Slack's hosts and on the
+    origin of ``SLACK_API_URL`` when it is set, unless ``response_url_prefixes`` says
+    otherwise."""
+    if response_url_prefixes is None:
+        explicit = "slack_api_url" in settings.model_fields_set
+        response_url_prefixes = trusted_response_urls(settings.slack_api_url if explicit else None)
     app = web.Application(client_max_size=64 * 1024)
     app[BOT] = Bot(
         settings=settings,
@@ -322,8 +319,7 @@ def build_app(
     if settings.slack_signing_secret is not None:
         # Routes must exist before start-up freezes the router; the handlers behind
         # them are built in the commands stage below.
-        app.router.add_post("/slack/commands", _slack_commands)
-        app.router.add_post("/slack/interactions", _slack_interactions)
+        add_routes(app, lambda: app[BOT].endpoints)
     app.cleanup_ctx.extend([_store_ctx, _clients_ctx, _commands_ctx, _loops_ctx])
     return app
 
@@ -339,4 +335,6 @@ def run(settings: Settings, rules: RulesHolder) -> None:
         shutdown_timeout=2.0,
         access_log=None,
         handle_signals=True,
+        # Also bounds how long a new connection may take to send its request's headers.
+        keepalive_timeout=HEADER_TIMEOUT,
     )

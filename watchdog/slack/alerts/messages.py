@@ -4,25 +4,38 @@ Pure functions from the domain objects of :mod:`watchdog.domain.alerts` to a
 :class:`SlackMessage` ready for ``chat_postMessage(**message.as_kwargs())``. A data
 engineer on call must see at a glance what is wrong, on which job and table, how bad it
 is and what to do, so every alert carries the job's facts and the buttons that fit its
-state. Every string that comes from Polaris or a user is escaped and clipped (see
-:mod:`watchdog.slack.alerts.blocks` and :mod:`watchdog.slack.alerts.parts`): no table name can
-ping a channel, and no input makes a message Slack would refuse.
+state. Structure is slack-sdk's Block Kit models; every string that comes from Polaris
+or a user is cleaned, escaped and clipped (see :mod:`watchdog.slack.text` and
+:mod:`watchdog.slack.alerts.parts`), and :func:`watchdog.slack.text.finish` holds each
+message to Slack's limits: no table name can ping a channel, and no input makes a
+message Slack would refuse.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ContextBlock,
+    HeaderBlock,
+    SectionBlock,
+)
 
 from watchdog.domain.alerts import META_RULE, AlertState, Phase, Reason, RuleFacts
 from watchdog.domain.outgoing import AuditEntry, Notification
-from watchdog.slack.alerts import blocks as bk
+from watchdog.slack import text as tx
+from watchdog.slack.actions import Action
 from watchdog.slack.alerts import parts as ap
 from watchdog.slack.alerts.parts import RESOLVED_MARK as DONE
 from watchdog.slack.alerts.parts import format_mention, marker, sparkline
 
 __all__ = [
+    "INCIDENT_EVENT",
+    "OUTCOME_BLOCK",
     "SlackMessage",
     "alert_message",
     "audit_message",
@@ -39,45 +52,88 @@ __all__ = [
 _STORM_SHOWN = 10  # jobs listed in a storm post; the rest go to its thread
 _DETAIL_SHOWN = 1500  # of a health message: enough to act on, short enough to scan
 _REPLY_BUDGET = 30_000  # text per storm-list reply, well under Slack's 40,000
-_SECTION_BUDGET = bk.MAX_SECTION_TEXT - 100
+_SECTION_BUDGET = tx.MAX_SECTION_TEXT - 100
+#: The message metadata event type of the bot's top-level posts: how it finds a post of
+#: its own again whose answer it never got (see :mod:`watchdog.slack.alerts.recovery`).
+INCIDENT_EVENT = "polaris_watchdog_incident"
+#: block_id of the context line a click adds; replaced, not stacked, on the next click.
+OUTCOME_BLOCK = "wd_outcome"
 
 
 @dataclass(frozen=True, slots=True)
 class SlackMessage:
-    text: str  # the plain fallback: notifications and screen readers read it
+    """A message ready to send: its plain fallback ``text`` (notifications and screen
+    readers read it), its blocks as JSON, and optional message metadata."""
+
+    text: str
     blocks: list[dict[str, Any]]
+    metadata: Mapping[str, Any] | None = field(default=None)
+
+    @classmethod
+    def of(cls, text: str, blocks: Sequence[Block | dict[str, Any]]) -> SlackMessage:
+        """Held to Slack's limits by :func:`watchdog.slack.text.finish`."""
+        fallback, dumped = tx.finish(text, blocks)
+        return cls(fallback, dumped)
 
     def as_kwargs(self) -> dict[str, Any]:
-        return {"text": self.text, "blocks": self.blocks}
+        kwargs: dict[str, Any] = {"text": self.text, "blocks": self.blocks}
+        if self.metadata is not None:
+            kwargs["metadata"] = dict(self.metadata)
+        return kwargs
+
+    def tagged(self, incident: str, **payload: str) -> SlackMessage:
+        """This message with metadata naming the incident (or storm) it stands for."""
+        event = {"event_type": INCIDENT_EVENT, "event_payload": {"incident": incident, **payload}}
+        return SlackMessage(self.text, self.blocks, event)
 
 
-def alert_message(n: Notification, *, now: float) -> SlackMessage:
-    """The top-level post of a new incident."""
+def _header(text: str) -> HeaderBlock:
+    return HeaderBlock(text=tx.plain(text, tx.MAX_HEADER_TEXT))
+
+
+def _section(text: str) -> SectionBlock:
+    return SectionBlock(text=tx.mrkdwn(text, tx.MAX_SECTION_TEXT))
+
+
+def _context(text: str, block_id: str | None = None) -> ContextBlock:
+    return ContextBlock(block_id=block_id, elements=[tx.mrkdwn(text, tx.MAX_CONTEXT_TEXT)])
+
+
+def alert_message(
+    n: Notification, *, now: float, outcome: str | None = None, after: Action | None = None
+) -> SlackMessage:
+    """The top-level post of a new incident.
+
+    Redrawn after a button click, it carries the click's ``outcome`` line (mrkdwn) under
+    the buttons, and ``after`` (the action that succeeded) decides which buttons remain.
+    """
     if n.alert.rule == META_RULE:
         return meta_message(n, now=now)
     alert, rule = n.alert, n.rule
     mark = ap.marker(alert.severity)
     mention = ap.format_mention(n.mention)
-    summary = bk.safe(ap.summary(alert), 2500)
-    blocks = [
-        bk.header(f"{mark} {rule.name}"),
-        bk.section(f"{mention} {summary}" if mention else summary),
+    summary = tx.esc(ap.summary(alert), 2500)
+    blocks: list[Block] = [
+        _header(f"{mark} {rule.name}"),
+        _section(f"{mention} {summary}" if mention else summary),
         ap.job_fields(alert.job),
     ]
     if alert.job.health_message.strip():
         detail = alert.job.health_message.strip().replace("```", "'''")
-        blocks.append(bk.section(f"*Health message*\n```{bk.safe(detail, _DETAIL_SHOWN)}```"))
+        blocks.append(_section(f"*Health message*\n```{tx.esc(detail, _DETAIL_SHOWN)}```"))
     if alert.condition.metric:
-        blocks.append(bk.section(ap.metric_line(alert)))
+        blocks.append(_section(ap.metric_line(alert)))
     about = ap.rule_info(rule)
     if about:
-        blocks.append(bk.context(about))
-    buttons = ap.buttons(alert)
+        blocks.append(_context(about))
+    buttons = ap.buttons(alert, after)
     if buttons:
-        blocks.append(bk.actions("wd_alert_actions", buttons))
-    blocks.append(bk.context(ap.timeline(alert, now)))
-    text = f"{mark} FIRING {ap.names(rule.name, alert.job)}: {bk.safe(ap.gist(alert), 300)}"
-    return SlackMessage(text=text, blocks=blocks)
+        blocks.append(ActionsBlock(block_id="wd_alert_actions", elements=buttons))
+    if outcome is not None:
+        blocks.append(_context(outcome, OUTCOME_BLOCK))
+    blocks.append(_context(ap.timeline(alert, now)))
+    text = f"{mark} FIRING {ap.names(rule.name, alert.job)}: {tx.esc(ap.gist(alert), 300)}"
+    return SlackMessage.of(text, blocks)
 
 
 def resolved_message(n: Notification, *, now: float) -> SlackMessage:
@@ -89,22 +145,22 @@ def resolved_message(n: Notification, *, now: float) -> SlackMessage:
     started = alert.fired_at if alert.fired_at is not None else alert.since
     ended = alert.resolved_at if alert.resolved_at is not None else now
     blocks = [
-        bk.header(f"{DONE} RESOLVED · {n.rule.name}"),
-        bk.section(
-            f"Fired for *{took}* ({bk.date_token(started)} → {bk.date_token(ended)}).\n"
-            f"*Resolved:* {reason}\n_Was:_ {bk.safe(ap.summary(alert), 2000)}"
+        _header(f"{DONE} RESOLVED · {n.rule.name}"),
+        _section(
+            f"Fired for *{took}* ({tx.date_token(started)} → {tx.date_token(ended)}).\n"
+            f"*Resolved:* {reason}\n_Was:_ {tx.esc(ap.summary(alert), 2000)}"
         ),
         ap.job_fields(alert.job),
     ]
     text = f"{DONE} RESOLVED {ap.names(n.rule.name, alert.job)} after {took}: {reason}"
-    return SlackMessage(text=text, blocks=blocks)
+    return SlackMessage.of(text, blocks)
 
 
 def thread_reply(n: Notification, *, now: float) -> SlackMessage:
     """A short reply in the incident's thread: still firing, changed, or resolved."""
     alert = n.alert
     mark = ap.marker(alert.severity)
-    summary = bk.safe(ap.summary(alert), 2000)
+    summary = tx.esc(ap.summary(alert), 2000)
     if n.reason is Reason.RESOLVED or alert.phase is Phase.RESOLVED:
         took = ap.fired_for(alert, now)
         line = f"{DONE} Resolved after {took}: {ap.resolve_reason(alert)}"
@@ -116,34 +172,34 @@ def thread_reply(n: Notification, *, now: float) -> SlackMessage:
         line = f"{mark} Changed: {summary}"
     else:
         line = f"{mark} Firing: {summary}"
-    return SlackMessage(text=line, blocks=[bk.section(line)])
+    return SlackMessage.of(line, [_section(line)])
 
 
 def meta_message(n: Notification, *, now: float) -> SlackMessage:
     """The alert about Polaris itself (unreachable, key rejected): no job, no buttons."""
     alert = n.alert
-    summary = bk.safe(ap.summary(alert), 2500)
+    summary = tx.esc(ap.summary(alert), 2500)
     if n.reason is Reason.RESOLVED or alert.phase is Phase.RESOLVED:
         took, reason = ap.fired_for(alert, now), ap.resolve_reason(alert)
         blocks = [
-            bk.header(f"{DONE} RESOLVED · Polaris API reachable again"),
-            bk.section(f"Polaris was unavailable for *{took}*.\n*Resolved:* {reason}"),
-            bk.context(f"_Was:_ {bk.safe(ap.summary(alert), 2000)}"),
+            _header(f"{DONE} RESOLVED · Polaris API reachable again"),
+            _section(f"Polaris was unavailable for *{took}*.\n*Resolved:* {reason}"),
+            _context(f"_Was:_ {tx.esc(ap.summary(alert), 2000)}"),
         ]
         text = f"{DONE} RESOLVED Polaris API reachable again after {took}: {reason}"
-        return SlackMessage(text=text, blocks=blocks)
+        return SlackMessage.of(text, blocks)
     mark = ap.marker(alert.severity)
     mention = ap.format_mention(n.mention)
     blocks = [
-        bk.header(f"{mark} Polaris API problem"),
-        bk.section(f"{mention} {summary}" if mention else summary),
-        bk.section(
+        _header(f"{mark} Polaris API problem"),
+        _section(f"{mention} {summary}" if mention else summary),
+        _section(
             "Until Polaris answers again, no job can be watched, and pausing, resuming "
             "or canceling jobs from Slack will fail."
         ),
-        bk.context(ap.timeline(alert, now)),
+        _context(ap.timeline(alert, now)),
     ]
-    return SlackMessage(text=f"{mark} FIRING Polaris API problem: {summary}", blocks=blocks)
+    return SlackMessage.of(f"{mark} FIRING Polaris API problem: {summary}", blocks)
 
 
 def storm_message(
@@ -164,8 +220,8 @@ def storm_message(
         prefix, suffix = f"{mark} ", f": {total - resolved} of {total} jobs firing"
     else:
         prefix, suffix = f"{mark} ", f": {total} jobs firing"
-    room = bk.MAX_HEADER_TEXT - bk.length(prefix) - bk.length(suffix)
-    name = bk.safe(rule.name, 150)
+    room = tx.MAX_HEADER_TEXT - tx.length(prefix) - tx.length(suffix)
+    name = tx.esc(rule.name, 150)
     lead = f"*{total}* jobs matched *{name}*"
     if done:
         lead = f"All *{total}* jobs of *{name}* have resolved."
@@ -173,30 +229,30 @@ def storm_message(
         lead += f" · *{resolved} of {total} resolved*"
     mention_text = None if done else ap.format_mention(mention)
     blocks = [
-        bk.header(prefix + bk.clip(rule.name, room) + suffix),
-        bk.section(f"{mention_text} {lead}" if mention_text else lead),
+        _header(prefix + tx.clip(rule.name, room) + suffix),
+        _section(f"{mention_text} {lead}" if mention_text else lead),
     ]
     if alerts:
-        blocks.append(bk.section(ap.breakdown(alerts)))
+        blocks.append(_section(ap.breakdown(alerts)))
         shown = "\n".join(ap.job_line(alert) for alert in alerts[:_STORM_SHOWN])
         if len(alerts) > _STORM_SHOWN:
             shown += f"\n…and {len(alerts) - _STORM_SHOWN} more: *full list in thread*."
-        blocks.append(bk.section(shown))
+        blocks.append(_section(shown))
     about = ap.rule_info(rule)
     if about:
-        blocks.append(bk.context(about))
+        blocks.append(_context(about))
     fired = [a.fired_at for a in alerts if a.fired_at is not None]
-    times = [f"Updated {bk.date_token(now)}"]
+    times = [f"Updated {tx.date_token(now)}"]
     if fired:
-        times.insert(0, f"First fired {bk.date_token(min(fired))}")
-    blocks.append(bk.context(" · ".join(times)))
+        times.insert(0, f"First fired {tx.date_token(min(fired))}")
+    blocks.append(_context(" · ".join(times)))
     tables = sorted({a.job.table for a in alerts if a.job.table})
-    where = ", ".join(bk.safe(t, 60) for t in tables[:3]) + (", …" if len(tables) > 3 else "")
+    where = ", ".join(tx.esc(t, 60) for t in tables[:3]) + (", …" if len(tables) > 3 else "")
     status = "RESOLVED" if done else "FIRING"
-    text = f"{DONE if done else mark} {status} {bk.safe(rule.name, 150)}{suffix}"
+    text = f"{DONE if done else mark} {status} {tx.esc(rule.name, 150)}{suffix}"
     if where:
         text += f" (tables {where})"
-    return SlackMessage(text=text, blocks=blocks)
+    return SlackMessage.of(text, blocks)
 
 
 def storm_list_replies(alerts: Sequence[AlertState], *, heading: str) -> list[SlackMessage]:
@@ -206,7 +262,7 @@ def storm_list_replies(alerts: Sequence[AlertState], *, heading: str) -> list[Sl
     start, chunk = 0, ""
     for number, line in enumerate(lines):
         candidate = f"{chunk}\n{line}" if chunk else line
-        if chunk and bk.length(candidate) > _SECTION_BUDGET:
+        if chunk and tx.length(candidate) > _SECTION_BUDGET:
             sections.append((start, number - 1, chunk))
             start, candidate = number, line
         chunk = candidate
@@ -216,19 +272,19 @@ def storm_list_replies(alerts: Sequence[AlertState], *, heading: str) -> list[Sl
     groups: list[list[tuple[int, int, str]]] = []
     used = 0
     for part in sections:
-        size = bk.length(part[2])
-        if not groups or len(groups[-1]) >= bk.MAX_BLOCKS - 2 or used + size > _REPLY_BUDGET:
+        size = tx.length(part[2])
+        if not groups or len(groups[-1]) >= tx.MAX_BLOCKS - 2 or used + size > _REPLY_BUDGET:
             groups.append([])
             used = 0
         groups[-1].append(part)
         used += size
-    title = bk.safe(heading, 200)
+    title = tx.esc(heading, 200)
     replies = []
     for group in groups:
         first, last = group[0][0] + 1, group[-1][1] + 1
         span = f"{title} ({first}–{last} of {len(lines)})"
-        blocks = [bk.context(span), *(bk.section(text) for _, _, text in group)]
-        replies.append(SlackMessage(text=span, blocks=blocks))
+        blocks = [_context(span), *(_section(text) for _, _, text in group)]
+        replies.append(SlackMessage.of(span, blocks))
     return replies
 
 
@@ -245,18 +301,18 @@ def audit_message(entry: AuditEntry) -> SlackMessage:
     """The in-channel line saying who did what to which job, and whether it worked."""
     who = ap.user(entry.user)
     done, verb = _VERBS.get(entry.action, (f"did {entry.action} on", f"{entry.action}"))
-    done, verb = bk.safe(done, 50), bk.safe(verb, 50)
-    target = bk.code(entry.target, 200)
+    done, verb = tx.esc(done, 50), tx.esc(verb, 50)
+    target = tx.code(entry.target, 200)
     if entry.action in ("pause", "resume", "cancel"):
         target = f"job {target}"
         if entry.table:
-            target += f" (table {bk.safe(entry.table, 200)})"
+            target += f" (table {tx.esc(entry.table, 200)})"
     if entry.ok:
         line = f"{DONE} {who} {done} {target}"
     else:
-        line = f"⚠️ {who} tried to {verb} {target} — failed: {bk.safe(entry.result, 1000)}"
-    extras = [f"{bk.safe(k, 50)}: {bk.safe(v, 200)}" for k, v in list(entry.extra.items())[:5]]
+        line = f"⚠️ {who} tried to {verb} {target} — failed: {tx.esc(entry.result, 1000)}"
+    extras = [f"{tx.esc(k, 50)}: {tx.esc(v, 200)}" for k, v in list(entry.extra.items())[:5]]
     if extras:
         line += " · " + " · ".join(extras)
-    blocks = [bk.section(line), bk.context(f"At {bk.date_token(entry.at)}")]
-    return SlackMessage(text=line, blocks=blocks)
+    blocks = [_section(line), _context(f"At {tx.date_token(entry.at)}")]
+    return SlackMessage.of(line, blocks)

@@ -1,9 +1,11 @@
 """The pieces alert messages are made of: severity marks, sparklines, mentions, spans of
 time, the job's fields, its buttons, the one-line summary of a job.
 
-Each piece escapes and clips what it takes from Polaris or a user and stays within a
-known size, so :mod:`watchdog.slack.alerts.messages` can add pieces up without breaking a
-Block Kit limit. All pure functions; time comes in as ``now``.
+Each piece escapes and clips what it takes from Polaris or a user (with
+:mod:`watchdog.slack.text`) and stays within a known size, so
+:mod:`watchdog.slack.alerts.messages` can add pieces up without breaking a Block Kit
+limit. Structure is slack-sdk's Block Kit models. All pure functions; time comes in as
+``now``.
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+
+from slack_sdk.models.blocks import ButtonElement, ConfirmObject, SectionBlock
 
 from watchdog.domain.alerts import AlertState, JobFacts, Phase, RuleFacts
 from watchdog.domain.names import SLACK_USER_ID
 from watchdog.polaris.models import TERMINAL_STATUSES
 from watchdog.rules.durations import format_duration
+from watchdog.slack import text as tx
 from watchdog.slack.actions import MAX_VALUE, Action, ButtonValue, encode_value
-from watchdog.slack.alerts import blocks as bk
 
 _MARKERS = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
 RESOLVED_MARK = "✅"
@@ -58,7 +61,7 @@ def format_mention(raw: str | None) -> str | None:
     text = (raw or "").strip()
     if not text:
         return None
-    if text.startswith("<") and text.endswith(">") and bk.length(text) <= 200:
+    if text.startswith("<") and text.endswith(">") and tx.length(text) <= 200:
         return text  # already Slack syntax, written by whoever owns the rules file
     bare = text.lstrip("@")
     if bare.lower() in ("here", "channel", "everyone"):
@@ -67,12 +70,12 @@ def format_mention(raw: str | None) -> str | None:
         return f"<@{bare}>"
     if _GROUP_ID.fullmatch(bare):
         return f"<!subteam^{bare}>"
-    return bk.safe(text, 200)
+    return tx.esc(text, 200)
 
 
 def user(user_id: str) -> str:
     """A Slack user id as a mention; anything else (a CLI user) as escaped text."""
-    return f"<@{user_id}>" if SLACK_USER_ID.fullmatch(user_id) else bk.safe(user_id, 100)
+    return f"<@{user_id}>" if SLACK_USER_ID.fullmatch(user_id) else tx.esc(user_id, 100)
 
 
 def number(value: float) -> str:
@@ -102,13 +105,13 @@ def fired_for(alert: AlertState, now: float) -> str:
 
 
 def resolve_reason(alert: AlertState) -> str:
-    return bk.safe(alert.resolve_reason or "the condition no longer holds", 500)
+    return tx.esc(alert.resolve_reason or "the condition no longer holds", 500)
 
 
 def names(rule: str, job: JobFacts) -> str:
     """Rule, job and table for a fallback text, escaped and clipped (≤ 500)."""
-    table = f"on table {bk.safe(job.table, 200)}" if job.table else "(no table)"
-    return f"{bk.safe(rule, 150)} — job {bk.safe(job.job_id, 100)} {table}"
+    table = f"on table {tx.esc(job.table, 200)}" if job.table else "(no table)"
+    return f"{tx.esc(rule, 150)} — job {tx.esc(job.job_id, 100)} {table}"
 
 
 def summary(alert: AlertState) -> str:
@@ -128,26 +131,25 @@ def gist(alert: AlertState) -> str:
     return alert.job.health_code
 
 
-def job_fields(job: JobFacts) -> bk.Block:
-    health = bk.safe(job.health_status or "unknown", 100)
+def job_fields(job: JobFacts) -> SectionBlock:
+    health = tx.esc(job.health_status or "unknown", 100)
     if job.health_code:
-        health += f" · {bk.code(job.health_code, 200)}"
-    table = bk.code(job.table, 300) if job.table else "_none_"
-    return bk.fields(
-        [
-            f"*Job*\n{bk.code(job.job_id, 300)}",
-            f"*Table*\n{table}",
-            f"*Type*\n{bk.safe(job.type, 100)}",
-            f"*Execution status*\n{bk.safe(job.execution_status, 100)}",
-            f"*Health*\n{health}",
-        ]
-    )
+        health += f" · {tx.code(job.health_code, 200)}"
+    table = tx.code(job.table, 300) if job.table else "_none_"
+    items = [
+        f"*Job*\n{tx.code(job.job_id, 300)}",
+        f"*Table*\n{table}",
+        f"*Type*\n{tx.esc(job.type, 100)}",
+        f"*Execution status*\n{tx.esc(job.execution_status, 100)}",
+        f"*Health*\n{health}",
+    ]
+    return SectionBlock(fields=[tx.mrkdwn(item, tx.MAX_FIELD_TEXT) for item in items])
 
 
 def metric_line(alert: AlertState) -> str:
     """Metric name, sparkline of recent values, increase over the window (≤ 400)."""
     cond = alert.condition
-    parts = [f"*{bk.safe(cond.metric or '', 100)}*"]
+    parts = [f"*{tx.esc(cond.metric or '', 100)}*"]
     values = cond.values[-SPARK_POINTS:]
     if values:
         spark = f"`{sparkline(values)}`"
@@ -166,49 +168,77 @@ def rule_info(rule: RuleFacts) -> str | None:
     """The rule's description and runbook link, if it has them (≤ 2600)."""
     parts = []
     if rule.description and rule.description.strip():
-        parts.append(bk.safe(rule.description.strip(), 1000))
+        parts.append(tx.esc(rule.description.strip(), 1000))
     if rule.runbook:
         url = rule.runbook.strip()
-        if _URL.fullmatch(url) and bk.length(url) <= 1500:
+        if _URL.fullmatch(url) and tx.length(url) <= 1500:
             parts.append(f"📖 <{url.replace('&', '&amp;')}|Runbook>")
         else:
-            parts.append(f"📖 Runbook: {bk.safe(url, 500)}")
+            parts.append(f"📖 Runbook: {tx.esc(url, 500)}")
     return " · ".join(parts) or None
 
 
-def buttons(alert: AlertState) -> list[dict[str, Any]]:
-    """Pause or Resume as the job's state allows, Cancel unless terminal, Silence 1h."""
+#: What a successful click makes of the job, for the buttons offered after it.
+_STATUS_AFTER = {Action.PAUSE: "suspended", Action.RESUME: "running", Action.CANCEL: "canceled"}
+
+
+def buttons(alert: AlertState, after: Action | None = None) -> list[ButtonElement]:
+    """Pause or Resume as the job's state allows, Cancel unless terminal, Silence 1h.
+
+    ``after`` is a click that just succeeded: a paused job offers Resume, a canceled one
+    no job buttons, a silenced alert no second Silence.
+    """
     job = alert.job
     value = encode_value(ButtonValue(job.job_id, alert.rule, alert.incident_id, alert.project))
-    if bk.length(value) > MAX_VALUE:
+    if tx.length(value) > MAX_VALUE:
         return []  # a job id this long is not Polaris': offer no action on it
+    status = _STATUS_AFTER.get(after, job.execution_status) if after else job.execution_status
     found = []
-    if job.execution_status not in TERMINAL_STATUSES:
-        if job.type == "streaming" and job.execution_status in _PAUSABLE:
-            found.append(bk.button("Pause", Action.PAUSE, value))
-        elif job.execution_status == "suspended":
-            found.append(bk.button("Resume", Action.RESUME, value, style="primary"))
-        table = f"table {bk.clip(job.table, 100)}" if job.table else "no table"
-        dialog = bk.confirm(
-            "Cancel job?",
-            f"Cancel job {bk.clip(job.job_id, 80)} ({table})? Polaris stops it for good; "
-            "a canceled job cannot be resumed.",
-            "Cancel job",
-            "Keep it",
-            danger=True,
+    if status not in TERMINAL_STATUSES:
+        if job.type == "streaming" and status in _PAUSABLE:
+            found.append(_button("Pause", Action.PAUSE, value))
+        elif status == "suspended":
+            found.append(_button("Resume", Action.RESUME, value, style="primary"))
+        table = f"table {tx.clip(job.table, 100)}" if job.table else "no table"
+        dialog = ConfirmObject(
+            title=tx.plain("Cancel job?", tx.MAX_CONFIRM_TITLE),
+            text=tx.plain(
+                f"Cancel job {tx.clip(job.job_id, 80)} ({table})? Polaris stops it for good; "
+                "a canceled job cannot be resumed.",
+                tx.MAX_CONFIRM_TEXT,
+            ),
+            confirm=tx.plain("Cancel job", tx.MAX_CONFIRM_BUTTON),
+            deny=tx.plain("Keep it", tx.MAX_CONFIRM_BUTTON),
+            style="danger",
         )
-        found.append(
-            bk.button("Cancel", Action.CANCEL, value, style="danger", confirm_dialog=dialog)
-        )
-    found.append(bk.button("Silence 1h", Action.SILENCE, value))
+        found.append(_button("Cancel", Action.CANCEL, value, style="danger", confirm=dialog))
+    if after is not Action.SILENCE:
+        found.append(_button("Silence 1h", Action.SILENCE, value))
     return found
 
 
+def _button(
+    label: str,
+    action: Action,
+    value: str,
+    *,
+    style: str | None = None,
+    confirm: ConfirmObject | None = None,
+) -> ButtonElement:
+    return ButtonElement(
+        text=tx.plain(label, tx.MAX_BUTTON_TEXT),
+        action_id=action.value,
+        value=value,
+        style=style,
+        confirm=confirm,
+    )
+
+
 def timeline(alert: AlertState, now: float) -> str:
-    parts = [f"First seen {bk.date_token(alert.since)} ({span(now - alert.since)} ago)"]
+    parts = [f"First seen {tx.date_token(alert.since)} ({span(now - alert.since)} ago)"]
     if alert.fired_at is not None:
-        parts.append(f"fired {bk.date_token(alert.fired_at)}")
-    parts.append(f"last evaluated {bk.date_token(alert.last_eval)}")
+        parts.append(f"fired {tx.date_token(alert.fired_at)}")
+    parts.append(f"last evaluated {tx.date_token(alert.last_eval)}")
     return " · ".join(parts)
 
 
@@ -217,25 +247,28 @@ def changes(alert: AlertState) -> str:
     old, new = alert.notified_signature, alert.job.signature
 
     def health(sig: tuple[str | None, str | None, str]) -> str:
-        return bk.safe("/".join(part for part in sig[:2] if part) or "unknown", 150)
+        return tx.esc("/".join(part for part in sig[:2] if part) or "unknown", 150)
 
     if old is None or tuple(old) == new:
-        return f"now health {health(new)}, status {bk.safe(new[2], 100)}"
+        return f"now health {health(new)}, status {tx.esc(new[2], 100)}"
     parts = []
     if tuple(old[:2]) != new[:2]:
         parts.append(f"health {health(old)} → {health(new)}")
     if old[2] != new[2]:
-        parts.append(f"status {bk.safe(old[2], 100)} → {bk.safe(new[2], 100)}")
+        parts.append(f"status {tx.esc(old[2], 100)} → {tx.esc(new[2], 100)}")
     return "; ".join(parts)
 
 
 def job_line(alert: AlertState) -> str:
-    """One job of a storm: id, table and what is wrong (≤ 280)."""
+    """One job of a storm: id, table and what is wrong (≤ 280); ticked off and struck
+    through once it has resolved."""
     job = alert.job
-    mark = f"{RESOLVED_MARK} " if alert.phase is Phase.RESOLVED else "• "
-    table = bk.safe(job.table, 80) if job.table else "_no table_"
+    table = tx.esc(job.table.replace("~", "-"), 80) if job.table else "_no table_"
     what = job.health_code if job.health_code and not alert.condition.metric else gist(alert)
-    return f"{mark}{bk.code(job.job_id, 64)} · {table} · {bk.safe(what, 120)}"
+    line = f"{tx.code(job.job_id, 64)} · {table} · {tx.esc(what.replace('~', '-'), 120)}"
+    if alert.phase is Phase.RESOLVED:
+        return f"{RESOLVED_MARK} ~{line}~"
+    return f"• {line}"
 
 
 def breakdown(alerts: Sequence[AlertState]) -> str:
@@ -244,7 +277,7 @@ def breakdown(alerts: Sequence[AlertState]) -> str:
     tables = Counter(a.job.table or "no table" for a in alerts)
 
     def top(counts: Counter[str]) -> str:
-        shown = [f"{bk.code(name, 60)} ×{count}" for name, count in counts.most_common(5)]
+        shown = [f"{tx.code(name, 60)} ×{count}" for name, count in counts.most_common(5)]
         rest = len(counts) - len(shown)
         return " · ".join(shown) + (f" · …{rest} more" if rest > 0 else "")
 

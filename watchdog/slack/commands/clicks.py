@@ -1,23 +1,36 @@
 """The buttons' side of Slack: the cancel confirmation, and a message after a click.
 
-Only a click on the danger button of :func:`cancel_confirmation` cancels a job. After any
-click, :func:`clicked_message` redraws the message the button sat on: the same content,
-an outcome line ("⏸ Paused by @ann"), and the buttons that still make sense — a paused
-job offers Resume, a canceled one no job buttons, a failed click keeps them all.
+Only a click on the danger button of :func:`cancel_confirmation` cancels a job. After a
+click on an alert's button the service redraws the alert from its stored state (see
+:meth:`watchdog.slack.commands.service.CommandService`); a message that stands for no
+stored incident (the ephemeral cancel confirmation) is redrawn by
+:func:`clicked_message` from the copy the click carried: the same content, an outcome
+line ("⏸ Paused by @ann"), and the buttons that still make sense — a paused job offers
+Resume, a canceled one no job buttons, a failed click keeps them all.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from slack_sdk.models.blocks import ActionsBlock, ButtonElement, ConfirmObject, SectionBlock
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    ButtonElement,
+    ConfirmObject,
+    ContextBlock,
+    SectionBlock,
+)
 
 from watchdog.polaris.models import Job
+from watchdog.slack import text as tx
 from watchdog.slack.actions import Action, ButtonValue, encode_value
-from watchdog.slack.commands.replies import MAX_BLOCKS, Reply, clip, code, esc, mention, when
+from watchdog.slack.alerts.messages import OUTCOME_BLOCK
+from watchdog.slack.alerts.parts import user as mention
+from watchdog.slack.commands.replies import Reply
+from watchdog.slack.text import code, esc
+from watchdog.slack.text import date_token as when
 
-#: block_id of the context line a click adds; replaced, not stacked, on the next click.
-OUTCOME_BLOCK = "wd_outcome"
+__all__ = ["OUTCOME_BLOCK", "cancel_confirmation", "click_line", "clicked_message"]
 
 #: action → (icon, what was done, what was tried)
 _DONE = {
@@ -30,34 +43,37 @@ _DONE = {
 
 def cancel_confirmation(job: Job) -> Reply:
     """The danger button that actually cancels (only a click on it does)."""
-    facts = ", ".join(esc(clip(f or "?", 60)) for f in (job.table, job.type, job.execution_status))
-    what = f"{code(clip(job.id, 60))} ({facts})"
+    facts = ", ".join(esc(f or "?", 60) for f in (job.table, job.type, job.execution_status))
+    what = f"{code(job.id, 60)} ({facts})"
     button = ButtonElement(
-        text="Cancel job",
+        text=tx.plain("Cancel job", tx.MAX_BUTTON_TEXT),
         action_id=Action.CANCEL.value,
         value=encode_value(ButtonValue(job_id=job.id)),
         style="danger",
         confirm=ConfirmObject(
-            title="Cancel this job?",
-            text=f"Job {job.id[:8]} ({esc(clip(job.table or 'no table', 40))}) will be canceled. "
-            "This cannot be undone.",
-            confirm="Cancel job",
-            deny="Keep it running",
+            title=tx.plain("Cancel this job?", tx.MAX_CONFIRM_TITLE),
+            text=tx.plain(
+                f"Job {tx.clip(job.id, 8)} ({tx.clip(job.table or 'no table', 40)}) will be "
+                "canceled. This cannot be undone.",
+                tx.MAX_CONFIRM_TEXT,
+            ),
+            confirm=tx.plain("Cancel job", tx.MAX_CONFIRM_BUTTON),
+            deny=tx.plain("Keep it running", tx.MAX_CONFIRM_BUTTON),
             style="danger",
         ),
     )
     blocks = [
-        SectionBlock(text=f"Cancel job {what}? Canceling cannot be undone.").to_dict(),
-        ActionsBlock(elements=[button]).to_dict(),
+        SectionBlock(text=tx.mrkdwn(f"Cancel job {what}? Canceling cannot be undone.")),
+        ActionsBlock(elements=[button]),
     ]
-    return Reply(f"Cancel job {job.id}? Use the button to confirm.", blocks=blocks)
+    return Reply(f"Cancel job {tx.clip(job.id, 60)}? Use the button to confirm.", blocks=blocks)
 
 
 def click_line(action: Action, user_id: str, at: float, error: str | None = None) -> str:
     icon, done, verb = _DONE[action]
     if error is None:
         return f"{icon} {done} by {mention(user_id)} · {when(at)}"
-    return f"⚠️ {mention(user_id)} tried to {verb}, but it failed: {esc(error)} · {when(at)}"
+    return f"⚠️ {mention(user_id)} tried to {verb}, but it failed: {esc(error, 1500)} · {when(at)}"
 
 
 def _is_ours(block: dict[str, Any]) -> bool:
@@ -95,7 +111,7 @@ def _buttons_after(block: dict[str, Any], action: Action) -> dict[str, Any] | No
             new, label = swap
             turned = {k: v for k, v in element.items() if k not in ("style", "confirm")}
             turned["action_id"] = new.value
-            turned["text"] = {"type": "plain_text", "text": label}
+            turned["text"] = tx.plain(label, tx.MAX_BUTTON_TEXT).to_dict()
             elements.append(turned)
     return {**block, "elements": elements} if elements else None
 
@@ -109,11 +125,7 @@ def clicked_message(
 ) -> Reply:
     """The clicked message again, with the outcome line. On success the buttons follow
     what was done (``action``); on failure they stay as they were."""
-    context = {
-        "type": "context",
-        "block_id": OUTCOME_BLOCK,
-        "elements": [{"type": "mrkdwn", "text": line}],
-    }
+    context = ContextBlock(block_id=OUTCOME_BLOCK, elements=[tx.mrkdwn(line)]).to_dict()
     raw_blocks = message.get("blocks") if message else None
     if not isinstance(raw_blocks, list) or not raw_blocks:
         return Reply(line, ephemeral=ephemeral, replace_original=True)
@@ -135,8 +147,8 @@ def clicked_message(
             updated.append(block)
     if not placed:
         updated.append(context)
-    if len(updated) > MAX_BLOCKS:
-        updated = [*[b for b in updated if b is not context][: MAX_BLOCKS - 1], context]
+    if len(updated) > tx.MAX_BLOCKS:
+        updated = [*[b for b in updated if b is not context][: tx.MAX_BLOCKS - 1], context]
     text = message.get("text") if message else None
     return Reply(
         text if isinstance(text, str) and text else line,

@@ -3,17 +3,21 @@
 Pure functions from domain values (jobs, metrics, alerts, silences, Polaris errors) to
 replies, kept apart from :mod:`watchdog.slack.commands.service` so the service reads as control
 flow and this module as copy. Everything that came from outside (table names, Polaris'
-messages, reasons users typed) is escaped for Slack's mrkdwn: a silence reason of
-``<!channel>`` must not ping a channel.
+messages, reasons users typed) is cleaned and escaped for Slack's mrkdwn with
+:mod:`watchdog.slack.text`: a silence reason of ``<!channel>`` must not ping a channel.
+Whatever Polaris returns, a reply stays within Slack's limits: each line is clipped,
+each list is cut to a budget and says how many items it left out, and
+:meth:`Reply.to_json` holds the whole to a message's limits.
 """
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from slack_sdk.models.blocks import Block
 
 from watchdog.domain.alerts import AlertState
 from watchdog.polaris.errors import (
@@ -28,13 +32,20 @@ from watchdog.polaris.errors import (
 from watchdog.polaris.models import KNOWN_METRICS, Job
 from watchdog.polaris.models import Metrics as JobMetrics
 from watchdog.rules.durations import format_duration
+from watchdog.slack import text as tx
+from watchdog.slack.alerts.parts import user as mention
 from watchdog.slack.commands import parse
 from watchdog.slack.commands.parse import COMMAND_NAMES, USAGE, Command
+from watchdog.slack.text import code, esc
+from watchdog.slack.text import date_token as when
 from watchdog.store import Silence
 
 MAX_JOB_LINES = 20
 MAX_CANDIDATES = 10
-MAX_BLOCKS = 50
+#: Text of one reply: a screenful or two, far under Slack's 40,000.
+REPLY_BUDGET = 12_000
+#: One line of a list (a job, a rule's alerts, a silence).
+MAX_LINE = 600
 
 _HEALTH_ICON = {"ok": "🟢", "warn": "🟡", "error": "🔴"}
 
@@ -44,59 +55,41 @@ class Reply:
     """One answer to Slack: an ack body, or a message posted to a ``response_url``."""
 
     text: str
-    blocks: list[dict[str, Any]] | None = None
+    blocks: Sequence[Block | dict[str, Any]] | None = None
     ephemeral: bool = True
     replace_original: bool = False
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON body for Slack, held to a message's limits (see :func:`tx.finish`)."""
+        text, blocks = tx.finish(self.text, self.blocks)
         # response_type is always explicit: Slack's default has changed meaning before.
         body: dict[str, Any] = {
             "response_type": "ephemeral" if self.ephemeral else "in_channel",
-            "text": self.text,
+            "text": text,
         }
         if self.blocks is not None:
-            body["blocks"] = self.blocks
+            body["blocks"] = blocks
         if self.replace_original:
             body["replace_original"] = True
         return body
 
 
-def esc(text: object) -> str:
-    """Escape the three characters Slack's mrkdwn treats as control characters."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def mention(user_id: str) -> str:
-    return f"<@{esc(user_id)}>"
-
-
-def when(at: float) -> str:
-    """A Slack date token: shown in the reader's timezone, with a UTC fallback."""
-    fallback = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(at))
-    return f"<!date^{int(at)}^{{date_short_pretty}} {{time}}|{fallback}>"
-
-
-def clip(text: str, limit: int = 100) -> str:
-    """Text from outside cut to ``limit`` characters, so no reply outgrows Slack's limits."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def code(text: object) -> str:
-    # A backtick inside inline code would end it early.
-    return f"`{esc(text).replace('`', 'ˋ')}`"
+def _listed(lines: Sequence[str], more: str, budget: int = REPLY_BUDGET) -> str:
+    """Lines of a list, each clipped, the whole within ``budget``."""
+    return tx.fit_lines([tx.clip(line, MAX_LINE) for line in lines], budget, more)
 
 
 # ---- immediate answers ----------------------------------------------------------------
 
 
-HELP = Reply(USAGE)
+HELP = Reply(esc(USAGE))  # `<command>` would be read as markup
 UNAVAILABLE = Reply("⏳ The bot is restarting; please try again in a minute.")
 BAD_RESPONSE_URL = Reply("⚠️ This request cannot be answered: its response_url is not Slack's.")
 CRASHED = Reply("💥 Something went wrong on the bot's side; it has been logged.")
 
 
 def usage_reply(reason: str) -> Reply:
-    return Reply(f"⚠️ {esc(reason)}\n\n{USAGE}")
+    return Reply(f"⚠️ {esc(reason, 500)}\n\n{esc(USAGE)}")
 
 
 def refusal(command: str, operators: Sequence[str]) -> Reply:
@@ -117,15 +110,15 @@ def _doing(command: Command) -> str:
         case parse.Pause(job=ref) | parse.Resume(job=ref) | parse.Cancel(job=ref):
             verb = COMMAND_NAMES[type(command)]
             present = {"pause": "Pausing", "resume": "Resuming", "cancel": "Looking up"}[verb]
-            return f"{present} {code(ref.text)}…"
+            return f"{present} {code(ref.text, 60)}…"
         case parse.Status(job=ref) | parse.Metrics(job=ref):
-            return f"Asking Polaris about {code(ref.text)}…"
+            return f"Asking Polaris about {code(ref.text, 60)}…"
         case parse.ListJobs():
             return "Listing jobs…"
         case parse.Silence(target=target, duration=duration):
-            return f"Silencing {code(target)} for {format_duration(duration)}…"
+            return f"Silencing {code(target, 100)} for {format_duration(duration)}…"
         case parse.Unsilence(id=silence_id):
-            return f"Ending silence {code(silence_id)}…"
+            return f"Ending silence {code(silence_id, 60)}…"
     return "Working on it…"
 
 
@@ -134,9 +127,9 @@ def _doing(command: Command) -> str:
 # esc()) and into an audit entry (escaped by the audit message).
 
 
-def quoted(text: str) -> str:
-    """Inline code in plain text (escaping is left to whoever renders it)."""
-    return f"`{text.replace('`', 'ˋ')}`"
+def quoted(text: str, limit: int = 100) -> str:
+    """Inline code in plain text, clipped (escaping is left to whoever renders it)."""
+    return f"`{tx.clip(text.replace('`', 'ˋ').replace(chr(10), ' '), limit)}`"
 
 
 def explain(error: PolarisError, job_id: str | None = None) -> str:
@@ -162,7 +155,8 @@ def no_match(prefix: str) -> str:
 
 def ambiguous(prefix: str, candidates: Sequence[tuple[str, str | None]]) -> str:
     shown = ", ".join(
-        f"{quoted(job_id)} ({clip(table or '?')})" for job_id, table in candidates[:MAX_CANDIDATES]
+        f"{quoted(job_id, 60)} ({tx.clip(table or '?', 60)})"
+        for job_id, table in candidates[:MAX_CANDIDATES]
     )
     more = len(candidates) - MAX_CANDIDATES
     tail = f" and {more} more" if more > 0 else ""
@@ -170,7 +164,8 @@ def ambiguous(prefix: str, candidates: Sequence[tuple[str, str | None]]) -> str:
 
 
 def already_over(job: Job) -> str:
-    return f"job {quoted(job.id)} is already {job.execution_status}: nothing to cancel"
+    status = tx.clip(job.execution_status, 40)
+    return f"job {quoted(job.id)} is already {status}: nothing to cancel"
 
 
 # ---- jobs, status, metrics ------------------------------------------------------------
@@ -179,78 +174,88 @@ def already_over(job: Job) -> str:
 def _health(job: Job) -> str:
     status = job.health_status
     icon = _HEALTH_ICON.get(status or "", "⚪")
-    text = f"{icon} {status or 'unknown'}"
+    text = f"{icon} {esc(status or 'unknown', 40)}"
     if job.health_code:
-        text += f" {code(job.health_code)}"
+        text += f" {code(job.health_code, 100)}"
     return text
 
 
 def job_line(job: Job) -> str:
     return (
-        f"{code(job.id[:8])} {esc(clip(job.table or '(no table)'))} · {esc(clip(job.type, 40))} · "
-        f"{esc(clip(job.execution_status, 40))} · {_health(job)}"
+        f"{code(job.id[:8], 10)} {esc(job.table or '(no table)', 100)} · {esc(job.type, 40)} · "
+        f"{esc(job.execution_status, 40)} · {_health(job)}"
     )
 
 
 def jobs_reply(jobs: Sequence[Job], unreadable: int, filters: str) -> Reply:
     heading = f"*{len(jobs)} job{'s' if len(jobs) != 1 else ''}*" + (
-        f" ({esc(filters)})" if filters else ""
+        f" ({esc(filters, 200)})" if filters else ""
     )
     if not jobs:
         return Reply(f"{heading}: none match.")
-    lines = [heading] + [job_line(job) for job in jobs[:MAX_JOB_LINES]]
+    lines = [job_line(job) for job in jobs[:MAX_JOB_LINES]]
+    listed = _listed(lines, "{n} more not shown")
+    tail = []
     if len(jobs) > MAX_JOB_LINES:
-        lines.append(f"… and {len(jobs) - MAX_JOB_LINES} more (narrow with health=… type=…)")
+        tail.append(f"… and {len(jobs) - MAX_JOB_LINES} more (narrow with health=… type=…)")
     if unreadable:
-        lines.append(f"({unreadable} more listed by Polaris in a shape the bot cannot read)")
-    return Reply("\n".join(lines))
+        tail.append(f"({unreadable} more listed by Polaris in a shape the bot cannot read)")
+    return Reply("\n".join([heading, listed, *tail]))
 
 
 def status_reply(job: Job) -> Reply:
-    execution = esc(job.execution_status)
-    if job.desired_execution_status and job.desired_execution_status != job.execution_status:
-        execution += f" (→ {esc(job.desired_execution_status)})"
+    execution = esc(job.execution_status, 40)
+    desired = job.desired_execution_status
+    # Polaris keeps the last desired state on a finished job ("completed", desired
+    # "running"): a desired state is only shown where it can still happen.
+    if desired and desired != job.execution_status and not job.is_terminal:
+        execution += f" (→ {esc(desired, 40)})"
     lines = [
-        f"*Job* {code(job.id)}",
-        f"• table: {esc(clip(job.table or '(none)', 500))} · type: {esc(job.type)}",
+        f"*Job* {code(job.id, 100)}",
+        f"• table: {esc(job.table or '(none)', 500)} · type: {esc(job.type, 40)}",
         f"• execution: {execution}",
         f"• health: {_health(job)}",
     ]
     if job.health_detail:
-        lines.append(f"• message: {esc(job.health_detail[:500])}")
+        lines.append(f"• message: {esc(job.health_detail, 1500)}")
     if job.last_updated_timestamp:
-        lines.append(f"• last updated: {esc(job.last_updated_timestamp)}")
+        lines.append(f"• last updated: {esc(job.last_updated_timestamp, 60)}")
     return Reply("\n".join(lines))
 
 
 def metrics_reply(job_id: str, metrics: JobMetrics) -> Reply:
     if not metrics.totals:
-        return Reply(f"*Metrics of* {code(job_id)}: none reported yet.")
+        return Reply(f"*Metrics of* {code(job_id, 100)}: none reported yet.")
     known = [name for name in KNOWN_METRICS if name in metrics.totals]
     names = known + sorted(set(metrics.totals) - set(known))
-    lines = [f"*Metrics of* {code(job_id)} (totals)"]
-    lines += [f"• {esc(name)}: {metrics.totals[name]:,.0f}" for name in names]
-    return Reply("\n".join(lines))
+    lines = [f"• {esc(name, 100)}: {metrics.totals[name]:,.0f}" for name in names]
+    listed = _listed(lines, "{n} more metrics not shown")
+    return Reply(f"*Metrics of* {code(job_id, 100)} (totals)\n{listed}")
 
 
 # ---- alerts and silences --------------------------------------------------------------
 
 
 def _silence_line(silence: Silence) -> str:
-    reason = f" — {esc(silence.reason)}" if silence.reason else ""
+    reason = f" — {esc(silence.reason, 200)}" if silence.reason else ""
     return (
-        f"{code(silence.id)} {silence.target_kind} {code(silence.target)} until "
-        f"{when(silence.until)}, by {mention(silence.created_by)}{reason}"
+        f"{code(silence.id, 40)} {esc(silence.target_kind, 10)} {code(silence.target, 200)} "
+        f"until {when(silence.until)}, by {mention(silence.created_by)}{reason}"
     )
+
+
+def _silence_lines(silences: Sequence[Silence], budget: int = REPLY_BUDGET) -> str:
+    lines = [_silence_line(s) for s in silences[:MAX_JOB_LINES]]
+    listed = _listed(lines, "{n} more silences not shown", budget)
+    if len(silences) > MAX_JOB_LINES:
+        listed += f"\n… and {len(silences) - MAX_JOB_LINES} more"
+    return listed
 
 
 def silences_reply(silences: Sequence[Silence]) -> Reply:
     if not silences:
         return Reply("🔔 No active silences.")
-    lines = ["*Active silences*"] + [_silence_line(s) for s in silences[:MAX_JOB_LINES]]
-    if len(silences) > MAX_JOB_LINES:
-        lines.append(f"… and {len(silences) - MAX_JOB_LINES} more")
-    return Reply("\n".join(lines))
+    return Reply(f"*Active silences*\n{_silence_lines(silences)}")
 
 
 def alerts_reply(firing: Iterable[AlertState], silences: Sequence[Silence]) -> Reply:
@@ -258,28 +263,29 @@ def alerts_reply(firing: Iterable[AlertState], silences: Sequence[Silence]) -> R
     for alert in firing:
         by_rule[alert.rule].append(alert)
     lines: list[str] = []
-    if not by_rule:
-        lines.append("✅ No alerts firing.")
     for rule in sorted(by_rule):
         alerts = by_rule[rule]
         jobs = ", ".join(
-            f"{code(a.job_id[:8])} {esc(clip(a.job.table or ''))}".rstrip() for a in alerts[:10]
+            f"{code(a.job_id[:8], 10)} {esc(a.job.table or '', 100)}".rstrip() for a in alerts[:10]
         )
         more = f" and {len(alerts) - 10} more" if len(alerts) > 10 else ""
         lines.append(
-            f"🚨 *{esc(rule)}* ({esc(alerts[0].severity)}) — {len(alerts)} firing: {jobs}{more}"
+            f"🚨 *{esc(rule, 100)}* ({esc(alerts[0].severity, 20)}) — {len(alerts)} firing: "
+            f"{jobs}{more}"
         )
+    # Alerts and silences share the reply: each list gets half of it.
+    half = REPLY_BUDGET // 2
+    parts = [_listed(lines, "{n} more rules not shown", half) if lines else "✅ No alerts firing."]
     if silences:
-        lines.append("*Active silences*")
-        lines += [_silence_line(s) for s in silences[:MAX_JOB_LINES]]
-    return Reply("\n".join(lines))
+        parts.append(f"*Active silences*\n{_silence_lines(silences, half)}")
+    return Reply("\n".join(parts))
 
 
 def silenced_reply(silence: Silence) -> Reply:
     return Reply(
-        f"🔕 Silenced {silence.target_kind} {code(silence.target)} for "
+        f"🔕 Silenced {esc(silence.target_kind, 10)} {code(silence.target, 200)} for "
         f"{format_duration(silence.until - silence.created_at)} (until {when(silence.until)}). "
-        f"Id {code(silence.id)}: `unsilence {esc(silence.id)}` ends it."
+        f"Id {code(silence.id, 40)}: `unsilence {esc(silence.id, 40)}` ends it."
     )
 
 

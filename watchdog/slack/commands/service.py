@@ -6,9 +6,14 @@ call. Its two
 entry points answer at once — usage errors, ``help`` and refusals directly, everything
 else with a short "⏳" ack — because Slack gives up after 3 seconds; the work that needs
 Polaris or the store runs in a tracked background task that reports through the
-request's ``response_url``. Only operators named in the rules file may change anything,
-and every change they attempt is announced through the ``audit`` callback exactly once,
-whether it worked or not.
+request's ``response_url`` — only ever one on Slack's own hosts (:func:`trusted_response_urls`).
+Only operators named in the rules file may change anything, and every change they attempt
+is announced through the ``audit`` callback exactly once, whether it worked or not.
+
+After a click on an alert's button the alert message is redrawn from the incident's
+stored state, not from the copy the click carried: a resolve that landed meanwhile must
+not be painted over with the FIRING message. When the incident has resolved or is gone,
+the original is left alone and only the clicker is told what happened.
 """
 
 from __future__ import annotations
@@ -22,16 +27,26 @@ from typing import Any, Literal, TypeVar
 import aiohttp
 import structlog
 from structlog.contextvars import bound_contextvars
+from yarl import URL
 
-from watchdog.domain.alerts import DEFAULT_PROJECT, Phase, fingerprint
-from watchdog.domain.outgoing import AuditEntry
+from watchdog.domain.alerts import (
+    DEFAULT_PROJECT,
+    AlertState,
+    Phase,
+    Reason,
+    RuleFacts,
+    fingerprint,
+)
+from watchdog.domain.outgoing import AuditEntry, Notification
 from watchdog.errors import WatchdogError
 from watchdog.metrics import BotMetrics
 from watchdog.polaris.client import PolarisClient
 from watchdog.polaris.errors import InvalidJobIdError, PolarisError, check_job_id, is_job_id
 from watchdog.polaris.models import Job
 from watchdog.rules.model import RuleSet
+from watchdog.slack import text as tx
 from watchdog.slack.actions import Action, ButtonValue
+from watchdog.slack.alerts.messages import alert_message
 from watchdog.slack.commands import clicks, parse, replies
 from watchdog.slack.commands.jobrefs import JobDirectory, JobRefError
 from watchdog.slack.commands.parse import (
@@ -55,6 +70,26 @@ _MUTATING = (parse.Pause, parse.Resume, parse.Cancel, parse.Silence, parse.Unsil
 _DESIRED = {Action.PAUSE: "suspended", Action.RESUME: "running", Action.CANCEL: "canceled"}
 _VERB = {Action.PAUSE: "pause", Action.RESUME: "resume", Action.CANCEL: "cancel"}
 _VERB |= {Action.SILENCE: "silence"}
+#: Where Slack's response URLs live (commercial Slack and GovSlack).
+SLACK_RESPONSE_URLS = ("https://hooks.slack.com/", "https://hooks.slack-gov.com/")
+
+
+def trusted_response_urls(slack_api_url: str | None = None) -> tuple[str, ...]:
+    """The URL prefixes a ``response_url`` may have: Slack's hooks hosts, and the origin
+    of ``SLACK_API_URL`` when one is set (a self-hosted gateway or a stand-in)."""
+    if not slack_api_url:
+        return SLACK_RESPONSE_URLS
+    api = URL(slack_api_url)
+    if not api.absolute or api.scheme not in ("http", "https"):
+        return SLACK_RESPONSE_URLS
+    return (*SLACK_RESPONSE_URLS, str(api.origin()) + "/")
+
+
+def _under(url: URL, prefix: str) -> bool:
+    """``url`` is on ``prefix``'s scheme, host and port, and under its path."""
+    base = URL(prefix)
+    same_origin = (url.scheme, url.host, url.port) == (base.scheme, base.host, base.port)
+    return same_origin and url.path.startswith(base.path)
 
 
 class _Failure(WatchdogError):
@@ -92,7 +127,7 @@ class CommandService:
         session: aiohttp.ClientSession,
         metrics: BotMetrics,
         clock: Callable[[], float],
-        response_url_prefixes: tuple[str, ...] = ("https://hooks.slack.com/",),
+        response_url_prefixes: tuple[str, ...] = SLACK_RESPONSE_URLS,
         *,
         job_cache_ttl: float = 30.0,
         response_timeout: float = 10.0,
@@ -183,7 +218,13 @@ class CommandService:
         return None
 
     def _allowed_url(self, url: str) -> bool:
-        return any(url.startswith(prefix) for prefix in self._prefixes)
+        try:
+            parsed = URL(url)
+        except (TypeError, ValueError):
+            return False
+        if not parsed.absolute or parsed.user is not None or parsed.password is not None:
+            return False
+        return any(_under(parsed, prefix) for prefix in self._prefixes)
 
     # ---- background work -------------------------------------------------------------
 
@@ -196,7 +237,7 @@ class CommandService:
         try:
             reply, outcome = await self._execute(command, req), "ok"
         except _Failure as exc:
-            reply, outcome = Reply(f"⚠️ {replies.esc(exc.text)}"), "error"
+            reply, outcome = Reply(f"⚠️ {tx.esc(exc.text, 3000)}"), "error"
         except Exception:
             log.exception("slack.command_crashed")
             reply, outcome = replies.CRASHED, "crashed"
@@ -230,7 +271,7 @@ class CommandService:
                 change.target = ref.text
                 job = await self._audited(change, self._set_status(change, action, ref))
                 line = clicks.click_line(action, req.user_id, self._clock())
-                return Reply(f"{line} — {replies.code(job.id)} ({replies.esc(job.table or '')})")
+                return Reply(f"{line} — {tx.code(job.id, 60)} ({tx.esc(job.table or '', 200)})")
             case parse.Alerts():
                 alerts = await self._store.load_alerts()
                 firing = [a for a in alerts if a.phase is Phase.FIRING]
@@ -244,7 +285,7 @@ class CommandService:
             case parse.Unsilence(id=silence_id):
                 change.target = silence_id
                 await self._audited(change, self._unsilence(silence_id))
-                return Reply(f"🔔 Silence {replies.code(silence_id)} ended.")
+                return Reply(f"🔔 Silence {tx.code(silence_id, 60)} ended.")
         return replies.HELP  # Help is answered before any task is started
 
     async def _run_click(self, click: Click, name: str) -> None:
@@ -261,12 +302,48 @@ class CommandService:
         except _Failure as exc:
             error = exc.reason
         self._count(name, "ok" if error is None else "error")
-        ephemeral = bool(click.container and click.container.get("is_ephemeral"))
         line = clicks.click_line(click.action, click.user_id, self._clock(), error)
-        updated = clicks.clicked_message(
-            click.message, ephemeral, line, error is None, click.action
-        )
-        await self._respond(click.response_url, updated)
+        done = click.action if error is None else None
+        if value.incident_id:
+            reply = await self._redrawn(value.incident_id, line, done)
+        else:
+            # Not an alert (the ephemeral cancel confirmation): nothing else edits it, so
+            # the copy the click carried is current.
+            ephemeral = bool(click.container and click.container.get("is_ephemeral"))
+            reply = clicks.clicked_message(click.message, ephemeral, line, done is not None, done)
+        await self._respond(click.response_url, reply)
+
+    async def _redrawn(self, incident_id: str, line: str, done: Action | None) -> Reply:
+        """The alert message of ``incident_id`` drawn from its stored state with the
+        click's outcome ``line``; only a note to the clicker when it is no longer live."""
+        alert = await self._live_alert(incident_id)
+        if alert is None:
+            note = "_The alert has resolved or is gone since: its message is left as it is._"
+            return Reply(f"{line}\n{note}", ephemeral=True)
+        rules = self._rules()
+        rule = rules.rule(alert.rule)
+        if rule is None:  # reloaded away: the message keeps what the alert itself knows
+            facts = RuleFacts(name=alert.rule, kind="removed", severity=alert.severity)
+        else:
+            facts = RuleFacts(
+                name=rule.name,
+                kind=rule.kind,
+                severity=rule.severity,
+                description=rule.description,
+                runbook=rule.runbook,
+            )
+        mention = rule.mention if rule is not None else None
+        n = Notification(Reason.NEW, alert, facts, mention=mention)
+        message = alert_message(n, now=self._clock(), outcome=line, after=done)
+        return Reply(message.text, message.blocks, ephemeral=False, replace_original=True)
+
+    async def _live_alert(self, incident_id: str) -> AlertState | None:
+        """The firing alert of ``incident_id`` as stored now, or None when it resolved or
+        another incident has replaced it."""
+        for alert in await self._store.load_alerts():
+            if alert.incident_id == incident_id and alert.phase is Phase.FIRING:
+                return alert
+        return None
 
     # ---- the changes -----------------------------------------------------------------
 
