@@ -3,14 +3,17 @@ and (for whole incidents) the watcher polling the Polaris simulator, all on a fa
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
 from harness import (
     AUDIT_CHANNEL,
+    BOT_TOKEN,
     CHANNEL,
     START,
     FakeClock,
@@ -25,15 +28,20 @@ from harness import (
     serve_slack,
     watch_rig,
 )
+from structlog.testing import capture_logs
 
 from watchdog.deliver.notifier import DeliveryUnavailable
 from watchdog.deliver.outbox import Dispatcher, Fences
 from watchdog.devtools.polaris_sim.simulator import Simulator, build_scenario
 from watchdog.devtools.slack_standin.server import StoredMessage
-from watchdog.domain.alerts import Reason
+from watchdog.domain.alerts import Phase, Reason
 from watchdog.domain.outgoing import Outgoing
 from watchdog.rules.holder import RulesHolder
+from watchdog.slack.alerts.messages import INCIDENT_EVENT
 from watchdog.slack.alerts.notifier import SlackAuthError, SlackNotifier, SlackUnreachableError
+from watchdog.slack.alerts.recovery import MARGIN
+from watchdog.slack.web import SlackWebClient, open_web_client
+from watchdog.store import Fence, MessageRef, OutboxRecord
 from watchdog.store.memory import MemoryStore
 
 RULES = f"""
@@ -484,3 +492,202 @@ async def test_storm_interrupted_mid_thread_continues_without_repeating_replies(
     listed = " ".join(blocks_text(reply) for reply in replies)
     assert all(listed.count(j) == 1 for j in jobs)
     assert await store.outbox_size() == 0
+
+
+# ---- exactly once: metadata, the crash window, timeouts ---------------------------------
+
+
+class Settled:
+    """Receipts that record what the notifier settled, and the messages it created;
+    every record may be sent, under the test's leases."""
+
+    def __init__(self, fences: Fences) -> None:
+        self._fences = fences
+        self.messages: dict[int, Mapping[str, MessageRef]] = {}
+        self.dead_letters: dict[int, str] = {}
+
+    async def start(self, record_ids: Sequence[int]) -> list[int]:
+        return list(record_ids)
+
+    def fence(self, project: str) -> Fence:
+        return self._fences()[project]
+
+    async def done(self, record_id: int, messages: Mapping[str, MessageRef] = {}) -> None:
+        self.messages[record_id] = messages
+
+    async def dead(self, record_id: int, error: str) -> None:
+        self.dead_letters[record_id] = error
+
+    def out_of_time(self) -> bool:
+        return False
+
+
+def outbox(*items: Outgoing, maybe_sent: bool = False, at: float = START) -> list[OutboxRecord]:
+    """Outbox records as the dispatcher hands them over; ``maybe_sent`` as after a crash."""
+    return [
+        OutboxRecord(n + 1, item, 1, at, at, maybe_sent=maybe_sent) for n, item in enumerate(items)
+    ]
+
+
+@pytest.fixture
+async def timed_web(slack: SlackRig) -> AsyncIterator[SlackWebClient]:
+    """The bot's own kind of client, on the stand-in, giving up after 0.3 s."""
+    web = open_web_client(BOT_TOKEN, slack.standin.api_url, timeout=0.3)
+    yield web
+    await web.close()
+
+
+async def test_top_level_posts_carry_metadata_naming_their_incident(
+    slack: SlackRig, store: MemoryStore, dispatcher: Dispatcher
+) -> None:
+    """An alert post and a storm post name their incident (or storm) in message metadata;
+    thread replies and audit lines carry none."""
+    single = alert(CLICKS)
+    assert await send(store, dispatcher, notification(single), audit(3))
+    storm = [notification(alert(job_id(n), rule="storm-rule")) for n in range(10, 15)]
+    assert await send(store, dispatcher, *storm)
+    post, storm_post = slack.standin.top_level(CHANNEL)
+    assert post.metadata == {
+        "event_type": INCIDENT_EVENT,
+        "event_payload": {
+            "incident": single.incident_id,
+            "kind": "alert",
+            "project": "default",
+            "rule": "job-unhealthy",
+            "job": CLICKS,
+        },
+    }
+    assert storm_post.metadata is not None
+    payload = storm_post.metadata["event_payload"]
+    assert payload["kind"] == "storm" and payload["incident"].startswith(
+        "storm/default/storm-rule/"
+    )
+    assert await store.get_message(payload["incident"]) is not None
+    assert all(reply.metadata is None for reply in slack.standin.replies(storm_post.ts))
+    assert slack.standin.top_level(AUDIT_CHANNEL)[0].metadata is None
+
+
+async def test_post_accepted_but_never_answered_is_found_not_posted_again(
+    slack: SlackRig,
+    store: MemoryStore,
+    rules: RulesHolder,
+    timed_web: SlackWebClient,
+    fences: Fences,
+) -> None:
+    """Slack takes the post but its answer never comes (the call times out): the retry of
+    that record looks in the channel's history, finds the post by its metadata and
+    records it instead of posting a second time."""
+    notifier = SlackNotifier(timed_web, store, rules, pace=None)
+    n = notification(alert(CLICKS))
+    slack.standin.hold(1, methods=["chat.postMessage"])
+    with pytest.raises(DeliveryUnavailable, match="TimeoutError"):
+        await notifier.deliver(outbox(n), Settled(fences))
+    [posted] = slack.standin.top_level(CHANNEL)  # Slack has it, the bot does not know
+    settled = Settled(fences)
+    await notifier.deliver(outbox(n, maybe_sent=True), settled)
+    assert slack.standin.top_level(CHANNEL) == [posted]
+    assert settled.messages[1] == {n.incident_id: MessageRef(CHANNEL, posted.ts)}
+    [scan] = slack.standin.calls_of("conversations.history")
+    assert scan["channel"] == CHANNEL and scan["include_all_metadata"] == "1"
+    assert float(scan["oldest"]) == START - MARGIN
+
+
+async def test_storm_post_whose_answer_was_lost_continues_its_thread(
+    slack: SlackRig,
+    store: MemoryStore,
+    rules: RulesHolder,
+    timed_web: SlackWebClient,
+    fences: Fences,
+) -> None:
+    """A storm post Slack accepted without the bot hearing back is found again on the
+    retry; the retry goes on with the job list in its thread, and there is one storm post."""
+    notifier = SlackNotifier(timed_web, store, rules, pace=None)
+    storm = [notification(alert(job_id(n))) for n in range(1, 7)]
+    slack.standin.hold(1, methods=["chat.postMessage"])
+    with pytest.raises(DeliveryUnavailable):
+        await notifier.deliver(outbox(*storm), Settled(fences))
+    settled = Settled(fences)
+    await notifier.deliver(outbox(*storm, maybe_sent=True), settled)
+    [head] = slack.standin.top_level(CHANNEL)
+    [listing] = slack.standin.replies(head.ts)
+    assert all(job_id(n) in blocks_text(listing) for n in range(1, 7))
+    assert sorted(settled.messages) == [1, 2, 3, 4, 5, 6]
+    assert settled.messages[1]["storm/default/job-unhealthy/1"].ts == head.ts
+
+
+async def test_one_history_scan_per_channel_per_batch(
+    slack: SlackRig, store: MemoryStore, rules: RulesHolder, fences: Fences
+) -> None:
+    """Three records that may have been sent to one channel and one to another cost two
+    history reads; records that were never attempted cost none."""
+    notifier = SlackNotifier(slack.web, store, rules, pace=None)
+    items = [notification(alert(job_id(n))) for n in range(1, 4)]
+    items.append(notification(alert(job_id(4)), channel="C0OTHER"))
+    await notifier.deliver(outbox(*items), Settled(fences))
+    assert slack.standin.calls_of("conversations.history") == []
+    again = [notification(alert(job_id(n), at=START + 60)) for n in range(5, 8)]
+    again.append(notification(alert(job_id(8), at=START + 60), channel="C0OTHER"))
+    await notifier.deliver(outbox(*again, maybe_sent=True), Settled(fences))
+    scans = slack.standin.calls_of("conversations.history")
+    assert sorted(scan["channel"] for scan in scans) == sorted([CHANNEL, "C0OTHER"])
+    assert len(slack.standin.top_level()) == 8  # none of them had been posted
+
+
+async def test_look_back_is_bounded_by_the_records_age(
+    slack: SlackRig, store: MemoryStore, rules: RulesHolder, clock: FakeClock, fences: Fences
+) -> None:
+    """A post older than the record (minus the margin) is not searched for: the scan
+    starts at the record's creation less the margin."""
+    notifier = SlackNotifier(slack.web, store, rules, pace=None)
+    n = notification(alert(CLICKS))
+    await notifier.deliver(outbox(n), Settled(fences))
+    clock.advance(2 * MARGIN)
+    await notifier.deliver(outbox(n, maybe_sent=True, at=clock()), Settled(fences))
+    assert len(slack.standin.top_level(CHANNEL)) == 2
+
+
+async def test_unreadable_history_is_a_warning_and_the_alert_is_posted(
+    slack: SlackRig, store: MemoryStore, rules: RulesHolder, fences: Fences
+) -> None:
+    """Without the history scope the bot says so and posts: a duplicate beats a lost alert."""
+    notifier = SlackNotifier(slack.web, store, rules, pace=None)
+    slack.standin.refuse(5, "missing_scope", methods=["conversations.history"])
+    with capture_logs() as logs:
+        settled = Settled(fences)
+        await notifier.deliver(outbox(notification(alert(CLICKS)), maybe_sent=True), settled)
+    assert len(slack.standin.top_level(CHANNEL)) == 1 and 1 in settled.messages
+    [warning] = [e for e in logs if e["event"] == "slack.history_unavailable"]
+    assert warning["log_level"] == "warning" and "missing_scope" in warning["error"]
+
+
+async def test_a_slack_call_that_hangs_times_out_and_is_logged(
+    slack: SlackRig, timed_web: SlackWebClient
+) -> None:
+    """With the stand-in holding its answer, a call gives up after the configured timeout
+    (not aiohttp's five minutes) and says which method hung."""
+    slack.standin.hold(1, methods=["chat.update"])
+    posted = await timed_web.chat_postMessage(channel=CHANNEL, text="x")
+    started = asyncio.get_running_loop().time()
+    with capture_logs() as logs, pytest.raises(TimeoutError):
+        await timed_web.chat_update(channel=CHANNEL, ts=posted["ts"], text="y")
+    assert asyncio.get_running_loop().time() - started < 5
+    [warning] = [e for e in logs if e["event"] == "slack.call_timed_out"]
+    assert warning["log_level"] == "warning" and warning["method"] == "chat.update"
+    slack.standin.release()
+
+
+async def test_storm_post_ticks_off_members_as_they_resolve(
+    slack: SlackRig, store: MemoryStore, dispatcher: Dispatcher
+) -> None:
+    """As storm members resolve, the storm post ticks them off and strikes them through."""
+    alerts = [alert(job_id(n)) for n in range(1, 7)]
+    assert await send(store, dispatcher, *(notification(a) for a in alerts))
+    resolved = [dataclasses.replace(a, phase=Phase.RESOLVED) for a in alerts[:2]]
+    assert await send(store, dispatcher, *(notification(a, Reason.RESOLVED) for a in resolved))
+    [head] = slack.standin.top_level(CHANNEL)
+    listing = next(b["text"]["text"] for b in head.blocks if "• " in b["text"].get("text", ""))
+    lines = listing.splitlines()
+    assert lines[0].startswith(f"✅ ~`{job_id(1)}`") and lines[0].endswith("~")
+    assert lines[1].startswith(f"✅ ~`{job_id(2)}`")
+    assert all(line.startswith("• ") for line in lines[2:6])
+    assert "4 of 6 jobs firing" in head.blocks[0]["text"]["text"]

@@ -2,9 +2,15 @@
 
 - A NEW incident is one top-level post; repeats and changes are replies in its thread;
   a resolve edits the original post (``chat.update``) and replies in the thread.
-- When one batch (one tick) brings ``group_threshold`` or more NEW alerts of one rule for
-  one channel, they become ONE grouped post with the full list in its thread; their later
-  repeats and resolves update that grouped post instead of touching one message per job.
+- Which items go together is the grouping stage's decision
+  (:func:`watchdog.deliver.group.group`): a storm of NEW alerts of one rule becomes ONE
+  grouped post with the full list in its thread, and its members' later repeats and
+  resolves update that grouped post instead of touching one message per job.
+- Every top-level post carries message metadata naming its incident (or storm). Before
+  posting one for an outbox record that may already have been sent (an earlier attempt
+  started and never settled), the bot looks for its own post in the channel's history
+  (:mod:`watchdog.slack.alerts.recovery`) and, when it finds it, carries on as if Slack's
+  answer had come.
 - Posts are paced per channel (Slack allows about one message a second per channel with
   short bursts); 429s, 5xx and connection errors are first retried by slack-sdk's retry
   handlers, then reported as :class:`~watchdog.deliver.notifier.DeliveryUnavailable` so the outbox
@@ -14,9 +20,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -25,6 +31,7 @@ from aiolimiter import AsyncLimiter
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from watchdog.deliver.group import SendUnit, group
 from watchdog.deliver.notifier import DeliveryUnavailable, Receipts
 from watchdog.domain.alerts import META_RULE, Reason
 from watchdog.domain.outgoing import AuditEntry, Notification
@@ -33,6 +40,7 @@ from watchdog.metrics import BotMetrics
 from watchdog.rules.holder import RulesHolder
 from watchdog.slack.alerts import messages, storms
 from watchdog.slack.alerts.messages import SlackMessage
+from watchdog.slack.alerts.recovery import HistoryUnavailable, PostFinder
 from watchdog.store import MessageRef, OutboxRecord, Store
 
 log = structlog.get_logger(__name__)
@@ -96,21 +104,6 @@ class _Permanent(WatchdogError):
     def __init__(self, error: str) -> None:
         super().__init__(error)
         self.error = error
-
-
-@dataclass
-class _Unit:
-    """Outbox records sent together (a storm is one unit)."""
-
-    kind: str
-    records: list[OutboxRecord]
-    notes: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def first(self) -> Notification:
-        item = self.records[0].item
-        assert isinstance(item, Notification)
-        return item
 
 
 class SlackNotifier:
@@ -208,7 +201,9 @@ class SlackNotifier:
     ) -> MessageRef:
         """Post, falling back to plain text when Slack refuses the blocks, and to the
         default channel when a rule's own channel is gone or closed to the bot."""
-        extra = {"thread_ts": thread_ts} if thread_ts else {}
+        extra: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
+        if message.metadata is not None:
+            extra["metadata"] = dict(message.metadata)
         try:
             resp = await self._call(
                 "chat_postMessage",
@@ -266,16 +261,33 @@ class SlackNotifier:
         return channel
 
     async def deliver(self, records: Sequence[OutboxRecord], receipts: Receipts) -> None:
-        units = await self._units(records)
+        # Which incidents already have a message (a storm member's is its storm): the
+        # grouping stage routes follow-ups by it, single items reuse it.
+        known: dict[str, MessageRef] = {}
+        for record in records:
+            item = record.item
+            if isinstance(item, Notification) and item.reason is not Reason.NEW:
+                ref = await self._store.get_message(item.incident_id)
+                if ref is not None:
+                    known[item.incident_id] = ref
+        units = group(
+            records,
+            threshold=self._rules.current.slack.group_threshold,
+            storm_of=lambda incident: _storm_of(known.get(incident)),
+        )
+        maybe_sent = [r.created_at for r in records if r.maybe_sent]
+        finder = PostFinder(self._history, min(maybe_sent)) if maybe_sent else None
         for unit in units:
             if receipts.out_of_time():
                 return
             claimed = set(await receipts.start([r.id for r in unit.records]))
-            unit.records = [r for r in unit.records if r.id in claimed]
-            if not unit.records:
+            mine = tuple(r for r in unit.records if r.id in claimed)
+            if not mine:
                 continue  # another deliverer has them, or they are gone
+            unit = dataclasses.replace(unit, records=mine)
+            find = finder.find if finder is not None and _maybe_sent(unit) else None
             try:
-                created = await self._send(unit, receipts)
+                created = await self._send(unit, receipts, known, find)
             except _Permanent as exc:
                 log.error(
                     "slack.undeliverable", error=exc.error, kind=unit.kind, items=len(unit.records)
@@ -286,68 +298,20 @@ class SlackNotifier:
             for i, record in enumerate(unit.records):
                 await receipts.done(record.id, created if i == 0 else {})
 
-    async def _units(self, records: Sequence[OutboxRecord]) -> list[_Unit]:
-        """Split a batch into send units, in order; group storms and storm follow-ups."""
-        threshold = self._rules.current.slack.group_threshold
-        # NEW alerts per (project, rule, channel): storms are grouped per project
-        new_counts: dict[tuple[str, str, str | None], int] = {}
-        for record in records:
-            item = record.item
-            if (
-                isinstance(item, Notification)
-                and item.reason is Reason.NEW
-                and item.alert.rule != META_RULE
-            ):
-                count_key = (item.alert.project, item.alert.rule, item.channel)
-                new_counts[count_key] = new_counts.get(count_key, 0) + 1
-        units: list[_Unit] = []
-        grouped: dict[tuple[str, ...], _Unit] = {}
-        # After an outage a NEW and its RESOLVED can share a batch: route storm members by
-        # storm key here; single posts are looked up at send time, once the NEW is posted.
-        storm_of: dict[str, str] = {}
-        for record in records:
-            item = record.item
-            if isinstance(item, AuditEntry):
-                units.append(_Unit("audit", [record]))
-                continue
-            if (
-                item.reason is Reason.NEW
-                and item.alert.rule != META_RULE
-                and new_counts[(item.alert.project, item.alert.rule, item.channel)] >= threshold
-            ):
-                key: tuple[str, ...] = (
-                    "storm",
-                    item.alert.project,
-                    item.alert.rule,
-                    str(item.channel),
-                )
-                if key not in grouped:
-                    grouped[key] = _Unit(
-                        "storm",
-                        [],
-                        {"key": f"storm/{item.alert.project}/{item.alert.rule}/{record.id}"},
-                    )
-                    units.append(grouped[key])
-                grouped[key].records.append(record)
-                storm_of[item.incident_id] = grouped[key].notes["key"]
-                continue
-            ref: MessageRef | None = None
-            if item.incident_id in storm_of:
-                ref = MessageRef("", "", "storm-member", {"storm": storm_of[item.incident_id]})
-            elif item.reason is not Reason.NEW:
-                ref = await self._store.get_message(item.incident_id)
-            if ref is not None and ref.kind == "storm-member":
-                storm = str(ref.data.get("storm"))
-                key = (f"storm-{item.reason.value}", storm, "")
-                if key not in grouped:
-                    grouped[key] = _Unit(f"storm-{item.reason.value}", [], {"key": storm})
-                    units.append(grouped[key])
-                grouped[key].records.append(record)
-                continue
-            units.append(_Unit(item.reason.value, [record], {"ref": ref}))
-        return units
+    async def _history(self, **kwargs: Any) -> Mapping[str, Any]:
+        """``conversations.history`` of a channel, for :class:`PostFinder`."""
+        try:
+            return await self._call("conversations_history", kwargs.pop("channel"), **kwargs)
+        except (DeliveryUnavailable, _Permanent) as exc:
+            raise HistoryUnavailable(str(exc)) from None
 
-    async def _send(self, unit: _Unit, receipts: Receipts) -> dict[str, MessageRef]:
+    async def _send(
+        self,
+        unit: SendUnit,
+        receipts: Receipts,
+        known: Mapping[str, MessageRef],
+        find: storms.Finder | None,
+    ) -> dict[str, MessageRef]:
         now = self._clock()
         if unit.kind == "audit":
             entry = unit.records[0].item
@@ -356,39 +320,67 @@ class SlackNotifier:
                 self.channel_for(entry.channel, audit=True), messages.audit_message(entry)
             )
             return {}
-        if unit.kind.startswith("storm"):
-            items = [r.item for r in unit.records if isinstance(r.item, Notification)]
-            key = unit.notes["key"]
+        items = unit.notifications
+        if unit.kind != "single":
+            assert unit.storm is not None
             # Storm progress is this delivery's own write: under the project's lease.
-            fence = receipts.fence(unit.first.alert.project)
+            fence = receipts.fence(items[0].alert.project)
             if unit.kind == "storm":
-                return await storms.send_storm(self, self._store, fence, key, items, now)
+                return await storms.send_storm(
+                    self, self._store, fence, unit.storm, items, now, find
+                )
             # The step names this unit's replies in the storm's progress: a retry of the
             # same outbox records resumes them, a later follow-up starts afresh.
             step = f"{unit.kind}:{unit.records[0].id}"
-            await storms.storm_follow_up(self, self._store, fence, key, unit.kind, items, step, now)
+            await storms.storm_follow_up(
+                self, self._store, fence, unit.storm, unit.kind, items, step, now
+            )
             return {}
-        n = unit.first
-        ref: MessageRef | None = unit.notes.get("ref")
+        [n] = items
+        ref = known.get(n.incident_id)
         if ref is None and n.reason is not Reason.NEW:
             # Its first post may have been made earlier in this batch.
             ref = await self._store.get_message(n.incident_id)
         if n.reason is Reason.NEW or ref is None:
-            if n.reason is Reason.RESOLVED:
-                # Its first post never made it (dead-lettered): post the resolved alert in
-                # full, so the top-level line still names the rule, the job and the table.
-                await self.post(self.channel_for(n.channel), messages.resolved_message(n, now=now))
-                return {}
-            message = (
-                messages.meta_message(n, now=now)
-                if n.alert.rule == META_RULE
-                else messages.alert_message(n, now=now)
-            )
-            posted = await self.post(self.channel_for(n.channel), message)
-            return {n.incident_id: posted}
+            return await self._post_incident(n, now, find)
         if n.reason is Reason.RESOLVED:
             if not await self.update(ref, messages.resolved_message(n, now=now)):
                 await self.post(ref.channel, messages.resolved_message(n, now=now))
                 return {}
         await self.post(ref.channel, messages.thread_reply(n, now=now), thread_ts=ref.ts)
         return {}
+
+    async def _post_incident(
+        self, n: Notification, now: float, find: storms.Finder | None
+    ) -> dict[str, MessageRef]:
+        """The top-level post of an incident, tagged with its id; found again instead of
+        posted when an earlier attempt may have made it."""
+        channel = self.channel_for(n.channel)
+        if n.reason is Reason.RESOLVED:
+            # Its first post never made it (dead-lettered): post the resolved alert in
+            # full, so the top-level line still names the rule, the job and the table.
+            message = messages.resolved_message(n, now=now)
+        elif n.alert.rule == META_RULE:
+            message = messages.meta_message(n, now=now)
+        else:
+            message = messages.alert_message(n, now=now)
+        alert = n.alert
+        message = message.tagged(
+            n.incident_id, kind="alert", project=alert.project, rule=alert.rule, job=alert.job_id
+        )
+        posted = await find(channel, n.incident_id) if find is not None else None
+        if posted is None:
+            posted = await self.post(channel, message)
+        return {} if n.reason is Reason.RESOLVED else {n.incident_id: posted}
+
+
+def _storm_of(ref: MessageRef | None) -> str | None:
+    """The storm key a storm member's message points to."""
+    if ref is None or ref.kind != "storm-member":
+        return None
+    return str(ref.data.get("storm"))
+
+
+def _maybe_sent(unit: SendUnit) -> bool:
+    """An earlier attempt at this unit may have reached Slack."""
+    return any(record.maybe_sent for record in unit.records)

@@ -1,17 +1,21 @@
 """Grouped ("storm") messages: many alerts of one rule in one tick, one Slack post.
 
-The grouped post carries the counts and the first jobs; the full list goes to its thread
-in as few replies as Slack's limits allow. Its bookkeeping lives in the store under the
-storm's key: the member alerts (to redraw the post as members resolve), the resolved
-ones, and how many thread replies of each step were already accepted — so a retry after
-a Slack failure continues the thread where it stopped instead of posting it again.
-That bookkeeping is written under the fence of the storm's project (the delivery's
-lease), so a replica that lost the project cannot rewrite it.
+Which alerts form a storm is decided by the grouping stage
+(:mod:`watchdog.deliver.group`); this module sends one. The grouped post carries the
+counts and the first jobs (ticked off and struck through as they resolve); the full list
+goes to its thread in as few replies as Slack's limits allow. Its bookkeeping lives in
+the store under the storm's key: the member alerts as last notified (to redraw the post
+as members resolve), the resolved ones, and how many thread replies of each step were
+already accepted — so a retry after a Slack failure continues the thread where it
+stopped instead of posting it again. That bookkeeping is written under the fence of the
+storm's project (the delivery's lease), so a replica that lost the project cannot
+rewrite it. The post carries the storm's key as message metadata, so a post whose
+answer was lost is found again instead of repeated.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any, Protocol
 
@@ -32,6 +36,10 @@ class Poster(Protocol):
     async def update(self, ref: MessageRef, message: SlackMessage) -> bool: ...
 
     def channel_for(self, wanted: str | None) -> str: ...
+
+
+#: Looks for the bot's earlier post of a storm (channel, storm key), when one may exist.
+Finder = Callable[[str, str], Awaitable[MessageRef | None]]
 
 
 def member_alerts(ref: MessageRef) -> list[AlertState]:
@@ -66,16 +74,22 @@ async def send_storm(
     key: str,
     items: Sequence[Notification],
     now: float,
+    find: Finder | None = None,
 ) -> dict[str, MessageRef]:
-    """Post the grouped message and its job list; return the message of every member."""
+    """Post the grouped message and its job list; return the message of every member.
+
+    ``find`` is given when an earlier attempt may have posted the storm already."""
     alerts = [n.alert for n in items]
     first = items[0]
     storm = await store.get_message(key)
     if storm is None:
-        head = messages.storm_message(
-            first.rule, alerts, resolved=0, total=len(alerts), now=now, mention=first.mention
-        )
-        posted = await poster.post(poster.channel_for(first.channel), head)
+        channel = poster.channel_for(first.channel)
+        posted = await find(channel, key) if find is not None else None
+        if posted is None:
+            head = messages.storm_message(
+                first.rule, alerts, resolved=0, total=len(alerts), now=now, mention=first.mention
+            ).tagged(key, kind="storm", project=first.alert.project, rule=first.alert.rule)
+            posted = await poster.post(channel, head)
         storm = MessageRef(posted.channel, posted.ts, "storm", {
             "rule": asdict(first.rule),
             "members": {n.incident_id: alert_to_dict(n.alert) for n in items},
@@ -110,8 +124,13 @@ async def storm_follow_up(
             await poster.post(poster.channel_for(n.channel), messages.thread_reply(n, now=now))
         return
     alerts = [n.alert for n in items]
+    # The members as last notified: a resolved one is then ticked off in the post.
+    members = dict(storm.data.get("members", {}))
+    members.update(
+        {n.incident_id: alert_to_dict(n.alert) for n in items if n.incident_id in members}
+    )
+    storm = MessageRef(storm.channel, storm.ts, "storm", {**storm.data, "members": members})
     if kind == "storm-resolved":
-        members = storm.data.get("members", {})
         resolved = sorted(set(storm.data.get("resolved", [])) | {n.incident_id for n in items})
         head = messages.storm_message(
             RuleFacts(**storm.data["rule"]),
