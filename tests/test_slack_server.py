@@ -329,3 +329,21 @@ async def test_routes_answer_503_until_the_endpoints_exist() -> None:
     async with TestClient(TestServer(app)) as client:
         async with client.post("/slack/commands", data=b"x") as resp:
             assert resp.status == 503
+
+
+def test_the_app_trusts_the_origin_of_slack_api_url_only_when_it_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SLACK_API_URL set (a gateway, GovSlack's API, a stand-in): response URLs on its
+    origin are trusted too; left at its default, only Slack's hooks hosts are."""
+    monkeypatch.delenv("SLACK_API_URL", raising=False)
+    rules = RulesHolder(parse_ruleset(RULES, "rules.toml"))
+    custom = Settings(SLACK_API_URL="http://127.0.0.1:8999/api/")
+    trusted = app_module.build_app(custom, rules)[app_module.BOT].response_url_prefixes
+    assert trusted == (
+        "https://hooks.slack.com/",
+        "https://hooks.slack-gov.com/",
+        "http://127.0.0.1:8999/",
+    )
+    default = app_module.build_app(Settings(), rules)[app_module.BOT].response_url_prefixes
+    assert default == ("https://hooks.slack.com/", "https://hooks.slack-gov.com/")
