@@ -158,7 +158,7 @@ def test_dockerignore_keeps_state_caches_and_tests_out_at_any_depth(path: str) -
         "pyproject.toml",
         "README.md",
         "watchdog/app.py",
-        "watchdog/slack/alerts/blocks.py",
+        "watchdog/slack/text.py",
         "watchdog/devtools/demo_rules.toml",
         "deploy/healthcheck.py",
     ],
