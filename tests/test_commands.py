@@ -988,3 +988,17 @@ async def test_polaris_error_details_reach_the_reply_and_the_audit_line() -> Non
 
 def job_id_n(n: int) -> str:
     return f"eeeeee{n:02x}-0000-4000-8000-{n:012x}"
+
+
+async def test_control_characters_from_polaris_never_reach_a_reply(rig: Rig) -> None:
+    """Terminal escapes, bidi overrides and NULs in what Polaris lists are dropped from
+    command replies too."""
+    hostile = "evil\x1b[2J\x00\u202egnp.exe\u2066"
+    job = rig.sim.add_job(
+        type="streaming", table=hostile, job_id="ffffff02-0000-4000-8000-0000000000f2"
+    )
+    rig.sim.set_health(job.id, "error", "bad\x07code", "row\x00 <\u202e> broken")
+    for command in (f"status {job.id}", "jobs"):
+        text = (await (await rig.slash(command)).final())["text"]
+        assert not set(text) & set("\x1b\x00\x07\u202e\u2066"), text
+        assert "evil[2Jgnp.exe" in text
