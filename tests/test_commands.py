@@ -29,8 +29,9 @@ from watchdog.rules.model import RuleSet, parse_ruleset
 from watchdog.slack.actions import Action, ButtonValue, encode_value
 from watchdog.slack.alerts.messages import alert_message
 from watchdog.slack.commands.replies import REPLY_BUDGET
+from watchdog.slack.commands.response_urls import trusted_response_urls
 from watchdog.slack.commands.server import SlackEndpoints, add_routes
-from watchdog.slack.commands.service import CommandService, trusted_response_urls
+from watchdog.slack.commands.service import CommandService
 from watchdog.slack.commands.verify import RequestVerifier
 from watchdog.store import Fence, Silence
 from watchdog.store.memory import MemoryStore

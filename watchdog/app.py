@@ -39,8 +39,9 @@ from watchdog.polaris.client import PolarisClient
 from watchdog.rules.holder import RulesHolder
 from watchdog.settings import POLARIS_VARS, Settings
 from watchdog.slack.alerts.notifier import SlackNotifier, SlackUnreachableError
+from watchdog.slack.commands.response_urls import trusted_response_urls
 from watchdog.slack.commands.server import HEADER_TIMEOUT, SlackEndpoints, add_routes
-from watchdog.slack.commands.service import CommandService, trusted_response_urls
+from watchdog.slack.commands.service import CommandService
 from watchdog.slack.commands.socket import SocketModeReceiver
 from watchdog.slack.commands.verify import RequestVerifier
 from watchdog.slack.web import SLACK_TIMEOUT, SlackWebClient, open_web_client

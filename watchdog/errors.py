@@ -41,6 +41,9 @@ whole tree, with what each means and what the user sees::
     │                                  the bot token is wrong: `run` stops at start-up, exit 1
     ├── slack.alerts.notifier.SlackUnreachableError
     │                                  Slack did not answer auth.test: `run` watches anyway
+    ├── slack.alerts.recovery.HistoryUnavailable
+    │                                  a channel's history cannot be read (scope, outage):
+    │                                  a warning, and the alert is posted without the check
     ├── deliver.notifier.DeliveryUnavailable
     │                                  the destination cannot take anything now: the outbox
     │                                  keeps the items and retries (after `retry_after`)
@@ -63,8 +66,9 @@ Private control-flow exceptions that never leave their module are in the tree to
 test can check that every exception class of the package is): ``rules.toml_lines._Stop``
 (the line scanner gives up, keeping what it located), ``slack.alerts.notifier._Permanent``
 (Slack refused for good: the item is dead-lettered), ``slack.commands.service._Failure``
-(a command that cannot be carried out: its reason is the reply) and
-``slack.commands.server._Refused`` (a request stopped at the HTTP gate with a status).
+(a command that cannot be carried out: its reason is the reply),
+``slack.commands.server._Refused`` (a request stopped at the HTTP gate with a status) and
+``slack.commands.server._Dropped`` (the client went away mid-request: one info line).
 
 Outside the tree on purpose: the dev stand-ins' own exceptions
 (``devtools.polaris_sim`` ``ApiError`` and ``StatusRefused``, ``devtools.slack_standin``

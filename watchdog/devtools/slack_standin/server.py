@@ -6,11 +6,11 @@ checked, blocks are held to Slack's limits
 (:func:`watchdog.devtools.slack_standin.blockcheck.check_message`),
 unknown channels, threads and messages are refused. It records every call and keeps the
 current state of every message, with its message metadata; ``conversations.history``
-reads them back as Slack documents it (newest first, ``oldest``/``latest``/``inclusive``,
-``limit`` and cursor pages, metadata only with ``include_all_metadata``). Failures can be
-switched on at run time: 429, 5xx, an outage, latency, an error answer for a method, and
-a call that is carried out but whose answer is held back (until :meth:`release`, or for
-ever) — Slack accepting a post whose answer the bot never gets. It also takes
+reads them back as Slack documents it (:mod:`watchdog.devtools.slack_standin.records`).
+Failures can be switched on at run time (:mod:`watchdog.devtools.slack_standin.faults`):
+429, 5xx, an outage, latency, an error answer for a method, and a call that is carried
+out but whose answer is held back (until :meth:`SlackStandIn.release`, or for ever) —
+Slack accepting a post whose answer the bot never gets. It also takes
 ``response_url`` posts and serves a Socket Mode websocket that pushes envelopes and
 records acks, as slack-sdk's ``SocketModeClient`` expects.
 """
@@ -18,70 +18,34 @@ records acks, as slack-sdk's ``SocketModeClient`` expects.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import structlog
 from aiohttp import web
 
 from watchdog.devtools.slack_standin.blockcheck import check_message, render_message
+from watchdog.devtools.slack_standin.faults import Faults
 from watchdog.devtools.slack_standin.interactive import ResponseUrls, SocketModeHub
+from watchdog.devtools.slack_standin.records import (
+    Answer,
+    Params,
+    StoredMessage,
+    TimedPost,
+    as_api,
+    history_page,
+    metadata_ok,
+    truthy,
+)
+
+__all__ = ["SlackStandIn", "StoredMessage", "TimedPost", "serve"]
 
 log = structlog.get_logger(__name__)
-
-Params = dict[str, Any]
-Answer = tuple[int, dict[str, Any]]  # HTTP status and JSON body
 #: Who the bot is, as auth.test tells it.
 _IDENTITY = dict(team="Stand-in", team_id="T0STANDIN", user="watchdog", user_id="U0WATCHDOG")
 RESPONSE_URL_METHOD = "response_url"  # the method name faults use for response URL posts
-
-
-@dataclass
-class StoredMessage:
-    channel: str
-    ts: str
-    text: str
-    blocks: list[dict[str, Any]]
-    thread_ts: str | None = None
-    edited: int = 0
-    reply_broadcast: bool = False
-    metadata: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TimedPost:
-    """When (``time.monotonic()``) a message was received, for latency measurements."""
-
-    at: float
-    method: str
-    channel: str
-    ts: str
-
-
-@dataclass(slots=True)
-class _Fault:
-    remaining: int
-    status: int
-    retry_after: int | None
-    methods: frozenset[str] | None
-    error: str | None = None  # answer 200 with this error instead of an HTTP status
-
-    def applies(self, method: str) -> bool:
-        return self.remaining > 0 and (self.methods is None or method in self.methods)
-
-
-@dataclass(slots=True)
-class _Hold:
-    remaining: int
-    methods: frozenset[str] | None
-
-    def applies(self, method: str) -> bool:
-        return self.remaining > 0 and (self.methods is None or method in self.methods)
 
 
 class SlackStandIn:
@@ -113,12 +77,7 @@ class SlackStandIn:
         self.socket = SocketModeHub()
         self.acks = self.socket.acks  # {envelope_id, payload?} as clients sent them
 
-        self._faults: list[_Fault] = []
-        self._holds: list[_Hold] = []
-        self._released = asyncio.Event()
-        self._holding = asyncio.Event()
-        self.held = 0  # calls carried out whose answer is being held back
-        self._down = False
+        self.faults = Faults()
         self._last_ts = 0
 
     # --- wiring -------------------------------------------------------------------------
@@ -156,56 +115,45 @@ class SlackStandIn:
         self, n: int, retry_after: int = 1, *, methods: Collection[str] | None = None
     ) -> None:
         """The next ``n`` calls (of ``methods``, or any) get HTTP 429 with Retry-After."""
-        self._faults.append(_Fault(n, 429, retry_after, _methods(methods)))
+        self.faults.add(n, 429, retry_after=retry_after, methods=methods)
 
     def fail(self, n: int, status: int = 503, *, methods: Collection[str] | None = None) -> None:
         """The next ``n`` calls (of ``methods``, or any) get HTTP ``status``."""
-        self._faults.append(_Fault(n, status, None, _methods(methods)))
+        self.faults.add(n, status, methods=methods)
 
     def refuse(self, n: int, error: str, *, methods: Collection[str] | None = None) -> None:
         """The next ``n`` calls (of ``methods``, or any) are answered ``ok: false`` with
         ``error`` (e.g. ``missing_scope``), as Slack answers a refusal: HTTP 200."""
-        self._faults.append(_Fault(n, 200, None, _methods(methods), error))
+        self.faults.add(n, 200, error=error, methods=methods)
 
     def hold(self, n: int = 1, *, methods: Collection[str] | None = None) -> None:
         """The next ``n`` calls (of ``methods``, or any) are carried out — a post is
         stored and shows in the history — but their answer is held back until
         :meth:`release` (never, if it is not called: the client times out)."""
-        self._released.clear()
-        self._holds.append(_Hold(n, _methods(methods)))
+        self.faults.hold(n, methods)
 
     def release(self) -> None:
         """Send the answers :meth:`hold` held back."""
-        self._released.set()
+        self.faults.release()
 
     async def wait_held(self) -> None:
         """Return once a call is carried out and its answer held back."""
-        await self._holding.wait()
+        await self.faults.wait_held()
+
+    @property
+    def held(self) -> int:
+        """Calls carried out whose answer is being held back."""
+        return self.faults.held
 
     async def _release_on_shutdown(self, app: web.Application) -> None:
         self.release()
 
     def down(self) -> None:
         """Every call gets 503 until :meth:`up`."""
-        self._down = True
+        self.faults.down()
 
     def up(self) -> None:
-        self._down = False
-
-    def _fault_for(self, method: str) -> web.Response | None:
-        if self._down:
-            return _json(503, {"ok": False, "error": "service_unavailable"})
-        for fault in self._faults:
-            if fault.applies(method):
-                fault.remaining -= 1
-                if fault.error is not None:
-                    return _json(200, {"ok": False, "error": fault.error})
-                if fault.status == 429:
-                    headers = {"Retry-After": str(fault.retry_after)}
-                    return _json(429, {"ok": False, "error": "ratelimited"}, headers)
-                return _json(fault.status, {"ok": False, "error": "fatal_error"})
-        self._faults = [fault for fault in self._faults if fault.remaining > 0]
-        return None
+        self.faults.up()
 
     # --- reading the record -------------------------------------------------------------
 
@@ -235,7 +183,7 @@ class SlackStandIn:
         self.calls.append((method, params))
         if self.latency > 0:
             await asyncio.sleep(self.latency)  # an injected delay, not a wait for an event
-        fault = self._fault_for(method)
+        fault = self.faults.answer(method)
         if fault is not None:
             return fault
         handler = self._METHODS.get(method)
@@ -250,23 +198,8 @@ class SlackStandIn:
             error = "not_allowed_token_type" if token == other else "invalid_auth"
             return _json(200, {"ok": False, "error": error})
         status, body = handler(self, request, params)
-        await self._maybe_hold(method)
+        await self.faults.hold_answer(method)
         return _json(status, body)
-
-    async def _maybe_hold(self, method: str) -> None:
-        for hold in self._holds:
-            if hold.applies(method):
-                hold.remaining -= 1
-                self.held += 1
-                self._holding.set()
-                try:
-                    await self._released.wait()
-                finally:
-                    self.held -= 1
-                    if not self.held:
-                        self._holding.clear()
-                return
-        self._holds = [hold for hold in self._holds if hold.remaining > 0]
 
     def _auth_test(self, request: web.Request, params: Params) -> Answer:
         url = "https://standin.slack.invalid/"
@@ -287,7 +220,7 @@ class SlackStandIn:
         if problem is not None:
             return 200, _refusal(problem.error, problem.detail)
         metadata = params.get("metadata")
-        if metadata is not None and not _metadata_ok(metadata):
+        if metadata is not None and not metadata_ok(metadata):
             return 200, {"ok": False, "error": "invalid_metadata_format"}
         ts = self._next_ts()
         message = StoredMessage(
@@ -296,13 +229,13 @@ class SlackStandIn:
             text=text,
             blocks=list(blocks or []),
             thread_ts=thread_ts,
-            reply_broadcast=_truthy(params.get("reply_broadcast")),
+            reply_broadcast=truthy(params.get("reply_broadcast")),
             metadata=metadata,
         )
         self.messages[ts] = message
         self.posts_by_time.append(TimedPost(time.monotonic(), "chat.postMessage", channel, ts))
         self._print("posted", message)
-        return 200, {"ok": True, "channel": channel, "ts": ts, "message": _as_api(message)}
+        return 200, {"ok": True, "channel": channel, "ts": ts, "message": as_api(message)}
 
     def _update(self, request: web.Request, params: Params) -> Answer:
         channel, ts = str(params.get("channel") or ""), str(params.get("ts") or "")
@@ -322,7 +255,7 @@ class SlackStandIn:
         self.posts_by_time.append(TimedPost(time.monotonic(), "chat.update", channel, ts))
         self._print("updated", message)
         answer = {"ok": True, "channel": channel, "ts": ts, "text": text}
-        return 200, {**answer, "message": _as_api(message)}
+        return 200, {**answer, "message": as_api(message)}
 
     def _post_ephemeral(self, request: web.Request, params: Params) -> Answer:
         channel, user = str(params.get("channel") or ""), str(params.get("user") or "")
@@ -343,41 +276,10 @@ class SlackStandIn:
         return 200, {"ok": True, "message_ts": ts}
 
     def _history(self, request: web.Request, params: Params) -> Answer:
-        """``conversations.history``: the channel's top-level messages, newest first."""
         channel = str(params.get("channel") or "")
         if not self._channel_ok(channel):
             return 200, {"ok": False, "error": "channel_not_found"}
-        try:
-            oldest = float(params.get("oldest") or 0)
-            latest = float(params.get("latest") or "inf")
-            limit = int(params.get("limit") or 100)
-        except ValueError:
-            return 200, {"ok": False, "error": "invalid_arguments"}
-        inclusive = _truthy(params.get("inclusive"))
-        with_metadata = _truthy(params.get("include_all_metadata"))
-        in_range = [
-            m
-            for m in self.top_level(channel)
-            if (oldest <= float(m.ts) <= latest if inclusive else oldest < float(m.ts) < latest)
-        ]
-        in_range.reverse()  # newest first, as Slack answers
-        cursor = params.get("cursor")
-        if cursor:
-            start = _cursor_ts(str(cursor))
-            if start is None:
-                return 200, {"ok": False, "error": "invalid_cursor"}
-            in_range = [m for m in in_range if _ts_key(m.ts) <= _ts_key(start)]
-        limit = min(max(limit, 1), 999)
-        page, rest = in_range[:limit], in_range[limit:]
-        body: dict[str, Any] = {
-            "ok": True,
-            "messages": [_as_api(m, with_metadata) for m in page],
-            "has_more": bool(rest),
-            "pin_count": 0,
-        }
-        if rest:
-            body["response_metadata"] = {"next_cursor": _cursor_for(rest[0].ts)}
-        return 200, body
+        return history_page(self.top_level(channel), params)
 
     def _connections_open(self, request: web.Request, params: Params) -> Answer:
         return 200, {"ok": True, "url": self.socket.issue_url(f"ws://{request.host}/socket")}
@@ -418,7 +320,7 @@ class SlackStandIn:
         except ValueError:
             return web.Response(status=400, text="invalid_payload")
         self.calls.append((RESPONSE_URL_METHOD, {"token": token, "body": body}))
-        return self._fault_for(RESPONSE_URL_METHOD) or self.response_urls.accept(token, body)
+        return self.faults.answer(RESPONSE_URL_METHOD) or self.response_urls.accept(token, body)
 
     @property
     def connections(self) -> int:
@@ -456,20 +358,12 @@ async def serve(standin: SlackStandIn, host: str, port: int) -> web.AppRunner:
 # --- helpers ---------------------------------------------------------------------------
 
 
-def _methods(methods: Collection[str] | None) -> frozenset[str] | None:
-    return frozenset(methods) if methods is not None else None
-
-
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response(body, status=status, headers=headers)
 
 
 def _refusal(error: str, detail: str) -> dict[str, Any]:
     return {"ok": False, "error": error, "response_metadata": {"messages": [f"[ERROR] {detail}"]}}
-
-
-def _truthy(value: object) -> bool:
-    return value is True or str(value).lower() in ("1", "true")
 
 
 async def _read_params(request: web.Request) -> Params:
@@ -498,46 +392,3 @@ def _token(request: web.Request, params: Params) -> str | None:
         return auth.removeprefix("Bearer ").strip()
     token = params.pop("token", None)
     return str(token) if token else None
-
-
-def _as_api(message: StoredMessage, with_metadata: bool = False) -> dict[str, Any]:
-    body: dict[str, Any] = {"type": "message", "user": "U0WATCHDOG", "bot_id": "B0WATCHDOG"}
-    body.update(text=message.text, blocks=message.blocks, ts=message.ts)
-    if message.thread_ts:
-        body["thread_ts"] = message.thread_ts
-    if with_metadata and message.metadata is not None:
-        body["metadata"] = message.metadata
-    return body
-
-
-def _metadata_ok(metadata: object) -> bool:
-    """Slack's shape of message metadata: an event type and an object payload."""
-    return (
-        isinstance(metadata, dict)
-        and isinstance(metadata.get("event_type"), str)
-        and bool(metadata["event_type"])
-        and isinstance(metadata.get("event_payload"), dict)
-    )
-
-
-def _ts_key(ts: str) -> tuple[int, int]:
-    seconds, _, micros = ts.partition(".")
-    return int(seconds), int(micros or 0)
-
-
-def _cursor_for(ts: str) -> str:
-    # Opaque to clients, as Slack's are: the ts of the next message to answer with.
-    return base64.urlsafe_b64encode(f"next_ts:{ts}".encode()).decode()
-
-
-def _cursor_ts(cursor: str) -> str | None:
-    try:
-        decoded = base64.urlsafe_b64decode(cursor.encode()).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return None
-    kind, _, ts = decoded.partition(":")
-    try:
-        _ts_key(ts)
-    except ValueError:
-        return None
-    return ts if kind == "next_ts" else None

@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from watchdog.errors import WatchdogError
 from watchdog.slack.alerts.messages import INCIDENT_EVENT
 from watchdog.store import MessageRef
 
@@ -39,7 +40,7 @@ PAGE_SIZE = 200
 History = Callable[..., Awaitable[Mapping[str, Any]]]
 
 
-class HistoryUnavailable(Exception):
+class HistoryUnavailable(WatchdogError):
     """The channel's history cannot be read now (the message says why)."""
 
 

@@ -1,12 +1,16 @@
 """The buttons' side of Slack: the cancel confirmation, and a message after a click.
 
 Only a click on the danger button of :func:`cancel_confirmation` cancels a job. After a
-click on an alert's button the service redraws the alert from its stored state (see
-:meth:`watchdog.slack.commands.service.CommandService`); a message that stands for no
-stored incident (the ephemeral cancel confirmation) is redrawn by
-:func:`clicked_message` from the copy the click carried: the same content, an outcome
-line ("⏸ Paused by @ann"), and the buttons that still make sense — a paused job offers
-Resume, a canceled one no job buttons, a failed click keeps them all.
+click the message gets an outcome line ("⏸ Paused by @ann") and the buttons that still
+make sense — a paused job offers Resume, a canceled one no job buttons, a failed click
+keeps them all:
+
+- an alert is redrawn from its incident's *stored* state (:func:`redrawn_alert`), not
+  from the copy the click carried: a resolve edit that landed meanwhile must not be
+  painted over with the FIRING message. An incident that resolved or is gone is not
+  redrawn at all; only the clicker is told (:func:`gone_note`);
+- a message that stands for no stored incident (the ephemeral cancel confirmation, which
+  nothing else edits) is redrawn from the copy the click carried (:func:`clicked_message`).
 """
 
 from __future__ import annotations
@@ -21,16 +25,26 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from watchdog.domain.alerts import AlertState, Reason, RuleFacts
+from watchdog.domain.outgoing import Notification
 from watchdog.polaris.models import Job
+from watchdog.rules.model import Rule
 from watchdog.slack import text as tx
 from watchdog.slack.actions import Action, ButtonValue, encode_value
-from watchdog.slack.alerts.messages import OUTCOME_BLOCK
+from watchdog.slack.alerts.messages import OUTCOME_BLOCK, alert_message
 from watchdog.slack.alerts.parts import user as mention
 from watchdog.slack.commands.replies import Reply
 from watchdog.slack.text import code, esc
 from watchdog.slack.text import date_token as when
 
-__all__ = ["OUTCOME_BLOCK", "cancel_confirmation", "click_line", "clicked_message"]
+__all__ = [
+    "OUTCOME_BLOCK",
+    "cancel_confirmation",
+    "click_line",
+    "clicked_message",
+    "gone_note",
+    "redrawn_alert",
+]
 
 #: action → (icon, what was done, what was tried)
 _DONE = {
@@ -74,6 +88,35 @@ def click_line(action: Action, user_id: str, at: float, error: str | None = None
     if error is None:
         return f"{icon} {done} by {mention(user_id)} · {when(at)}"
     return f"⚠️ {mention(user_id)} tried to {verb}, but it failed: {esc(error, 1500)} · {when(at)}"
+
+
+def redrawn_alert(
+    alert: AlertState, rule: Rule | None, line: str, done: Action | None, *, now: float
+) -> Reply:
+    """The alert message of a live incident with the click's outcome ``line``; ``done``
+    is the action that succeeded (None when it failed), ``rule`` its rule if it still
+    exists (a rule reloaded away leaves what the alert itself knows)."""
+    if rule is None:
+        facts = RuleFacts(name=alert.rule, kind="removed", severity=alert.severity)
+    else:
+        facts = RuleFacts(
+            name=rule.name,
+            kind=rule.kind,
+            severity=rule.severity,
+            description=rule.description,
+            runbook=rule.runbook,
+        )
+    mention = rule.mention if rule is not None else None
+    n = Notification(Reason.NEW, alert, facts, mention=mention)
+    message = alert_message(n, now=now, outcome=line, after=done)
+    return Reply(message.text, message.blocks, ephemeral=False, replace_original=True)
+
+
+def gone_note(line: str) -> Reply:
+    """The answer to a click on an incident that resolved or is gone: to the clicker
+    only, leaving the message (its resolved edit) as it is."""
+    note = "_The alert has resolved or is gone since: its message is left as it is._"
+    return Reply(f"{line}\n{note}", ephemeral=True)
 
 
 def _is_ours(block: dict[str, Any]) -> bool:

@@ -54,7 +54,7 @@ class _Refused(WatchdogError):
         self.text = text
 
 
-class _Dropped(Exception):
+class _Dropped(WatchdogError):
     """The client went away before its request was complete."""
 
 

@@ -6,14 +6,10 @@ call. Its two
 entry points answer at once — usage errors, ``help`` and refusals directly, everything
 else with a short "⏳" ack — because Slack gives up after 3 seconds; the work that needs
 Polaris or the store runs in a tracked background task that reports through the
-request's ``response_url`` — only ever one on Slack's own hosts (:func:`trusted_response_urls`).
+request's ``response_url`` (only ever Slack's: :mod:`~watchdog.slack.commands.response_urls`).
 Only operators named in the rules file may change anything, and every change they attempt
-is announced through the ``audit`` callback exactly once, whether it worked or not.
-
-After a click on an alert's button the alert message is redrawn from the incident's
-stored state, not from the copy the click carried: a resolve that landed meanwhile must
-not be painted over with the FIRING message. When the incident has resolved or is gone,
-the original is left alone and only the clicker is told what happened.
+is announced through the ``audit`` callback exactly once, whether it worked or not. After
+a click, an alert is redrawn from its stored incident (:mod:`~watchdog.slack.commands.clicks`).
 """
 
 from __future__ import annotations
@@ -27,17 +23,9 @@ from typing import Any, Literal, TypeVar
 import aiohttp
 import structlog
 from structlog.contextvars import bound_contextvars
-from yarl import URL
 
-from watchdog.domain.alerts import (
-    DEFAULT_PROJECT,
-    AlertState,
-    Phase,
-    Reason,
-    RuleFacts,
-    fingerprint,
-)
-from watchdog.domain.outgoing import AuditEntry, Notification
+from watchdog.domain.alerts import DEFAULT_PROJECT, AlertState, Phase, fingerprint
+from watchdog.domain.outgoing import AuditEntry
 from watchdog.errors import WatchdogError
 from watchdog.metrics import BotMetrics
 from watchdog.polaris.client import PolarisClient
@@ -46,7 +34,6 @@ from watchdog.polaris.models import Job
 from watchdog.rules.model import RuleSet
 from watchdog.slack import text as tx
 from watchdog.slack.actions import Action, ButtonValue
-from watchdog.slack.alerts.messages import alert_message
 from watchdog.slack.commands import clicks, parse, replies
 from watchdog.slack.commands.jobrefs import JobDirectory, JobRefError
 from watchdog.slack.commands.parse import (
@@ -60,6 +47,7 @@ from watchdog.slack.commands.parse import (
     parse_job_ref,
 )
 from watchdog.slack.commands.replies import Reply
+from watchdog.slack.commands.response_urls import SLACK_RESPONSE_URLS, is_trusted
 from watchdog.store import Silence, Store
 
 log = structlog.get_logger(__name__)
@@ -70,26 +58,6 @@ _MUTATING = (parse.Pause, parse.Resume, parse.Cancel, parse.Silence, parse.Unsil
 _DESIRED = {Action.PAUSE: "suspended", Action.RESUME: "running", Action.CANCEL: "canceled"}
 _VERB = {Action.PAUSE: "pause", Action.RESUME: "resume", Action.CANCEL: "cancel"}
 _VERB |= {Action.SILENCE: "silence"}
-#: Where Slack's response URLs live (commercial Slack and GovSlack).
-SLACK_RESPONSE_URLS = ("https://hooks.slack.com/", "https://hooks.slack-gov.com/")
-
-
-def trusted_response_urls(slack_api_url: str | None = None) -> tuple[str, ...]:
-    """The URL prefixes a ``response_url`` may have: Slack's hooks hosts, and the origin
-    of ``SLACK_API_URL`` when one is set (a self-hosted gateway or a stand-in)."""
-    if not slack_api_url:
-        return SLACK_RESPONSE_URLS
-    api = URL(slack_api_url)
-    if not api.absolute or api.scheme not in ("http", "https"):
-        return SLACK_RESPONSE_URLS
-    return (*SLACK_RESPONSE_URLS, str(api.origin()) + "/")
-
-
-def _under(url: URL, prefix: str) -> bool:
-    """``url`` is on ``prefix``'s scheme, host and port, and under its path."""
-    base = URL(prefix)
-    same_origin = (url.scheme, url.host, url.port) == (base.scheme, base.host, base.port)
-    return same_origin and url.path.startswith(base.path)
 
 
 class _Failure(WatchdogError):
@@ -218,13 +186,7 @@ class CommandService:
         return None
 
     def _allowed_url(self, url: str) -> bool:
-        try:
-            parsed = URL(url)
-        except (TypeError, ValueError):
-            return False
-        if not parsed.absolute or parsed.user is not None or parsed.password is not None:
-            return False
-        return any(_under(parsed, prefix) for prefix in self._prefixes)
+        return is_trusted(url, self._prefixes)
 
     # ---- background work -------------------------------------------------------------
 
@@ -318,24 +280,9 @@ class CommandService:
         click's outcome ``line``; only a note to the clicker when it is no longer live."""
         alert = await self._live_alert(incident_id)
         if alert is None:
-            note = "_The alert has resolved or is gone since: its message is left as it is._"
-            return Reply(f"{line}\n{note}", ephemeral=True)
-        rules = self._rules()
-        rule = rules.rule(alert.rule)
-        if rule is None:  # reloaded away: the message keeps what the alert itself knows
-            facts = RuleFacts(name=alert.rule, kind="removed", severity=alert.severity)
-        else:
-            facts = RuleFacts(
-                name=rule.name,
-                kind=rule.kind,
-                severity=rule.severity,
-                description=rule.description,
-                runbook=rule.runbook,
-            )
-        mention = rule.mention if rule is not None else None
-        n = Notification(Reason.NEW, alert, facts, mention=mention)
-        message = alert_message(n, now=self._clock(), outcome=line, after=done)
-        return Reply(message.text, message.blocks, ephemeral=False, replace_original=True)
+            return clicks.gone_note(line)
+        rule = self._rules().rule(alert.rule)
+        return clicks.redrawn_alert(alert, rule, line, done, now=self._clock())
 
     async def _live_alert(self, incident_id: str) -> AlertState | None:
         """The firing alert of ``incident_id`` as stored now, or None when it resolved or
