@@ -171,9 +171,15 @@ class Rig:
         status, ack = await self.post("/slack/interactions", body, self.signed(body))
         return Answer(status, ack, token, self)
 
+    async def save_alerts(self, *alerts: AlertState) -> None:
+        """Store alert states as the watching replica does: under its project's lease."""
+        term = await self.store.acquire_lease("default", "watching-replica", 3600.0)
+        assert term is not None
+        await self.store.commit(fence=Fence("default", term), upserts=alerts, now=self.clock())
+
     async def firing(self, alert: AlertState) -> dict[str, Any]:
         """Store ``alert`` as a live incident; its message as a click payload carries it."""
-        await self.store.commit(upserts=[alert], now=self.clock())
+        await self.save_alerts(alert)
         return alert_post(alert)
 
     async def click_alert(self, action: Action, alert: AlertState, **kwargs: Any) -> Answer:
@@ -812,7 +818,7 @@ async def test_click_redraws_the_alert_from_its_stored_state(rig: Rig) -> None:
     old = alert_for(STREAM, "clicks")
     post = alert_post(old)
     newer = replace(old, job=replace(old.job, health_message="Kafka is back but lagging"))
-    await rig.store.commit(upserts=[newer], now=START)
+    await rig.save_alerts(newer)
     answer = await rig.click(
         Action.PAUSE, STREAM, message=post, rule=old.rule, incident=old.incident_id
     )
@@ -833,7 +839,7 @@ async def test_resolve_between_click_and_reply_is_not_painted_over(rig: Rig) -> 
         Action.PAUSE, STREAM, message=post, rule=alert.rule, incident=alert.incident_id
     )
     resolved = replace(alert, phase=Phase.RESOLVED, resolved_at=START + 1)
-    await rig.store.commit(upserts=[resolved], now=START + 1)
+    await rig.save_alerts(resolved)
     rig.gate.open.set()
     reply = await answer.final()
     assert rig.sim.stats.status_changes == [(STREAM, "suspended")]
@@ -848,7 +854,7 @@ async def test_click_on_an_incident_that_is_gone_answers_only_the_clicker(rig: R
     """A newer incident of the same alert replaced the clicked one: no redraw."""
     alert = alert_for(STREAM, "clicks")
     post = alert_post(alert)
-    await rig.store.commit(upserts=[replace(alert, fired_at=START)], now=START)
+    await rig.save_alerts(replace(alert, fired_at=START))
     reply = await (
         await rig.click(
             Action.SILENCE, STREAM, message=post, rule=alert.rule, incident=alert.incident_id
@@ -926,7 +932,7 @@ async def test_alerts_and_silences_replies_are_clipped_and_count_what_is_left_ou
         replace(alert_for(job_id_n(n), "t" * HUGE), rule=f"rule-{n:03d}-" + "r" * 2000)
         for n in range(300)
     ]
-    await rig.store.commit(upserts=alerts, now=START)
+    await rig.save_alerts(*alerts)
     for n in range(30):
         await rig.store.add_silence(
             Silence(f"s-{n:06d}", "rule", "x" * HUGE, START + 60, OPERATOR, START, "<y>" * HUGE)

@@ -691,3 +691,31 @@ async def test_storm_post_ticks_off_members_as_they_resolve(
     assert lines[1].startswith(f"✅ ~`{job_id(2)}`")
     assert all(line.startswith("• ") for line in lines[2:6])
     assert "4 of 6 jobs firing" in head.blocks[0]["text"]["text"]
+
+
+async def test_through_the_outbox_a_post_whose_answer_never_came_is_posted_once(
+    slack: SlackRig,
+    store: MemoryStore,
+    rules: RulesHolder,
+    clock: FakeClock,
+    fences: Fences,
+    timed_web: SlackWebClient,
+) -> None:
+    """End to end: Slack takes a post but never answers; the call times out, the outbox
+    keeps the item as maybe sent, and its retry finds the post instead of repeating it.
+    The incident's message is recorded, so its resolve edits that one post."""
+    notifier = SlackNotifier(timed_web, store, rules, clock=clock, pace=None)
+    dispatcher = Dispatcher(store, notifier, fences=fences, clock=clock)
+    firing = alert(CLICKS)
+    slack.standin.hold(1, methods=["chat.postMessage"])
+    assert not await send(store, dispatcher, notification(firing))
+    [record] = await store.outbox_due(clock() + 3600)
+    assert record.maybe_sent
+    clock.advance(dispatcher.blocked_until - clock())
+    assert await dispatcher.deliver_once()
+    [post] = slack.standin.top_level(CHANNEL)
+    assert await store.get_message(firing.incident_id) == MessageRef(CHANNEL, post.ts)
+    resolved = dataclasses.replace(firing, phase=Phase.RESOLVED)
+    assert await send(store, dispatcher, notification(resolved, Reason.RESOLVED))
+    assert slack.standin.top_level(CHANNEL) == [post] and post.edited == 1
+    slack.standin.release()
