@@ -26,7 +26,8 @@ from bench.report import Figure, Options, announce, median, say
 from watchdog.domain.alerts import AlertState
 from watchdog.polaris.models import Job
 from watchdog.rules.holder import RulesHolder
-from watchdog.rules.model import Rule, RuleSet
+from watchdog.rules.model import Rule
+from watchdog.rules.ruleset import RuleSet
 from watchdog.store.sqlite import SqliteStore
 from watchdog.watch.lifecycle import Timing, evolve
 from watchdog.watch.loop import Watcher

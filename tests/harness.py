@@ -45,7 +45,7 @@ from watchdog.domain.alerts import (
 from watchdog.domain.outgoing import AuditEntry, Notification, Outgoing
 from watchdog.polaris.client import PolarisClient, RetryPolicy
 from watchdog.rules.holder import RulesHolder
-from watchdog.rules.model import parse_ruleset
+from watchdog.rules.load import parse_ruleset
 from watchdog.store import Fence, OutboxRecord, Store
 from watchdog.watch.loop import TickReport, Watcher
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from watchdog.domain.alerts import Condition
 from watchdog.polaris.models import UNLIMITED_PARSE_EXCEPTIONS, Job
 from watchdog.rules.evaluate import evaluate, increase, matches, needs_samples, window
+from watchdog.rules.load import parse_ruleset
 from watchdog.rules.model import (
     BudgetRule,
     ExecutionRule,
@@ -22,7 +23,6 @@ from watchdog.rules.model import (
     RatioRule,
     RisingRule,
     StalledRule,
-    parse_ruleset,
 )
 from watchdog.watch.samples import SampleBook, Series
 

@@ -13,20 +13,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from watchdog.rules.load import load_ruleset, parse_ruleset
 from watchdog.rules.model import (
     BudgetRule,
     ExecutionRule,
     HealthRule,
-    Problem,
     RatioRule,
     Repeat,
     RisingRule,
-    RuleSet,
-    RulesFileError,
     StalledRule,
-    load_ruleset,
-    parse_ruleset,
 )
+from watchdog.rules.problems import Problem, RulesFileError
+from watchdog.rules.ruleset import RuleSet
 from watchdog.rules.toml_lines import TomlLines
 
 REPO = Path(__file__).resolve().parent.parent

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from watchdog.errors import EXIT_FAILURE, EXIT_USAGE, WatchdogError
 from watchdog.polaris.client import PolarisClient
 from watchdog.polaris.models import EXECUTION_STATUSES, HEALTH_STATUSES, JOB_TYPES, Job
-from watchdog.rules.model import load_ruleset
+from watchdog.rules.load import load_ruleset
 from watchdog.rules.problems import RulesFileError
 from watchdog.settings import POLARIS_VARS, Settings
 

@@ -30,7 +30,8 @@ from watchdog.devtools.polaris_sim.simulator import Simulator, build_scenario, s
 from watchdog.devtools.slack_standin.server import SlackStandIn
 from watchdog.logs import configure_logging
 from watchdog.rules.holder import RulesHolder
-from watchdog.rules.model import RuleSet, parse_ruleset
+from watchdog.rules.load import parse_ruleset
+from watchdog.rules.ruleset import RuleSet
 from watchdog.settings import Settings
 from watchdog.store.memory import MemoryStore
 

@@ -23,8 +23,10 @@ from typing import Any, TextIO, TypeVar
 from watchdog.domain.alerts import DEFAULT_PROJECT, AlertState, Phase, Reason, fingerprint
 from watchdog.polaris.models import Job
 from watchdog.rules.durations import format_duration
-from watchdog.rules.model import Rule, RuleSet, load_ruleset
+from watchdog.rules.load import load_ruleset
+from watchdog.rules.model import Rule
 from watchdog.rules.problems import Problem, RulesFileError, did_you_mean
+from watchdog.rules.ruleset import RuleSet
 from watchdog.testing.file import (
     MAX_TICKS,
     CaseSpec,

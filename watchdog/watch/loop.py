@@ -40,7 +40,7 @@ from watchdog.metrics import BotMetrics
 from watchdog.polaris.client import PolarisClient
 from watchdog.polaris.errors import PolarisAuthError
 from watchdog.rules.holder import RulesHolder
-from watchdog.rules.model import RuleSet
+from watchdog.rules.ruleset import RuleSet
 from watchdog.store import Fence, FencedOut, Store
 from watchdog.watch.judge import Tally
 from watchdog.watch.lifecycle import Timing, Verdict

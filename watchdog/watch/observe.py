@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from watchdog.polaris.client import JobListing, PolarisClient
 from watchdog.polaris.errors import PolarisError, PolarisNotFoundError
 from watchdog.polaris.models import Job, Metrics
-from watchdog.rules.model import RuleSet
+from watchdog.rules.ruleset import RuleSet
 from watchdog.store import SampleRow
 from watchdog.watch.plan import Plan, metric_targets
 from watchdog.watch.samples import SampleBook
