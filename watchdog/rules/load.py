@@ -13,11 +13,13 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from watchdog.domain.alerts import DEFAULT_PROJECT
 from watchdog.rules.durations import STRINGS_ONLY
 from watchdog.rules.problems import (
     Problem,
     RulesFileError,
     describe_error,
+    did_you_mean,
     duplicate_names,
     toml_problem,
 )
@@ -42,11 +44,37 @@ def parse_ruleset(text: str, path: str | Path) -> RuleSet:
     except ValidationError as error:
         for detail in error.errors():
             problems.append(describe_error(shown, detail, data, lines, Document))
+    if document is not None:
+        problems += cross_checks(shown, document, lines)
     if problems or document is None:
         raise RulesFileError(sorted(set(problems), key=lambda p: (p.line, p.message)))
-    return RuleSet(
-        watch=document.watch, slack=document.slack, rules=document.rules, path=Path(path)
-    )
+    parts = {name: getattr(document, name) for name in Document.model_fields}
+    return RuleSet(**parts, path=Path(path))
+
+
+def cross_checks(path: str, document: Document, lines: TomlLines) -> list[Problem]:
+    """What no single table can check: names that must refer to something in the file."""
+    problems: list[Problem] = []
+    known = [p.name for p in document.projects] or [DEFAULT_PROJECT]
+    for index, rule in enumerate(document.rules):
+        for item, name in enumerate(rule.match.project):
+            if name not in known:
+                hint = did_you_mean(name, known) or f"projects: {', '.join(known)}"
+                where = ("rules", index, "match", "project", item)
+                message = f"rules[{index}] {rule.name!r}: unknown project {name!r} ({hint})"
+                problems.append(Problem(path, lines.nearest_line(where), message))
+    seen: dict[tuple[str, str], str] = {}
+    for index, project in enumerate(document.projects):
+        key = (project.url.lower(), project.id.lower())
+        if key in seen:
+            message = (
+                f"projects[{index}] {project.name!r}: the same project as {seen[key]!r} "
+                f"(url and id {project.id!r}); list each project once"
+            )
+            problems.append(Problem(path, lines.nearest_line(("projects", index, "id")), message))
+        else:
+            seen[key] = project.name
+    return problems
 
 
 def load_ruleset(path: str | Path) -> RuleSet:

@@ -21,6 +21,7 @@ from watchdog.rules.fields import (
     JobTypes,
     MetricName,
     PositiveDuration,
+    ProjectNames,
     RepeatShorthand,
     RuleName,
     Severity,
@@ -38,6 +39,8 @@ class Match(Frozen):
     execution_status: ExecutionStatuses = Field(default=(), alias="executionStatus")
     table: TextList = Field(default=(), description="fnmatch globs on the table name")
     job_id: JobIds = ()
+    #: names of ``[[projects]]`` (``default`` when the file has none)
+    project: ProjectNames = ()
 
 
 class Repeat(Frozen):

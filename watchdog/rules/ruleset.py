@@ -10,8 +10,9 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
+from watchdog.domain.alerts import DEFAULT_PROJECT
 from watchdog.rules.model import Rule
-from watchdog.rules.tables import Frozen, SlackSettings, WatchSettings
+from watchdog.rules.tables import Frozen, HaSettings, ProjectSpec, SlackSettings, WatchSettings
 
 
 class Document(Frozen):
@@ -19,6 +20,8 @@ class Document(Frozen):
 
     watch: WatchSettings = Field(default_factory=WatchSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
+    ha: HaSettings = Field(default_factory=HaSettings)
+    projects: tuple[ProjectSpec, ...] = ()
     rules: tuple[Rule, ...] = ()
 
 
@@ -39,6 +42,18 @@ class RuleSet(Document):
     def rule(self, name: str) -> Rule | None:
         """The rule called ``name``, if there is one."""
         return next((rule for rule in self.rules if rule.name == name), None)
+
+    @property
+    def project_names(self) -> tuple[str, ...]:
+        """The projects watched: the ``[[projects]]`` names, or ``default`` alone."""
+        return tuple(p.name for p in self.projects) or (DEFAULT_PROJECT,)
+
+    def project(self, name: str) -> ProjectSpec | None:
+        return next((p for p in self.projects if p.name == name), None)
+
+    def rules_for(self, project: str) -> tuple[Rule, ...]:
+        """The rules that look at ``project``'s jobs (their ``match.project`` allows it)."""
+        return tuple(r for r in self.rules if not r.match.project or project in r.match.project)
 
     @property
     def metric_rules(self) -> tuple[Rule, ...]:

@@ -1,4 +1,4 @@
-"""The rules file's settings tables: ``[watch]`` and ``[slack]``.
+"""The rules file's settings tables: ``[watch]``, ``[slack]``, ``[ha]`` and ``[[projects]]``.
 
 Frozen models with ``extra="forbid"`` like every part of the file (see
 :mod:`watchdog.rules.ruleset`), so a typo is an error rather than a setting silently left
@@ -11,8 +11,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, model_validator
 
-from watchdog.rules.durations import format_duration
-from watchdog.rules.fields import AtLeast100ms, PositiveDuration, SlackUserIds, Text
+from watchdog.rules.durations import Duration, format_duration
+from watchdog.rules.fields import (
+    ApiUrl,
+    AtLeast1s,
+    AtLeast100ms,
+    EnvName,
+    PositiveDuration,
+    ProjectId,
+    ProjectName,
+    SlackUserIds,
+    Text,
+)
 
 
 class Frozen(BaseModel):
@@ -30,6 +40,16 @@ class WatchSettings(Frozen):
     page_size: StrictInt = Field(default=500, ge=1, le=1000)
     timeout: PositiveDuration = 10.0
     no_data_after: PositiveDuration = 300.0
+    #: pages one listing may take; past it the listing is incomplete (a Polaris that
+    #: always says "more results" must not hold the bot for ever)
+    max_pages: StrictInt = Field(default=200, ge=1)
+    #: how long one tick's listings may take (default: twice the interval); past it the
+    #: listings that did not finish are incomplete and their rules unknown this tick
+    deadline: Duration | None = None
+
+    @property
+    def tick_deadline(self) -> float:
+        return self.deadline if self.deadline is not None else 2 * self.interval
 
     @model_validator(mode="after")
     def _no_data_spans_a_poll(self) -> WatchSettings:
@@ -59,3 +79,24 @@ class SlackSettings(Frozen):
             if isinstance(channel, str) and channel.strip():
                 return {**data, "audit_channel": channel}
         return data
+
+
+class HaSettings(Frozen):
+    """``[ha]``: several replicas on one PostgreSQL database."""
+
+    #: a project's lease lasts this long unless renewed; a replica that dies is replaced
+    #: within about this long (plus one interval)
+    lease: AtLeast1s = 15.0
+
+
+class ProjectSpec(Frozen):
+    """One ``[[projects]]`` entry: a Polaris project to watch, and how to reach it."""
+
+    name: ProjectName
+    url: ApiUrl
+    id: ProjectId
+    api_key_env: EnvName
+    channel: Text | None = None
+    #: this organisation's own request quota (default: ``[watch]``'s)
+    max_rate: StrictFloat | None = Field(default=None, gt=0)
+    concurrency: StrictInt | None = Field(default=None, ge=1, le=256)
