@@ -16,7 +16,8 @@ import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from watchdog.polaris.client import JobListing, PolarisClient
+from watchdog.polaris.api import JobListing
+from watchdog.polaris.client import PolarisClient
 from watchdog.polaris.errors import PolarisError, PolarisNotFoundError
 from watchdog.polaris.models import Job, Metrics
 from watchdog.rules.ruleset import RuleSet
