@@ -18,7 +18,7 @@ import json as json_module
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import aiohttp
@@ -54,10 +54,9 @@ MAX_PAGE_SIZE = 1000
 MAX_ANSWER_BYTES = 32 * 1024 * 1024
 
 
-class RequestObserver(Protocol):
-    """Told about every HTTP attempt, for the ``/metrics`` endpoint and benchmarks."""
-
-    def __call__(self, endpoint: str, outcome: str, seconds: float) -> None: ...
+#: Told about every HTTP attempt (endpoint, outcome, seconds), for ``/metrics`` and
+#: the benchmarks.
+RequestObserver = Callable[[str, str, float], None]
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,9 @@ active conditions.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 
 from watchdog.domain.alerts import Condition
@@ -361,21 +363,78 @@ def _budget(
     point = series.last() if newest is not None and newest <= now else series.before_or_at(now)
     if point is None or point[0] < fresh:
         return None
-    used = point[1]
-    threshold = limit * rule.percent / 100.0
-    active = _holds(used, threshold, rule.hysteresis, firing, strict=False)
-    summary = ""
-    if active:
-        share = int(used * 100 / limit)  # floor: "100%" only once the limit is reached
-        summary = f"parse-error budget {share}% used ({_number(used)} of {_number(limit)})"
+    at, used = point
+    rate, eta = _skip_forecast(rule, series, at, used, limit)
+    by_share = rule.percent is not None and _holds(
+        used, limit * rule.percent / 100.0, rule.hysteresis, firing, strict=False
+    )
+    by_eta = False
+    if rule.eta_below is not None:
+        # A spent budget is the end of any forecast; hysteresis holds a firing forecast
+        # until the job would need (1 + h) times eta_below to fail.
+        horizon = rule.eta_below * (1.0 + rule.hysteresis if firing else 1.0)
+        by_eta = used >= limit or (eta is not None and eta <= horizon)
+    active = by_share or by_eta
+    threshold = limit * rule.percent / 100.0 if rule.percent is not None else float(limit)
     return Condition(
         active=active,
-        summary=summary,
+        summary=_budget_summary(rule, used, limit, rate, eta, at) if active else "",
         value=used,
         threshold=threshold,
         metric=BUDGET_METRIC,
         values=series.values(SPARKLINE_POINTS) if active or firing else (),
+        rate=rate,
+        eta=eta,
     )
+
+
+def _skip_forecast(
+    rule: BudgetRule, series: Series, at: float, used: float, limit: float
+) -> tuple[float | None, float | None]:
+    """(rows skipped per minute over ``rule.within``, seconds until ``limit`` at that rate).
+
+    No rate before a quarter of the window has been watched (two samples a minute apart
+    say little about the next hour); no ETA while the counter is not growing."""
+    points = window(series, at, rule.within)
+    if len(points) < 2:
+        return None, None
+    span = points[-1][0] - points[0][0]
+    if span < rule.within / 4:
+        return None, None
+    per_second = increase(points) / span
+    if per_second <= 0.0:
+        return 0.0, None
+    return per_second * 60.0, max(limit - used, 0.0) / per_second
+
+
+def _budget_summary(
+    rule: BudgetRule, used: float, limit: float, rate: float | None, eta: float | None, at: float
+) -> str:
+    # Floor, so "100%" means the limit is reached; clamped, so a counter far past a tiny
+    # limit cannot print a number nobody reads.
+    share = math.floor(min(used / limit, 10.0) * 100)
+    text = f"parse-error budget {share}% used ({_number(used)} of {_number(limit)})"
+    if used >= limit:
+        return f"{text}: spent — Polaris fails the job at its next unparseable row"
+    if eta is not None and rate is not None:
+        when = datetime.fromtimestamp(at + eta, UTC).strftime("%H:%M UTC")
+        return f"{text}: fails in ~{_eta(eta)} (around {when}) at {_number(rate)} rows/min"
+    if rate == 0.0:
+        return f"{text}, not growing over the last {format_duration(rule.within)}"
+    return text
+
+
+def _eta(seconds: float) -> str:
+    """A forecast's horizon, as coarse as a forecast is: ~40s, ~12 min, ~3h 20 min, ~2 days."""
+    if seconds < 60:
+        return f"{max(seconds, 1):.0f}s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        hours, rest = divmod(minutes, 60)
+        return f"{hours}h {rest} min" if rest and hours < 10 else f"{round(minutes / 60)}h"
+    return f"{seconds / 86_400:.0f} days"
 
 
 def _number(value: float) -> str:

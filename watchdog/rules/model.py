@@ -169,15 +169,35 @@ class StalledRule(_OneMetricRule):
 
 
 class BudgetRule(RuleBase):
-    """Fires when numRowsSkippedByError reaches ``percent`` of the job's maxParseExceptions."""
+    """Warns before Polaris fails a job on its parse-error budget (maxParseExceptions).
+
+    Fires when numRowsSkippedByError reaches ``percent`` of the job's limit, or — with
+    ``eta_below`` — when, at the rate it grew over ``within``, it will reach the limit
+    sooner than that: the alert says when ("fails in ~12 min at 43 rows/min")."""
 
     kind: Literal["budget"] = "budget"
-    percent: StrictFloat = Field(gt=0, le=100)
+    percent: StrictFloat | None = Field(default=None, gt=0, le=100)
+    eta_below: PositiveDuration | None = None
+    #: the look-back the skip rate (and so the forecast) is measured over
+    within: PositiveDuration = 600.0
     hysteresis: Hysteresis = 0.1
+
+    @model_validator(mode="after")
+    def _says_when(self) -> BudgetRule:
+        if self.percent is None and self.eta_below is None:
+            raise ValueError(
+                "a budget rule needs percent (fire at this share of maxParseExceptions), "
+                "eta_below (fire when the job will reach it sooner than this), or both"
+            )
+        return self
 
     @property
     def metrics(self) -> tuple[str, ...]:
         return ("numRowsSkippedByError",)
+
+    @property
+    def window(self) -> float:
+        return self.within
 
 
 Rule = Annotated[

@@ -134,6 +134,11 @@ class Store(Protocol):
         """Give the lease up (graceful shutdown, rebalancing): a successor need not wait
         it out. Releasing a lease one does not hold does nothing."""
 
+    async def heartbeat(self, replica: str, ttl: float) -> list[str]:
+        """Say ``replica`` is alive for ``ttl`` seconds of the store's clock (0: it is
+        leaving); the names of the replicas alive now, sorted. Projects are shared out
+        by this count."""
+
     async def leases(self) -> list[Lease]:
         """Every project's lease row (expired ones included), ordered by project."""
 

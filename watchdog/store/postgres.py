@@ -176,6 +176,18 @@ class PostgresStore:
 
         await self._tx(work)
 
+    async def heartbeat(self, replica: str, ttl: float) -> list[str]:
+        async def work(cur: Cursor) -> list[str]:
+            await cur.execute(
+                f"""INSERT INTO replicas (name, expires) VALUES (%s, {_NOW} + %s)
+                    ON CONFLICT (name) DO UPDATE SET expires = EXCLUDED.expires""",
+                (replica, float(ttl)),
+            )
+            await cur.execute(f"SELECT name FROM replicas WHERE expires > {_NOW} ORDER BY name")
+            return [str(name) for (name,) in await cur.fetchall()]
+
+        return await self._tx(work)
+
     async def leases(self) -> list[Lease]:
         async def work(cur: Cursor) -> list[Lease]:
             await cur.execute("SELECT project, holder, term, expires FROM leases ORDER BY project")

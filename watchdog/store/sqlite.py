@@ -179,6 +179,9 @@ class SqliteStore:
             (float(self._clock()), project, holder),
         )
 
+    async def heartbeat(self, replica: str, ttl: float) -> list[str]:
+        return await self._write(_heartbeat, replica, float(self._clock()), ttl)
+
     async def leases(self) -> list[Lease]:
         rows = await self._read(
             _fetch, "SELECT project, holder, term, expires FROM leases ORDER BY project"
@@ -472,6 +475,15 @@ def _outbox_start(conn: sqlite3.Connection, item_ids: Sequence[int], fence: Fenc
                 )
                 claimed.append(item_id)
     return claimed
+
+
+def _heartbeat(conn: sqlite3.Connection, replica: str, now: float, ttl: float) -> list[str]:
+    with transaction(conn, write=True):
+        conn.execute("INSERT OR REPLACE INTO replicas VALUES (?, ?)", (replica, now + ttl))
+        rows = conn.execute(
+            "SELECT name FROM replicas WHERE expires > ? ORDER BY name", (now,)
+        ).fetchall()
+        return [str(name) for (name,) in rows]
 
 
 def _acquire_lease(

@@ -241,6 +241,10 @@ class SampleBook:
     def jobs(self) -> set[str]:
         return set(self._jobs)
 
+    def job_series(self, job_id: str) -> list[Series]:
+        """Every series of one job (one per metric)."""
+        return list(self._jobs.get(job_id, {}).values())
+
     def resize(self, capacity: int) -> None:
         """Change every series' capacity (a rules reload changed the longest window)."""
         if capacity < 1:
