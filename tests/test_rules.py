@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from watchdog.domain.alerts import Condition
+from watchdog.domain.samples import SampleBook, Series
 from watchdog.polaris.models import UNLIMITED_PARSE_EXCEPTIONS, Job
 from watchdog.rules.evaluate import evaluate, increase, matches, needs_samples, window
 from watchdog.rules.load import parse_ruleset
@@ -25,7 +26,6 @@ from watchdog.rules.model import (
     RisingRule,
     StalledRule,
 )
-from watchdog.watch.samples import SampleBook, Series
 
 JOB_ID = "6f1c2a7e-5b1d-4c3e-9a2b-1d2e3f4a5b6c"
 OTHER_ID = "0b9e8d7c-6a5b-4c3d-8e2f-1a0b9c8d7e6f"

@@ -31,10 +31,10 @@ from harness import (
 from watchdog.deliver.outbox import Dispatcher
 from watchdog.devtools.polaris_sim.simulator import Simulator
 from watchdog.domain.alerts import DEFAULT_PROJECT, META_RULE
+from watchdog.domain.samples import SampleBook
 from watchdog.store import Fence, Store
 from watchdog.store.memory import MemoryStore
 from watchdog.watch.loop import Watcher
-from watchdog.watch.samples import SampleBook
 from watchdog.watch.sweep import MetricsSweep, counter_value
 
 SKIPPED = "numRowsSkippedByError"

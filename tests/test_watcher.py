@@ -29,6 +29,7 @@ from harness import (
 from watchdog.deliver.terminal import TerminalNotifier
 from watchdog.devtools.polaris_sim.simulator import Simulator
 from watchdog.domain.alerts import DEFAULT_PROJECT, META_RULE, Phase
+from watchdog.domain.samples import SampleBook
 from watchdog.polaris.models import Job
 from watchdog.rules.holder import RulesHolder
 from watchdog.rules.model import ExecutionRule, StalledRule
@@ -36,7 +37,6 @@ from watchdog.store import Silence, Store
 from watchdog.store.memory import MemoryStore
 from watchdog.store.sqlite import SqliteStore
 from watchdog.watch.loop import TickReport, Watcher
-from watchdog.watch.samples import SampleBook
 from watchdog.watch.verdicts import verdict_for
 
 CLICKS, VIEWS, ORDERS = job_id(1), job_id(2), job_id(3)

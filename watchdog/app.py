@@ -103,13 +103,9 @@ class Bot:
         return self.fleet.watchers
 
     def liveness(self) -> str | None:
-        """Why the replica looks stuck (None: alive): its lease loop or a watch loop it
-        runs has not made progress for three periods."""
+        """Why the replica looks stuck (None: alive): a watch loop it runs, or its lease
+        loop, has not made progress for three of its periods."""
         now = self.clock()
-        renew = self.fleet.renew_every
-        last_round = self.fleet.last_round_at or self.started_at
-        if now - last_round > 3 * renew + 5:
-            return f"the lease loop has not run for {now - last_round:.0f}s"
         interval = self.rules.current.watch.interval
         for name in self.fleet.leads():
             watcher = self.watchers[name]
@@ -117,6 +113,9 @@ class Bot:
             last = max((t for t in seen if t is not None), default=self.started_at)
             if now - last > 3 * interval:
                 return f"project {name}: the watch loop has not ticked for {now - last:.0f}s"
+        last_round = self.fleet.last_round_at or self.started_at
+        if now - last_round > 3 * self.fleet.renew_every + 5:
+            return f"the lease loop has not run for {now - last_round:.0f}s"
         return None
 
     def health(self) -> tuple[int, dict[str, Any]]:

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 
 from watchdog.domain.alerts import Condition
+from watchdog.domain.samples import SampleBook, Series
 from watchdog.polaris.models import Job
 from watchdog.rules.durations import format_duration
 from watchdog.rules.model import (
@@ -39,7 +40,6 @@ from watchdog.rules.model import (
     Rule,
     StalledRule,
 )
-from watchdog.watch.samples import SampleBook, Series
 
 __all__ = [
     "BUDGET_METRIC",

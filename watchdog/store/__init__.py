@@ -28,9 +28,8 @@ from typing import Any, Literal, Protocol
 
 from watchdog.domain.alerts import AlertState, fingerprint
 from watchdog.domain.outgoing import Outgoing
+from watchdog.domain.samples import SampleRow
 from watchdog.errors import WatchdogError
-
-SampleRow = tuple[str, str, float, float]  # (job_id, metric, t, value)
 
 
 class StoreError(WatchdogError):

@@ -18,13 +18,13 @@ from dataclasses import dataclass, replace
 
 from watchdog.domain.alerts import AlertState, alert_from_dict
 from watchdog.domain.outgoing import Outgoing, dump_outgoing, load_outgoing
+from watchdog.domain.samples import SampleRow
 from watchdog.store import (
     Fence,
     FencedOut,
     Lease,
     MessageRef,
     OutboxRecord,
-    SampleRow,
     Silence,
 )
 from watchdog.store.rows import MessageRow, alert_rows, claimable, lease_term, message_rows

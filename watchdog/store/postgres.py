@@ -32,13 +32,13 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from watchdog.domain.alerts import AlertState, alert_from_dict
 from watchdog.domain.outgoing import Outgoing, dump_outgoing, load_outgoing
+from watchdog.domain.samples import SampleRow
 from watchdog.store import (
     Fence,
     FencedOut,
     Lease,
     MessageRef,
     OutboxRecord,
-    SampleRow,
     Silence,
     StoreError,
 )

@@ -31,13 +31,13 @@ import structlog
 
 from watchdog.domain.alerts import AlertState, alert_from_dict
 from watchdog.domain.outgoing import Outgoing, dump_outgoing, load_outgoing
+from watchdog.domain.samples import SampleRow
 from watchdog.store import (
     Fence,
     FencedOut,
     Lease,
     MessageRef,
     OutboxRecord,
-    SampleRow,
     Silence,
     StoreError,
 )

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TextIO
 
 from watchdog.domain.alerts import AlertState, Phase, Reason
+from watchdog.domain.samples import SampleBook, capacity_for, retention_for
 from watchdog.rules.durations import format_duration
 from watchdog.rules.load import load_ruleset
 from watchdog.rules.problems import Problem, RulesFileError, did_you_mean
@@ -35,7 +36,6 @@ from watchdog.testing.file import (
 )
 from watchdog.testing.polaris import CasePolaris
 from watchdog.watch.plan import plan
-from watchdog.watch.samples import SampleBook, capacity_for, retention_for
 from watchdog.watch.sweep import MetricsSweep
 from watchdog.watch.tick import TickContext, judge_tick
 

@@ -26,13 +26,13 @@ from watchdog.domain.alerts import (
     fingerprint,
 )
 from watchdog.domain.outgoing import Notification
+from watchdog.domain.samples import SampleBook
 from watchdog.polaris.models import Job
 from watchdog.rules.model import Rule
 from watchdog.store import Silence
 from watchdog.watch.lifecycle import Timing, Verdict, evolve
 from watchdog.watch.observe import Observation
 from watchdog.watch.plan import Plan
-from watchdog.watch.samples import SampleBook
 from watchdog.watch.verdicts import verdict_for
 
 #: Evaluations between two yields to the event loop, so slash commands are acked promptly

@@ -39,6 +39,7 @@ from watchdog.domain.alerts import (
     RuleFacts,
     fingerprint,
 )
+from watchdog.domain.samples import SampleBook, capacity_for, retention_for
 from watchdog.metrics import BotMetrics
 from watchdog.polaris.api import PolarisApi
 from watchdog.polaris.errors import PolarisAuthError, PolarisListingIncompleteError
@@ -50,7 +51,6 @@ from watchdog.watch.judge import Tally
 from watchdog.watch.lifecycle import Timing, Verdict
 from watchdog.watch.observe import Observation
 from watchdog.watch.plan import plan
-from watchdog.watch.samples import SampleBook, capacity_for, retention_for
 from watchdog.watch.sweep import MetricsSweep
 from watchdog.watch.tick import TickContext, judge_tick
 

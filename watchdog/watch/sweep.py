@@ -4,7 +4,7 @@ The listing tick (every interval) decides which jobs some metric rule watches an
 them over as *targets*; the sweep fetches their metrics continuously, within the
 project's rate and concurrency and below the listings' priority (see
 :mod:`watchdog.polaris.gate`), the job whose last fetch is oldest first. Each answer is
-recorded into the :class:`~watchdog.watch.samples.SampleBook` at the time it arrived, so
+recorded into the :class:`~watchdog.domain.samples.SampleBook` at the time it arrived, so
 metric rules judge real timestamps, however long a sweep takes. A pass over all targets
 takes at least one interval (fetching faster than the rules judge only spends quota),
 and its length — the *sweep period* — is how stale a metric rule's data can be.
@@ -26,11 +26,10 @@ from dataclasses import dataclass
 
 import structlog
 
+from watchdog.domain.samples import SampleBook, SampleRow
 from watchdog.polaris.api import PolarisApi
 from watchdog.polaris.errors import PolarisError
 from watchdog.polaris.models import Metrics
-from watchdog.store import SampleRow
-from watchdog.watch.samples import SampleBook
 
 log = structlog.get_logger(__name__)
 

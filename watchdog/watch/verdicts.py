@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from watchdog.domain.alerts import AlertState, Condition, JobFacts, Phase
+from watchdog.domain.samples import SampleBook
 from watchdog.polaris.models import Job
 from watchdog.rules.evaluate import evaluate, matches, needs_samples
 from watchdog.rules.model import Rule
 from watchdog.watch.lifecycle import Verdict
-from watchdog.watch.samples import SampleBook
 
 
 def verdict_for(

@@ -16,9 +16,9 @@ import math
 from array import array
 from collections.abc import Iterable
 
-from watchdog.store import SampleRow
-
 __all__ = ["SampleBook", "SampleRow", "Series", "capacity_for", "retention_for"]
+
+SampleRow = tuple[str, str, float, float]  # (job_id, metric, t, value)
 
 
 # Extra points beyond the window: drift-free polling can run a tick early after a slow one,
