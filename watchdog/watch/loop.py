@@ -28,24 +28,22 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from watchdog.errors import WatchdogError
 from watchdog.domain.alerts import (
     META_JOB,
     META_RULE,
     AlertState,
-    Condition,
-    JobFacts,
     Phase,
     RuleFacts,
     fingerprint,
 )
 from watchdog.domain.samples import SampleBook, capacity_for, retention_for
+from watchdog.errors import WatchdogError
 from watchdog.metrics import BotMetrics
 from watchdog.polaris.api import PolarisApi
-from watchdog.polaris.errors import PolarisAuthError, PolarisListingIncompleteError
 from watchdog.rules.holder import RulesHolder
 from watchdog.rules.ruleset import RuleSet
 from watchdog.store import Fence, FencedOut, Store, StoreError
+from watchdog.watch import meta
 from watchdog.watch.health import Health
 from watchdog.watch.judge import Tally
 from watchdog.watch.lifecycle import Timing, Verdict
@@ -278,56 +276,16 @@ class Watcher:
             self._on_commit()
 
     def _meta_verdict(self, now: float, seen: Observation, rules: RuleSet) -> Verdict:
-        """The verdict of the meta-alert, and the project's Polaris-side health."""
-        failures = seen.failures
-        since = self.last_data_at
-        when = f" since {time.strftime('%H:%M:%S UTC', time.gmtime(since))}" if since else ""
-        listing: str | None = None
-        polaris: str | None = None
-        if seen.results and len(failures) == len(seen.results):
-            auth = next((f for f in failures if isinstance(f, PolarisAuthError)), None)
-            if auth is not None:
-                polaris = f"Polaris rejects the API key{when}: {auth}"
-            elif not all(isinstance(f, PolarisListingIncompleteError) for f in failures):
-                polaris = f"cannot reach Polaris{when}: {failures[0]}"
-        if polaris is None and failures:
-            shown = next(
-                (f for f in failures if isinstance(f, PolarisListingIncompleteError)), failures[0]
-            )
-            listing = (
-                f"{len(failures)} of {len(seen.results)} job listings could not be read "
-                f"({shown}): their rules are blind"
-            )
-        self.health.report("polaris", polaris, now)
-        self.health.report("listing", listing, now)
-        metrics = self._metrics_problem(now, rules)
-        self.health.report("metrics", metrics, now)
-        summary = polaris or listing or metrics
-        facts = JobFacts(job_id=META_JOB, table=None, type="polaris", health_code=_kind(summary))
-        if summary is not None:
-            return Verdict(facts, Condition(True, summary=f"[{self.project}] {summary}"[:2000]))
-        self.last_data_at = now
-        return Verdict(facts, Condition(False), clear_reason="Polaris answers again")
-
-    def _metrics_problem(self, now: float, rules: RuleSet) -> str | None:
-        sweep = self.sweep
-        last = sweep.last_pass
-        if last is not None and last.blind:
-            return (
-                f"Polaris lists jobs but does not answer their metrics ({last.failed} failed, "
-                f"{last.bad} unreadable of {last.attempted} in the last sweep): metric "
-                "rules are blind"
-            )
-        stale = sweep.staleness(now)
-        if stale > rules.watch.no_data_after:
-            period = sweep.period
-            took = f"{period:.0f}s" if period is not None else "not one yet"
-            return (
-                f"the oldest metrics sample is {stale:.0f}s old (a sweep over "
-                f"{len(sweep.targets)} jobs takes {took}): metric rules are blind — raise "
-                "max_rate or concurrency if Polaris allows"
-            )
-        return None
+        """The verdict of the meta-alert, and the project's health as it stands."""
+        problems = meta.problems(
+            seen, self.sweep, now, rules.watch.no_data_after, self.last_data_at
+        )
+        for kind, message in problems.items():
+            self.health.report(kind, message, now)
+        verdict = meta.verdict(self.project, problems)
+        if verdict.condition is not None and not verdict.condition.active:
+            self.last_data_at = now
+        return verdict
 
     async def _prune(self, now: float, rules: RuleSet) -> None:
         if now - self._last_prune < 300:
@@ -407,18 +365,3 @@ class Watcher:
                 )
                 next_at += skipped * interval
             await self._sleep(next_at - self._clock())
-
-
-def _kind(summary: str | None) -> str | None:
-    """A short code for what the meta-alert is about (a change of it is worth a reply)."""
-    if summary is None:
-        return None
-    for word, code in (
-        ("rejects the API key", "key_rejected"),
-        ("cannot reach", "unreachable"),
-        ("listings", "listing_incomplete"),
-        ("metrics", "metrics_blind"),
-    ):
-        if word in summary:
-            return code
-    return "problem"
