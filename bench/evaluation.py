@@ -24,13 +24,14 @@ from bench.fakes import FakePolaris
 from bench.harness import ruleset
 from bench.report import Figure, Options, announce, median, say
 from watchdog.domain.alerts import AlertState
+from watchdog.domain.samples import SampleBook, capacity_for
 from watchdog.polaris.models import Job
 from watchdog.rules.holder import RulesHolder
-from watchdog.rules.model import Rule, RuleSet
+from watchdog.rules.model import Rule
+from watchdog.rules.ruleset import RuleSet
 from watchdog.store.sqlite import SqliteStore
 from watchdog.watch.lifecycle import Timing, evolve
 from watchdog.watch.loop import Watcher
-from watchdog.watch.samples import SampleBook, capacity_for
 from watchdog.watch.verdicts import verdict_for
 
 NAME = "evaluation"

@@ -15,7 +15,8 @@ import uuid
 from collections.abc import Iterable
 from typing import Any, cast
 
-from watchdog.polaris.client import JobListing, PolarisClient
+from watchdog.polaris.api import JobListing
+from watchdog.polaris.client import PolarisClient
 from watchdog.polaris.errors import PolarisNotFoundError
 from watchdog.polaris.models import Job, Metrics
 

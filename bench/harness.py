@@ -25,7 +25,8 @@ from watchdog.app import BOT, Bot, build_app
 from watchdog.devtools.slack_standin.server import SlackStandIn, serve
 from watchdog.polaris.client import PolarisClient
 from watchdog.rules.holder import RulesHolder
-from watchdog.rules.model import RuleSet, parse_ruleset
+from watchdog.rules.load import parse_ruleset
+from watchdog.rules.ruleset import RuleSet
 from watchdog.settings import Settings
 from watchdog.store import Store
 from watchdog.store.sqlite import SqliteStore

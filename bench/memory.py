@@ -22,7 +22,7 @@ from typing import Any
 
 from bench.report import Figure, Options, announce, say
 from bench.simproc import SimProcess
-from watchdog.watch.samples import capacity_for
+from watchdog.domain.samples import capacity_for
 
 NAME = "memory"
 TITLE = "Memory"

@@ -338,7 +338,7 @@ class ChaosRig:
     async def _count_ok_ticks(self) -> float:
         values = await self.metrics()
         if values is not None:
-            now = values.get('watchdog_ticks_total{outcome="ok"}', 0.0)
+            now = values.get('watchdog_ticks_total{outcome="ok",project="default"}', 0.0)
             # A restart resets the counter: count what the new process did (as resets()).
             self._ok_ticks += now - self._ok_last if now >= self._ok_last else now
             self._ok_last = now

@@ -45,7 +45,7 @@ from watchdog.domain.alerts import (
 from watchdog.domain.outgoing import AuditEntry, Notification, Outgoing
 from watchdog.polaris.client import PolarisClient, RetryPolicy
 from watchdog.rules.holder import RulesHolder
-from watchdog.rules.model import parse_ruleset
+from watchdog.rules.load import parse_ruleset
 from watchdog.store import Fence, OutboxRecord, Store
 from watchdog.watch.loop import TickReport, Watcher
 
@@ -343,8 +343,9 @@ class WatchRig:
         return self.rules.current.watch.interval
 
     async def tick(self) -> TickReport:
-        """Tick at the clock's current time, then deliver what the tick owes."""
-        report = await self.watcher.tick(self.clock())
+        """Tick at the clock's current time — with one sweep of the metrics between its
+        listings and its judgement, as ``test-rules`` does — then deliver what it owes."""
+        report = await self.watcher.tick(self.clock(), before_judging=self.watcher.sweep.sweep_once)
         self.reports.append(report)
         await self.dispatcher.deliver_once()
         return report
@@ -358,13 +359,15 @@ class WatchRig:
         assert report is not None
         return report
 
-    def restart(self, store: Store) -> Watcher:
-        """A new watcher and dispatcher (a restarted process) on ``store``; call ``load`` on
-        the watcher. The notifier is kept, so use one that holds no store of its own."""
+    async def restart(self, store: Store) -> Watcher:
+        """A new watcher and dispatcher (a restarted process) on ``store``, leading the
+        project again (which loads what the store holds). The notifier is kept, so use one
+        that holds no store of its own."""
         self.store = store
         self.watcher, self.dispatcher = wire(
             self.client, store, self.rules, self.clock, self.notifier
         )
+        await lead(self.watcher, store)
         return self.watcher
 
 
@@ -378,11 +381,22 @@ def wire(
     """A watcher and a dispatcher wired as the app wires them: the dispatcher delivers
     under the watcher's leases, the watcher wakes it on every commit."""
     watchers: list[Watcher] = []
-    dispatcher = Dispatcher(
-        store, notifier, clock=clock, sleep=Sleeps(), fences=lambda: watchers[0].fences()
-    )
+
+    def fences() -> dict[str, Fence]:
+        fence = watchers[0].fence
+        return {} if fence is None else {DEFAULT_PROJECT: fence, "": fence}
+
+    dispatcher = Dispatcher(store, notifier, clock=clock, sleep=Sleeps(), fences=fences)
     watchers.append(new_watcher(client, store, rules, clock, dispatcher))
     return watchers[0], dispatcher
+
+
+async def lead(watcher: Watcher, store: Store, holder: str = "rig") -> int:
+    """Take the watcher's project lease in ``store`` (for an hour) and lead under it."""
+    term = await store.acquire_lease(watcher.project, holder, 3600.0)
+    assert term is not None, "another holder has the lease"
+    await watcher.lead(term)
+    return term
 
 
 def new_watcher(
@@ -394,6 +408,7 @@ def new_watcher(
 ) -> Watcher:
     """A watcher that wakes ``dispatcher`` on every commit, as the app wires them."""
     return Watcher(
+        project=DEFAULT_PROJECT,
         client=client,
         store=store,
         rules=rules,
@@ -414,5 +429,5 @@ async def watch_rig(
     """The watch loop over ``sim`` with delivery to ``notifier``; ``store`` must be open."""
     async with serve_polaris(sim) as client:
         watcher, dispatcher = wire(client, store, rules, clock, notifier)
-        await watcher.load(clock())
+        await lead(watcher, store)
         yield WatchRig(clock, sim, client, store, rules, notifier, watcher, dispatcher)

@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestServer
 from harness import FakeClock, holder
 from pydantic import SecretStr
 
-from watchdog.app import BOT, build_app
+from watchdog.app import BOT, Options, build_app
 from watchdog.devtools.demo import sign
 from watchdog.devtools.polaris_sim.simulator import Simulator
 from watchdog.devtools.slack_standin.server import SlackStandIn
@@ -81,15 +81,14 @@ async def running_bot(
             SLACK_API_URL=standin.api_url,
             WATCHDOG_STATE=":memory:",
         )
-        app = build_app(
-            settings,
-            holder(RULES),
+        options = Options(
             clock=clock,
             sleep=_forever,
-            store=MemoryStore(),
+            store=MemoryStore(clock=clock),
             terminal_write=lambda line: None,
             response_url_prefixes=(standin.response_url(""),),
         )
+        app = build_app(settings, holder(RULES), options)
         async with TestServer(app) as bot:
             yield Running(sim, standin, bot, clock)
 
@@ -113,14 +112,21 @@ async def test_first_tick_posts_the_alert_and_healthz_says_ok() -> None:
 
 
 async def test_healthz_is_503_when_the_loop_has_not_ticked_for_three_intervals() -> None:
-    """A loop stuck for more than three intervals makes /healthz answer 503."""
+    """A loop stuck for more than three intervals makes /healthz and /livez answer 503."""
     async with running_bot() as run, aiohttp.ClientSession() as http:
         bot = run.bot.app[BOT]
-        await _until(lambda: bot.watcher is not None and bot.watcher.last_tick_at is not None)
+        watcher = bot.watchers["default"]
+        await _until(lambda: watcher.last_tick_at is not None)
+        async with http.get(run.bot.make_url("/livez")) as resp:
+            assert resp.status == 200 and (await resp.json())["status"] == "alive"
         run.clock.advance(3 * 30 + 1)
         async with http.get(run.bot.make_url("/healthz")) as resp:
             assert resp.status == 503
-            assert "has not ticked" in (await resp.json())["detail"]
+            body = await resp.json()
+            assert "has not ticked" in body["detail"]
+            assert body["leads"] == ["default"] and body["replica"]
+        async with http.get(run.bot.make_url("/livez")) as resp:
+            assert resp.status == 503 and "has not ticked" in (await resp.json())["detail"]
 
 
 async def test_metrics_expose_ticks_polaris_requests_and_firing_alerts() -> None:
@@ -131,9 +137,14 @@ async def test_metrics_expose_ticks_polaris_requests_and_firing_alerts() -> None
             assert resp.status == 200
             assert resp.headers["Content-Type"].startswith("text/plain")
             text = await resp.text()
-    assert 'watchdog_ticks_total{outcome="ok"} 1.0' in text
-    assert 'watchdog_polaris_requests_total{endpoint="list_jobs",outcome="200"}' in text
-    assert 'watchdog_alerts_firing{rule="job-unhealthy"} 1.0' in text
+    assert 'watchdog_ticks_total{outcome="ok",project="default"} 1.0' in text
+    assert (
+        'watchdog_polaris_requests_total{endpoint="list_jobs",outcome="200",project="default"}'
+        in text
+    )
+    assert 'watchdog_alerts_firing{project="default",rule="job-unhealthy"} 1.0' in text
+    assert 'watchdog_leader{project="default"} 1.0' in text
+    assert 'watchdog_last_tick_timestamp_seconds{project="default"} 1.7' in text
     assert 'watchdog_slack_calls_total{method="chat_postMessage"} 1.0' in text
 
 
@@ -179,14 +190,10 @@ async def test_without_a_bot_token_alerts_go_to_the_terminal() -> None:
             SLACK_APP_TOKEN=None,
             WATCHDOG_STATE=":memory:",
         )
-        app = build_app(
-            settings,
-            holder(RULES),
-            clock=clock,
-            sleep=_forever,
-            store=MemoryStore(),
-            terminal_write=lines.append,
+        options = Options(
+            clock=clock, sleep=_forever, store=MemoryStore(clock=clock), terminal_write=lines.append
         )
+        app = build_app(settings, holder(RULES), options)
         async with TestServer(app):
             await _until(lambda: any("FIRING" in line for line in lines))
     assert any("job-unhealthy" in line and "payments" in line for line in lines)
@@ -209,7 +216,8 @@ async def test_slack_down_at_start_up_does_not_stop_the_watch() -> None:
         standin.down()
         run = await stack.enter_async_context(running_bot(standin=standin))
         bot = run.bot.app[BOT]
-        await _until(lambda: bot.watcher is not None and bot.watcher.last_tick_at is not None)
+        watcher = bot.watchers["default"]
+        await _until(lambda: watcher.last_tick_at is not None)
         assert bot.store is not None
         assert bot.dispatcher is not None
         # The alert was committed and Slack refused it: the dispatcher backs off, the

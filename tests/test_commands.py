@@ -25,7 +25,8 @@ from watchdog.domain.alerts import AlertState, Condition, JobFacts, Phase, Reaso
 from watchdog.domain.outgoing import AuditEntry, Notification
 from watchdog.metrics import BotMetrics
 from watchdog.polaris.client import PolarisClient, RetryPolicy
-from watchdog.rules.model import RuleSet, parse_ruleset
+from watchdog.rules.load import parse_ruleset
+from watchdog.rules.ruleset import RuleSet
 from watchdog.slack.actions import Action, ButtonValue, encode_value
 from watchdog.slack.alerts.messages import alert_message
 from watchdog.slack.commands.replies import REPLY_BUDGET

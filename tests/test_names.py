@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from watchdog.domain.alerts import DEFAULT_PROJECT, fingerprint
 from watchdog.domain.names import PROJECT_NAME, RULE_NAME, SLACK_USER_ID
-from watchdog.rules.model import parse_ruleset
+from watchdog.rules.load import parse_ruleset
 from watchdog.rules.problems import RulesFileError
 from watchdog.slack.alerts import parts
 from watchdog.slack.commands.parse import Silence, parse_command

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from watchdog.polaris.models import Job
+from watchdog.rules.load import parse_ruleset
 from watchdog.rules.model import (
     BudgetRule,
     ExecutionRule,
@@ -13,7 +14,6 @@ from watchdog.rules.model import (
     RisingRule,
     Rule,
     StalledRule,
-    parse_ruleset,
 )
 from watchdog.watch.plan import ListQuery, Plan, metric_targets, plan
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -11,8 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from watchdog.domain.alerts import Condition
+from watchdog.domain.samples import SampleBook, Series
 from watchdog.polaris.models import UNLIMITED_PARSE_EXCEPTIONS, Job
 from watchdog.rules.evaluate import evaluate, increase, matches, needs_samples, window
+from watchdog.rules.load import parse_ruleset
 from watchdog.rules.model import (
     BudgetRule,
     ExecutionRule,
@@ -22,9 +25,7 @@ from watchdog.rules.model import (
     RatioRule,
     RisingRule,
     StalledRule,
-    parse_ruleset,
 )
-from watchdog.watch.samples import SampleBook, Series
 
 JOB_ID = "6f1c2a7e-5b1d-4c3e-9a2b-1d2e3f4a5b6c"
 OTHER_ID = "0b9e8d7c-6a5b-4c3d-8e2f-1a0b9c8d7e6f"
@@ -519,6 +520,85 @@ def test_rules_parsed_from_toml_evaluate_like_constructed_ones() -> None:
     assert matches(rule, make_job(), now)
     condition = evaluate(rule, make_job(), book, now, firing=False)
     assert condition is not None and condition.active and "in 10m" in condition.summary
+
+
+def forecast_rule(**fields: Any) -> BudgetRule:
+    return BudgetRule.model_validate({"name": "budget-eta", "eta_below": 1800.0, **fields})
+
+
+def test_budget_forecasts_when_the_job_fails_at_the_current_rate() -> None:
+    """Skipping 40 rows a minute with 480 left: the job fails in ~12 min, and the alert says
+    so, with the time, on the forecast alone (no percent is set)."""
+    book = SampleBook(64)
+    per_tick = 40 * TICK / 60
+    now = feed(book, SKIPPED, [120 + per_tick * i for i in range(11)])
+    used = 120 + per_tick * 10
+    condition = evaluate(forecast_rule(), make_job(), book, now, firing=False)
+    assert condition is not None and condition.active
+    assert condition.rate == pytest.approx(40.0)
+    assert condition.eta == pytest.approx((1000 - used) / 40 * 60)
+    when = time.strftime("%H:%M UTC", time.gmtime(now + condition.eta))
+    assert condition.summary == (
+        f"parse-error budget {int(used / 10)}% used ({used:,.0f} of 1,000): fails in "
+        f"~{round(condition.eta / 60)} min (around {when}) at 40 rows/min"
+    )
+
+
+def test_budget_forecast_beyond_eta_below_is_quiet_and_holds_with_hysteresis() -> None:
+    """Failing in ~33 min is past eta_below 30m: quiet; a firing forecast holds until the job
+    would need more than 30m × 1.1 to fail."""
+    book = SampleBook(64)
+    per_tick = 10 * TICK / 60  # 10 rows a minute
+    now = feed(book, SKIPPED, [635 + per_tick * i for i in range(11)])
+    condition = evaluate(forecast_rule(), make_job(), book, now, firing=False)
+    assert condition is not None and condition.eta is not None
+    assert 30 * 60 < condition.eta <= 33 * 60
+    assert not condition.active
+    assert _active(evaluate(forecast_rule(), make_job(), book, now, firing=True))
+
+
+def test_budget_without_growth_has_no_forecast() -> None:
+    """A counter that stopped growing has no ETA: an eta_below rule is quiet, a percent rule
+    at 90% says the budget is not growing."""
+    book = SampleBook(64)
+    now = feed(book, SKIPPED, [900.0] * 11)
+    quiet = evaluate(forecast_rule(), make_job(), book, now, firing=False)
+    assert quiet is not None and not quiet.active and quiet.eta is None and quiet.rate == 0.0
+    both = evaluate(forecast_rule(percent=80.0), make_job(), book, now, firing=False)
+    assert both is not None and both.active
+    assert both.summary == (
+        "parse-error budget 90% used (900 of 1,000), not growing over the last 10m"
+    )
+
+
+def test_budget_forecast_needs_a_quarter_of_its_window() -> None:
+    """Two samples a minute apart say little about the next hour: no rate, no forecast."""
+    book = SampleBook(64)
+    now = feed(book, SKIPPED, [100.0, 400.0])
+    condition = evaluate(forecast_rule(within=3600.0), make_job(), book, now, firing=False)
+    assert condition is not None and not condition.active
+    assert condition.rate is None and condition.eta is None
+
+
+def test_budget_spent_fires_a_forecast_rule_and_says_so() -> None:
+    """At the limit there is nothing left to forecast: the job fails at its next bad row."""
+    book = SampleBook(64)
+    now = feed(book, SKIPPED, [1000.0] * 11)
+    condition = evaluate(forecast_rule(), make_job(), book, now, firing=False)
+    assert condition is not None and condition.active
+    assert condition.summary == (
+        "parse-error budget 100% used (1,000 of 1,000): spent — Polaris fails the job at "
+        "its next unparseable row"
+    )
+
+
+def test_budget_of_an_absurd_counter_neither_crashes_nor_prints_absurd_shares() -> None:
+    """A counter far beyond any limit is clamped in the text, never an OverflowError."""
+    book = SampleBook(64)
+    now = feed(book, SKIPPED, [1e300])
+    condition = evaluate(budget_rule(), make_job(), book, now, firing=False)
+    assert condition is not None and condition.active
+    assert condition.summary.startswith("parse-error budget 1000% used")
 
 
 def _active(condition: Condition | None) -> bool:

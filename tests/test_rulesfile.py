@@ -13,20 +13,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from watchdog.rules.load import load_ruleset, parse_ruleset
 from watchdog.rules.model import (
     BudgetRule,
     ExecutionRule,
     HealthRule,
-    Problem,
     RatioRule,
     Repeat,
     RisingRule,
-    RuleSet,
-    RulesFileError,
     StalledRule,
-    load_ruleset,
-    parse_ruleset,
 )
+from watchdog.rules.problems import Problem, RulesFileError
+from watchdog.rules.ruleset import RuleSet
 from watchdog.rules.toml_lines import TomlLines
 
 REPO = Path(__file__).resolve().parent.parent
@@ -91,7 +89,8 @@ def test_ratio_stalled_and_budget_defaults() -> None:
     assert stalled.metrics == ("numRowsProcessed",)
     budget = _one_rule('kind = "budget"\npercent = 80\n')
     assert isinstance(budget, BudgetRule)
-    assert (budget.metrics, budget.window) == (("numRowsSkippedByError",), 0.0)
+    # The budget keeps a window of samples: its forecast is the skip rate over `within`.
+    assert (budget.metrics, budget.window) == (("numRowsSkippedByError",), 600.0)
 
 
 def test_repeat_shorthand_means_a_fixed_period() -> None:

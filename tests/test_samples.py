@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from watchdog.watch.samples import SampleBook, Series, capacity_for
+from watchdog.domain.samples import SampleBook, Series, capacity_for
 
 JOB_A = "0a3f6f5e-0000-4000-8000-00000000000a"
 JOB_B = "0a3f6f5e-0000-4000-8000-00000000000b"

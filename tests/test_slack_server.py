@@ -20,7 +20,7 @@ from test_commands import OPERATOR, RULES, SECRET, STREAM, Rig, running_rig
 
 from watchdog import app as app_module
 from watchdog.rules.holder import RulesHolder
-from watchdog.rules.model import parse_ruleset
+from watchdog.rules.load import parse_ruleset
 from watchdog.settings import Settings
 from watchdog.slack.actions import Action
 from watchdog.slack.commands.server import HEADER_TIMEOUT, SlackEndpoints, add_routes
@@ -337,13 +337,12 @@ def test_the_app_trusts_the_origin_of_slack_api_url_only_when_it_is_set(
     """SLACK_API_URL set (a gateway, GovSlack's API, a stand-in): response URLs on its
     origin are trusted too; left at its default, only Slack's hooks hosts are."""
     monkeypatch.delenv("SLACK_API_URL", raising=False)
-    rules = RulesHolder(parse_ruleset(RULES, "rules.toml"))
     custom = Settings(SLACK_API_URL="http://127.0.0.1:8999/api/")
-    trusted = app_module.build_app(custom, rules)[app_module.BOT].response_url_prefixes
+    trusted = app_module.response_urls(custom, app_module.Options())
     assert trusted == (
         "https://hooks.slack.com/",
         "https://hooks.slack-gov.com/",
         "http://127.0.0.1:8999/",
     )
-    default = app_module.build_app(Settings(), rules)[app_module.BOT].response_url_prefixes
+    default = app_module.response_urls(Settings(), app_module.Options())
     assert default == ("https://hooks.slack.com/", "https://hooks.slack-gov.com/")

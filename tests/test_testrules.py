@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from watchdog.rules.model import load_ruleset
+from watchdog.rules.load import load_ruleset
 from watchdog.testing.file import MAX_TICKS, load_test_file, parse_numbers, parse_words
 from watchdog.testing.run import run_test_file
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from harness import (
     alert,
     holder,
     job_id,
+    lead,
     list_queries,
     metric_paths,
     remove_job,
@@ -29,14 +29,14 @@ from harness import (
 from watchdog.deliver.terminal import TerminalNotifier
 from watchdog.devtools.polaris_sim.simulator import Simulator
 from watchdog.domain.alerts import DEFAULT_PROJECT, META_RULE, Phase
+from watchdog.domain.samples import SampleBook
 from watchdog.polaris.models import Job
 from watchdog.rules.holder import RulesHolder
 from watchdog.rules.model import ExecutionRule, StalledRule
-from watchdog.store import Fence, Silence, Store
+from watchdog.store import Silence, Store
 from watchdog.store.memory import MemoryStore
 from watchdog.store.sqlite import SqliteStore
 from watchdog.watch.loop import TickReport, Watcher
-from watchdog.watch.samples import SampleBook
 from watchdog.watch.verdicts import verdict_for
 
 CLICKS, VIEWS, ORDERS = job_id(1), job_id(2), job_id(3)
@@ -149,7 +149,8 @@ async def test_metrics_are_fetched_only_for_jobs_a_metric_rule_matches(
     assert metric_paths(sim) == [f"/v1/projects/demo-project/jobs/{CLICKS}/metrics"] * 3
     queries = list_queries(sim)
     assert all("healthStatus=error" in q or "targetTableName=clicks" in q for q in queries)
-    assert rig.reports[-1].metrics_fetched == 1
+    sweep = rig.watcher.sweep.last_pass
+    assert sweep is not None and sweep.fetched == 1 and rig.reports[-1].targets == 1
 
 
 async def test_counter_already_high_when_first_seen_does_not_fire(
@@ -229,7 +230,7 @@ async def test_polaris_down_resolves_nothing_and_pages_once_about_polaris(
     sim.faults.configure({"error_status": 503})
     sim.set_health(CLICKS, "ok")  # unseen while Polaris is down: must not resolve
     reports = [await rig.step() for _ in range(4)]
-    assert all(r.listings_failed == 1 and r.error is None for r in reports)
+    assert all(r.listings_failed == 1 for r in reports)
     assert notified(rig) == [("new", "job-unhealthy", CLICKS)]
     await rig.step()  # 2 minutes after the first failed tick
     assert notified(rig)[-1] == ("new", META_RULE, "-")
@@ -302,11 +303,12 @@ async def test_failed_metrics_or_lookup_leaves_only_those_alerts_alone(
     job = {"skips-rising": CLICKS, "job-unhealthy": VIEWS}
     sim.faults.configure({"error_status": 503, "endpoints": [endpoint]})
     sim.set_health(VIEWS, "ok")  # leaves the error listing: looked up
-    report = await rig.step(6)  # 3 minutes: the rising window has long passed
+    await rig.step(6)  # 3 minutes: the rising window has long passed
     meta = [("new", META_RULE, "-")] if endpoint == "metrics" else []
     assert notified(rig)[2:] == [("resolved", seen, job[seen]), *meta]
     assert rig.watcher.alerts[f"default/{blind}/{job[blind]}"].phase is Phase.FIRING
-    assert report.metrics_failed == (1 if endpoint == "metrics" else 0)
+    sweep = rig.watcher.sweep.last_pass
+    assert sweep is not None and sweep.failed == (1 if endpoint == "metrics" else 0)
     sim.faults.clear()
     # After a gap a window needs two fresh samples (the old baseline is stale): the
     # rising alert resolves on the second tick back; the health alert on the first.
@@ -352,7 +354,7 @@ async def test_restart_on_the_same_state_file_does_not_renotify(
     second = SqliteStore(tmp_path / "state.db")
     await second.open()
     try:
-        await rig.restart(second).load(rig.clock())
+        await rig.restart(second)
         assert rig.watcher.alerts[f"default/job-unhealthy/{CLICKS}"].posted
         await rig.step(3)
         assert len(notified(rig)) == 1
@@ -378,7 +380,7 @@ async def test_rising_history_survives_a_restart(
     second = SqliteStore(tmp_path / "state.db")
     await second.open()
     try:
-        await rig.restart(second).load(clock())
+        await rig.restart(second)
         clock.advance(30)
         sim.set_totals(CLICKS, {SKIPPED: 1_400})
         await rig.tick()
@@ -423,10 +425,10 @@ class TimedWatcher(Watcher):
         self.ticked: list[float] = []
         self.idle_in_tick: list[bool] = []
 
-    async def tick(self, now: float) -> TickReport:
+    async def tick(self, now: float, **kwargs: Any) -> TickReport:
         self.ticked.append(now)
         self.idle_in_tick.append(self.idle.is_set())
-        return await super().tick(now)
+        return await super().tick(now, **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -456,8 +458,14 @@ async def test_run_ticks_on_the_interval_grid_however_long_a_tick_takes(
 
     async with serve_polaris(sim) as client:
         watcher = TimedWatcher(
-            client=client, store=store, rules=holder(HEALTH), clock=clock, sleep=sleep
+            project=DEFAULT_PROJECT,
+            client=client,
+            store=store,
+            rules=holder(HEALTH),
+            clock=clock,
+            sleep=sleep,
         )
+        await lead(watcher, store)
         with pytest.raises(StopLoop):
             await watcher.run()
     assert watcher.ticked == [START + spacing * i for i in range(5)]
@@ -498,7 +506,7 @@ def test_a_stalled_alert_resolves_when_its_job_is_suspended() -> None:
         }
     )
     state = alert(job_id(1), rule="stalled")
-    verdict = verdict_for(rule, job, state, SampleBook(10), START, metrics_ok=set())
+    verdict = verdict_for(rule, job, state, SampleBook(10), START, sampled={})
     assert verdict is not None and verdict.condition is not None
     assert verdict.condition.active is False
 
@@ -515,9 +523,9 @@ def test_a_failed_job_alert_does_not_resolve_when_the_job_grows_old() -> None:
         }
     )
     later = START + 2 * 86_400
-    assert verdict_for(rule, job, None, SampleBook(10), later, metrics_ok=set()) is None
+    assert verdict_for(rule, job, None, SampleBook(10), later, sampled={}) is None
     state = alert(job_id(1), rule="failed")
-    verdict = verdict_for(rule, job, state, SampleBook(10), later, metrics_ok=set())
+    verdict = verdict_for(rule, job, state, SampleBook(10), later, sampled={})
     assert verdict is not None and verdict.condition is not None and verdict.condition.active
 
 
@@ -551,54 +559,19 @@ async def test_a_failed_commit_announces_the_alert_on_the_next_tick(
     assert notified(rig) == [("new", "job-unhealthy", CLICKS)]
 
 
-async def test_health_alerts_are_committed_before_the_metrics_are_fetched(
+async def test_a_tick_commits_health_alerts_without_a_single_metrics_request(
     start: Start, sim: Simulator, clock: FakeClock
 ) -> None:
-    """Listing-only rules commit first: an unhealthy job is announced even when every
-    metrics request of the same tick fails."""
+    """The listing tick fetches no metrics: an unhealthy job is announced by a tick whose
+    metric targets are all failing, and the failures are the sweep's, not the tick's."""
     sim.set_health(ORDERS, "error")
     rig = await start(RISING)
-    commits: list[tuple[int, int]] = []  # (notifications, metrics requests answered so far)
-    original = rig.store.commit
-
-    async def counting(**kwargs: Any) -> None:
-        commits.append((len(kwargs.get("outbox", ())), len(metric_paths(sim))))
-        await original(**kwargs)
-
-    rig.store.commit = counting  # type: ignore[method-assign]
     sim.faults.configure({"error_status": 503, "endpoints": ["metrics"]})
-    report = await rig.tick()
-    assert commits[0] == (1, 0)  # phase 1: the health alert, before any metrics request
-    assert report.metrics_failed == 1
+    report = await rig.watcher.tick(clock())  # no sweep: the tick alone
+    assert metric_paths(sim) == []
+    assert report.targets == 1
+    await rig.dispatcher.deliver_once()
     assert notified(rig) == [("new", "job-unhealthy", ORDERS)]
-
-
-async def test_hanging_metrics_end_at_the_deadline_and_resume_next_tick(
-    clock: FakeClock,
-) -> None:
-    """Metrics that hang cannot hold a tick past its deadline; the jobs not reached stay
-    unknown and the next tick starts with them."""
-    sim = Simulator(clock=clock)
-    jobs = [sim.add_job(table=f"t{n}").id for n in range(8)]
-    fast = 'interval = "100ms"\ntimeout = "100ms"'
-    rules = holder(RISING.replace('interval = "30s"', fast).replace(
-        'table = ["clicks"]', 'table = ["t*"]'))  # fmt: skip
-    store = MemoryStore()
-    await store.open()
-    async with serve_polaris(sim, concurrency=1) as client:
-        watcher = Watcher(client=client, store=store, rules=rules, clock=clock)
-        sim.faults.configure({"latency": 0.05, "endpoints": ["metrics"]})
-        report = await watcher.tick(clock())  # deadline: 2 × 100 ms, 50 ms a request
-        assert 0 < report.metrics_fetched < len(jobs)
-        assert report.metrics_skipped == len(jobs) - report.metrics_fetched
-        first = report.metrics_fetched
-        sim.stats.reset()
-        clock.advance(0.1)
-        await watcher.tick(clock())
-        asked = [path.split("/")[-2] for _, _, path, _ in sim.stats.request_log
-                 if path.endswith("/metrics")]  # fmt: skip
-        assert asked[0] == jobs[first]  # the next tick starts where the last one stopped
-    await store.close()
 
 
 async def test_a_job_missing_from_one_listing_keeps_its_history(
@@ -643,54 +616,7 @@ async def test_a_job_id_that_is_not_a_uuid_does_not_stop_the_tick(
     sim.add_job(table="clicks", job_id="legacy-job-7")
     sim.set_health(VIEWS, "error")
     rig = await start(RISING)
-    report = await rig.tick()
-    assert report.metrics_failed == 1
-    assert notified(rig) == [("new", "job-unhealthy", VIEWS)]
-
-
-class FlakyLeaseStore(MemoryStore):
-    def __init__(self) -> None:
-        super().__init__()
-        self.fail_lease = 1
-
-    async def acquire_lease(self, holder: str, now: float, ttl: float) -> bool:
-        if self.fail_lease:
-            self.fail_lease -= 1
-            raise OSError("database is locked")
-        return await super().acquire_lease(holder, now, ttl)
-
-
-async def test_a_store_error_on_the_lease_does_not_end_the_loop(
-    start: Start, sim: Simulator, clock: FakeClock
-) -> None:
-    """The loop survives a failed lease call: that round is skipped, the next one ticks."""
-    store = FlakyLeaseStore()
-    rig = await start(HEALTH, store=store)
-    sim.set_health(CLICKS, "error")
-    rig.watcher._sleep = Sleeps(clock, stop_after=3)  # type: ignore[attr-defined]
-    with pytest.raises(StopLoop):
-        await rig.watcher.run()
-    await rig.dispatcher.deliver_once()
-    assert notified(rig) == [("new", "job-unhealthy", CLICKS)]
-
-
-async def test_a_new_leader_reloads_what_the_old_one_left(
-    start: Start, sim: Simulator, clock: FakeClock
-) -> None:
-    """A standby that takes the lease over adopts the alerts the previous leader stored,
-    instead of posting them again from its stale start-up view."""
-    sim.set_health(CLICKS, "error")
-    rig = await start(HEALTH)
-    term = await rig.store.acquire_lease(DEFAULT_PROJECT, "other-replica", 90.0)
-    assert term is not None
-    assert await rig.watcher._lead(30.0) is False  # standby
-    assert rig.watcher.fences() == {}  # nothing to deliver either
-    announced = replace(alert(CLICKS), posted=True)
-    fence = Fence(DEFAULT_PROJECT, term)
-    await rig.store.commit(fence=fence, upserts=[announced], now=clock())  # what the leader did
-    await rig.store.release_lease(DEFAULT_PROJECT, "other-replica")
-    assert await rig.watcher._lead(30.0) is True
-    assert rig.watcher.fences()[DEFAULT_PROJECT].term == term + 1
-    assert f"default/job-unhealthy/{CLICKS}" in rig.watcher.alerts
     await rig.tick()
-    assert notified(rig) == []  # already announced by the other replica
+    sweep = rig.watcher.sweep.last_pass
+    assert sweep is not None and sweep.failed == 1
+    assert notified(rig) == [("new", "job-unhealthy", VIEWS)]

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from watchdog.errors import EXIT_FAILURE, EXIT_USAGE, WatchdogError
 from watchdog.polaris.client import PolarisClient
 from watchdog.polaris.models import EXECUTION_STATUSES, HEALTH_STATUSES, JOB_TYPES, Job
-from watchdog.rules.model import load_ruleset
+from watchdog.rules.load import load_ruleset
 from watchdog.rules.problems import RulesFileError
 from watchdog.settings import POLARIS_VARS, Settings
 
@@ -154,8 +154,12 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_test_rules(args: argparse.Namespace, out: TextIO) -> int:
+    from watchdog.logs import configure_logging
     from watchdog.testing.run import run_test_file
 
+    # The report is the output. The watch code it runs logs what a live bot would (a
+    # missing counter is a warning there, and a case's "_" here): errors only, to stderr.
+    configure_logging("console", level="error", stream=sys.stderr)
     return run_test_file(Path(args.file), out)
 
 

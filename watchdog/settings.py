@@ -9,12 +9,17 @@ missing variables instead of failing on ones the command never uses.
 from __future__ import annotations
 
 import os
+import socket
+from dataclasses import dataclass
 from pathlib import Path
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from watchdog.domain.alerts import DEFAULT_PROJECT
 from watchdog.errors import InputError
+from watchdog.rules.ruleset import RuleSet
 
 
 class MissingSettingError(InputError):
@@ -49,6 +54,7 @@ class Settings(BaseSettings):
     #: repr) or a SQLite file path; :func:`watchdog.store.open.open_store` decides.
     watchdog_state: str = Field(default="watchdog.db", alias="WATCHDOG_STATE", repr=False)
     watchdog_log_format: str = Field(default="auto", alias="WATCHDOG_LOG_FORMAT")
+    watchdog_replica: str | None = Field(default=None, alias="WATCHDOG_REPLICA")
 
     @field_validator("watchdog_state", mode="before")
     @classmethod
@@ -62,6 +68,7 @@ class Settings(BaseSettings):
         "slack_bot_token",
         "slack_signing_secret",
         "slack_app_token",
+        "watchdog_replica",
         mode="before",
     )
     @classmethod
@@ -93,6 +100,54 @@ class Settings(BaseSettings):
             raise MissingSettingError(missing)
 
     @property
+    def replica(self) -> str:
+        """This replica's name in logs, leases and ``/healthz``: ``WATCHDOG_REPLICA``, else
+        the host name and pid (unique per process, also on one host)."""
+        name = (self.watchdog_replica or "").strip()
+        return name or f"{socket.gethostname()}:{os.getpid()}"
+
+    def projects(self, rules: RuleSet) -> list[ProjectConfig]:
+        """The projects to watch, with their keys: ``[[projects]]`` of ``rules`` (each key
+        from the variable it names), else one project ``default`` from ``POLARIS_*``.
+
+        :class:`MissingSettingError` names every variable that is unset or empty."""
+        if not rules.projects:
+            self.require(*POLARIS_VARS)
+            assert self.polaris_api_url and self.polaris_project_id and self.polaris_api_key
+            return [
+                ProjectConfig(
+                    name=DEFAULT_PROJECT,
+                    api_url=self.polaris_api_url,
+                    project_id=self.polaris_project_id,
+                    api_key=self.polaris_api_key,
+                    key_env="POLARIS_API_KEY",
+                )
+            ]
+        dotenv = {k: v for k, v in dotenv_values(".env").items() if v is not None}
+        missing: list[str] = []
+        configs: list[ProjectConfig] = []
+        for spec in rules.projects:
+            key = (os.environ.get(spec.api_key_env) or dotenv.get(spec.api_key_env) or "").strip()
+            if not key:
+                missing.append(spec.api_key_env)
+                continue
+            configs.append(
+                ProjectConfig(
+                    name=spec.name,
+                    api_url=spec.url,
+                    project_id=spec.id,
+                    api_key=SecretStr(key),
+                    key_env=spec.api_key_env,
+                    channel=spec.channel,
+                    max_rate=spec.max_rate,
+                    concurrency=spec.concurrency,
+                )
+            )
+        if missing:
+            raise MissingSettingError(missing)
+        return configs
+
+    @property
     def listen_host_port(self) -> tuple[str, int]:
         """``WATCHDOG_LISTEN`` split into host and port (``[::1]:8080`` for IPv6)."""
         host, sep, port = self.watchdog_listen.rpartition(":")
@@ -105,3 +160,17 @@ class Settings(BaseSettings):
 
 
 POLARIS_VARS = ("POLARIS_API_URL", "POLARIS_PROJECT_ID", "POLARIS_API_KEY")
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    """One project to watch, resolved: where it is and the key to call it with."""
+
+    name: str
+    api_url: str
+    project_id: str
+    api_key: SecretStr
+    key_env: str  # the variable the key came from (for messages; never the key)
+    channel: str | None = None
+    max_rate: float | None = None  # None: [watch] max_rate
+    concurrency: int | None = None  # None: [watch] concurrency

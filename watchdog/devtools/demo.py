@@ -25,12 +25,13 @@ import aiohttp
 from aiohttp import web
 from pydantic import SecretStr
 
-from watchdog.app import build_app
+from watchdog.app import Options, build_app
 from watchdog.devtools.polaris_sim.simulator import Simulator, build_scenario, serve
 from watchdog.devtools.slack_standin.server import SlackStandIn
 from watchdog.logs import configure_logging
 from watchdog.rules.holder import RulesHolder
-from watchdog.rules.model import RuleSet, parse_ruleset
+from watchdog.rules.load import parse_ruleset
+from watchdog.rules.ruleset import RuleSet
 from watchdog.settings import Settings
 from watchdog.store.memory import MemoryStore
 
@@ -226,14 +227,13 @@ async def demo(*, speed: float, duration: float | None, out: TextIO, interactive
         SLACK_API_URL=standin.api_url,
         WATCHDOG_STATE=":memory:",
     )
-    app = build_app(
-        settings,
-        RulesHolder(demo_rules()),
+    options = Options(
         clock=clock,
         sleep=sleep,
-        store=MemoryStore(),
+        store=MemoryStore(clock=clock),
         response_url_prefixes=(standin_url,),
     )
+    app = build_app(settings, RulesHolder(demo_rules()), options)
     bot_runner, bot_url = await _site(app)
     say(
         f"polaris-watchdog demo — simulator {sim_url}, Slack stand-in {standin_url}, "

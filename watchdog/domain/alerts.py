@@ -79,6 +79,10 @@ class Condition:
     values: tuple[float, ...] = ()
     #: the metric's increase over the rule's window, when the rule computes one
     increase: float | None = None
+    #: budget rules: the counter's growth per minute, and the seconds until it reaches
+    #: the job's limit at that rate (None: not growing, or no forecast)
+    rate: float | None = None
+    eta: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

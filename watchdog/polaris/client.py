@@ -1,11 +1,14 @@
 """Async client for the Imply Polaris Jobs v1 API.
 
-One :class:`PolarisClient` wraps the app's single ``aiohttp.ClientSession``. It bounds the
-requests in flight (a semaphore) and their rate (a leaky bucket), retries transient
-failures with capped, jittered backoff that honours ``Retry-After`` (tenacity), reads
-every page of a listing, and turns every other failure into one of the typed errors of
-:mod:`watchdog.polaris.errors`. The API key only ever goes into the ``Authorization``
-header; no message, log line or error built here contains it.
+One :class:`PolarisClient` per project wraps the app's single ``aiohttp.ClientSession``.
+Every request passes the project's :class:`~watchdog.polaris.gate.RequestGate` (requests in
+flight, their rate, and listings before metrics), transient failures are retried with
+capped, jittered backoff that honours ``Retry-After`` (tenacity), a listing reads every
+page up to a cap, an answer is read up to a size cap, and every other failure becomes one
+of the typed errors of :mod:`watchdog.polaris.errors`. What Polaris sends is bounded: a
+listing that never ends or a 200 MB answer is an error, not a hang or an out-of-memory.
+The API key only ever goes into the ``Authorization`` header; no message, log line or
+error built here contains it.
 """
 
 from __future__ import annotations
@@ -14,23 +17,25 @@ import asyncio
 import json as json_module
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import aiohttp
 import structlog
-from aiolimiter import AsyncLimiter
 from pydantic import BaseModel, SecretStr, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from watchdog.polaris.api import JobListing, JobPage
 from watchdog.polaris.errors import (
     PolarisError,
+    PolarisListingIncompleteError,
     PolarisMalformedError,
     PolarisUnavailableError,
     check_job_id,
     error_for_status,
 )
+from watchdog.polaris.gate import Priority, RequestGate
 from watchdog.polaris.models import (
     DESIRED_STATUSES,
     Job,
@@ -45,12 +50,13 @@ log = structlog.get_logger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
 MAX_PAGE_SIZE = 1000
+#: The largest answer read: a page of 1,000 jobs is a few MB; past this it is not Polaris'.
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
 
 
-class RequestObserver(Protocol):
-    """Told about every HTTP attempt, for the ``/metrics`` endpoint and benchmarks."""
-
-    def __call__(self, endpoint: str, outcome: str, seconds: float) -> None: ...
+#: Told about every HTTP attempt (endpoint, outcome, seconds), for ``/metrics`` and
+#: the benchmarks.
+RequestObserver = Callable[[str, str, float], None]
 
 
 @dataclass(frozen=True)
@@ -63,25 +69,6 @@ class RetryPolicy:
     base: float = 0.25
     cap: float = 8.0
     max_retry_after: float = 60.0
-
-
-@dataclass(frozen=True)
-class JobPage:
-    """One page of ``GET /jobs``. ``unparsed_ids`` are jobs Polaris listed in a shape we
-    could not read: the watcher must treat them as "unknown", not as gone."""
-
-    jobs: list[Job]
-    unparsed_ids: frozenset[str]
-    more: bool
-    #: Entries the page carried, readable or not: the next page starts this far on.
-    listed: int
-
-
-@dataclass
-class JobListing:
-    jobs: list[Job] = field(default_factory=list)
-    unparsed_ids: set[str] = field(default_factory=set)
-    pages: int = 0
 
 
 class PolarisClient:
@@ -101,6 +88,8 @@ class PolarisClient:
         observer: RequestObserver | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        gate: RequestGate | None = None,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         self._session = session
         self._base = f"{api_url.rstrip('/')}/v1/projects/{quote(project_id, safe='')}"
@@ -108,15 +97,14 @@ class PolarisClient:
             "Authorization": f"Basic {api_key.get_secret_value()}",
             "Accept": "application/json",
         }
-        self._slots = asyncio.Semaphore(concurrency)
-        # Capacity 1 spaces requests evenly: no burst can exceed the configured rate.
-        self._limiter = AsyncLimiter(1, 1.0 / max_rate) if max_rate else None
+        self.gate = gate or RequestGate(concurrency, max_rate)
+        self._max_answer = max_answer_bytes
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._retry = retry
         self._observer = observer
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self.concurrency = concurrency
+        self.concurrency = self.gate.concurrency
 
     # ---- endpoints -------------------------------------------------------------------
 
@@ -128,8 +116,12 @@ class PolarisClient:
         types: Iterable[str] = (),
         table: str | None = None,
         page_size: int = 100,
+        max_pages: int | None = None,
     ) -> AsyncIterator[JobPage]:
-        """Yield every page of ``GET /jobs`` for the filters (OR within, AND across)."""
+        """Yield every page of ``GET /jobs`` for the filters (OR within, AND across).
+
+        :class:`PolarisListingIncompleteError` after ``max_pages`` pages that all said
+        more results are available."""
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}")
         params: list[tuple[str, str]] = [("healthStatus", h) for h in health]
@@ -137,14 +129,24 @@ class PolarisClient:
         params += [("type", t) for t in types]
         if table is not None:
             params.append(("targetTableName", table))
-        offset = 0
+        offset = pages = 0
         while True:
+            if max_pages is not None and pages >= max_pages:
+                raise PolarisListingIncompleteError(
+                    f"the listing had more than {max_pages} pages of {page_size} jobs "
+                    f"({offset} jobs so far) and was cut off: raise [watch] max_pages if "
+                    "the project really has that many jobs",
+                    endpoint="list_jobs",
+                )
+            pages += 1
             query = [
                 *params,
                 ("paginationLimit", str(page_size)),
                 ("paginationOffset", str(offset)),
             ]
-            raw = await self._request("GET", "/jobs", "list_jobs", params=query)
+            raw = await self._request(
+                "GET", "/jobs", "list_jobs", params=query, priority=Priority.LISTING
+            )
             page = self._parse_page(raw)
             yield page
             if not page.more:
@@ -165,8 +167,10 @@ class PolarisClient:
         types: Iterable[str] = (),
         table: str | None = None,
         page_size: int = 100,
+        max_pages: int | None = None,
     ) -> JobListing:
-        """All jobs matching the filters, across every page, without duplicates."""
+        """All jobs matching the filters, across every page (at most ``max_pages``),
+        without duplicates."""
         listing = JobListing()
         seen: set[str] = set()
         async for page in self.iter_job_pages(
@@ -175,6 +179,7 @@ class PolarisClient:
             types=tuple(types),
             table=table,
             page_size=page_size,
+            max_pages=max_pages,
         ):
             listing.pages += 1
             # Offset pages over a list sorted by last update can overlap when jobs
@@ -211,7 +216,9 @@ class PolarisClient:
         """``attempts`` overrides the retry policy's (the watch loop retries on its next
         tick instead of holding the tick up)."""
         path = f"/jobs/{check_job_id(job_id)}/metrics"
-        raw = await self._request("GET", path, "metrics", attempts=attempts)
+        raw = await self._request(
+            "GET", path, "metrics", attempts=attempts, priority=Priority.METRICS
+        )
         return self._model(Metrics, raw, "metrics")
 
     async def get_logs(self, job_id: str) -> list[LogEntry]:
@@ -281,6 +288,7 @@ class PolarisClient:
         params: list[tuple[str, str]] | None = None,
         json: Any = None,
         attempts: int | None = None,
+        priority: Priority = Priority.LISTING,
     ) -> Any:
         attempts = self._retry.attempts if attempts is None else attempts
         # The first attempt runs without a retry loop: nearly every request succeeds at
@@ -288,7 +296,7 @@ class PolarisClient:
         # that only the cyclic GC frees — at thousands of requests a tick that garbage
         # drove full collections that stalled the event loop.
         try:
-            return await self._attempt(method, path, endpoint, params, json)
+            return await self._attempt(method, path, endpoint, params, json, priority)
         except PolarisError as exc:
             if not exc.transient or attempts < 2:
                 raise
@@ -307,7 +315,7 @@ class PolarisClient:
                     endpoint=endpoint,
                     attempt=attempt.retry_state.attempt_number + 1,
                 )
-                return await self._attempt(method, path, endpoint, params, json)
+                return await self._attempt(method, path, endpoint, params, json, priority)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     async def _attempt(
@@ -317,11 +325,10 @@ class PolarisClient:
         endpoint: str,
         params: list[tuple[str, str]] | None,
         json: Any,
+        priority: Priority,
     ) -> Any:
-        if self._limiter is not None:
-            await self._limiter.acquire()
         loop = asyncio.get_running_loop()
-        async with self._slots:
+        async with self.gate.slot(priority):
             started = loop.time()
             outcome = "cancelled"  # only cancellation leaves the try without setting one
             try:
@@ -333,7 +340,7 @@ class PolarisClient:
                     headers=self._headers,
                     timeout=self._timeout,
                 ) as resp:
-                    body = await resp.read()
+                    body = await self._read(resp, endpoint)
                     outcome = str(resp.status)
                     if resp.status >= 400:
                         # Any bytes make a readable message; an error page need not be UTF-8.
@@ -348,6 +355,9 @@ class PolarisClient:
                         raise PolarisMalformedError(
                             f"answer is not JSON ({resp.content_type})", endpoint=endpoint
                         ) from None
+            except PolarisMalformedError:
+                outcome = "malformed"
+                raise
             except TimeoutError:
                 outcome = "timeout"
                 raise PolarisUnavailableError(
@@ -361,3 +371,20 @@ class PolarisClient:
             finally:
                 if self._observer is not None:
                     self._observer(endpoint, outcome, loop.time() - started)
+
+    async def _read(self, resp: aiohttp.ClientResponse, endpoint: str) -> bytes:
+        """The answer's body, refused as soon as it is known to pass the size cap."""
+        limit = self._max_answer
+        too_large = PolarisMalformedError(
+            f"answer larger than {limit // (1024 * 1024)} MiB: not read", endpoint=endpoint
+        )
+        if resp.content_length is not None and resp.content_length > limit:
+            raise too_large
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_chunked(256 * 1024):
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+        return b"".join(chunks)

@@ -104,7 +104,13 @@ class PolarisUnavailableError(PolarisError):
 
 
 class PolarisMalformedError(PolarisError):
-    """An answer that is not the JSON the API documents (HTML, truncated, wrong types)."""
+    """An answer that is not the JSON the API documents (HTML, truncated, wrong types,
+    larger than any real answer)."""
+
+
+class PolarisListingIncompleteError(PolarisError):
+    """A listing that did not end within the page cap (or the tick's deadline): the jobs
+    it would have listed are unknown, never "gone"."""
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:

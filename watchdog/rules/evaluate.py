@@ -16,16 +16,18 @@ Prometheus, and the first sample of a series is a baseline, never an increase fr
 
 Evaluation runs for every (job, rule) pair each tick, so the hot path avoids needless
 allocation: windows are found by binary search, and summaries are formatted only for
-active conditions.
+active conditions. Windows and counter growth are :mod:`watchdog.rules.windows`'; the
+parse-error budget and its forecast are :mod:`watchdog.rules.budget`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from fnmatch import fnmatchcase
 
 from watchdog.domain.alerts import Condition
+from watchdog.domain.samples import SampleBook, Series
 from watchdog.polaris.models import Job
+from watchdog.rules.budget import BUDGET_METRIC, evaluate_budget
 from watchdog.rules.durations import format_duration
 from watchdog.rules.model import (
     BudgetRule,
@@ -37,7 +39,15 @@ from watchdog.rules.model import (
     Rule,
     StalledRule,
 )
-from watchdog.watch.samples import SampleBook, Series
+from watchdog.rules.windows import (
+    SPARKLINE_POINTS,
+    Point,
+    holds,
+    increase,
+    number,
+    percent,
+    window,
+)
 
 __all__ = [
     "BUDGET_METRIC",
@@ -49,14 +59,8 @@ __all__ = [
     "window",
 ]
 
-#: How many recent values a condition carries for the message's sparkline.
-SPARKLINE_POINTS = 20
-#: The counter Polaris compares with maxParseExceptions.
-BUDGET_METRIC = "numRowsSkippedByError"
 _MESSAGE_CHARS = 120
 _INACTIVE = Condition(active=False)
-
-Point = tuple[float, float]
 
 
 def matches(rule: Rule, job: Job, now: float, *, check_age: bool = True) -> bool:
@@ -82,39 +86,6 @@ def matches(rule: Rule, job: Job, now: float, *, check_age: bool = True) -> bool
         if updated is not None and updated.timestamp() < now - rule.max_age:
             return False
     return True
-
-
-def increase(points: Sequence[Point]) -> float:
-    """Reset-aware growth of a counter over ``points`` (oldest first), as Prometheus counts it.
-
-    The first point is the baseline. A decrease is a counter reset: the growth of the
-    segment before it is kept, and the new value counts as growth from zero. Each segment's
-    growth is taken as last - first (not a sum of deltas) so a monotone series gives exactly
-    ``last - first``.
-    """
-    iterator = iter(points)
-    first = next(iterator, None)
-    if first is None:
-        return 0.0
-    base = prev = first[1]
-    total = 0.0
-    for _, value in iterator:
-        if value < prev:
-            total += prev - base
-            # Growth from zero; a (nonsensical) negative counter must not count as shrinkage.
-            base = value if value < 0.0 else 0.0
-        prev = value
-    return total + (prev - base)
-
-
-def window(series: Series, now: float, within: float) -> list[Point]:
-    """The points a rule over ``within`` reads: a baseline, then every point in (now - within, now].
-
-    The baseline is the latest point at or before ``now - within`` when there is one and it
-    is not stale (see :func:`_without_stale_baseline`), else the oldest point inside the
-    window.
-    """
-    return _without_stale_baseline(series.window(now - within, now), now - within, within)
 
 
 def needs_samples(rule: Rule, job: Job) -> bool:
@@ -165,13 +136,7 @@ def evaluate(
         return _ratio(rule, job, book, now, fresh, firing)
     if isinstance(rule, StalledRule):
         return _stalled(rule, job, book, now, fresh)
-    return _budget(rule, job, book, now, fresh, firing)
-
-
-def _holds(value: float, threshold: float, hysteresis: float, firing: bool, strict: bool) -> bool:
-    if firing:
-        return value >= threshold * (1.0 - hysteresis)
-    return value > threshold if strict else value >= threshold
+    return evaluate_budget(rule, job, book, now, fresh, firing)
 
 
 def _current_window(
@@ -185,24 +150,6 @@ def _current_window(
     if len(points) < 2 or points[-1][0] < fresh:
         return None
     return series, points
-
-
-def _without_stale_baseline(points: list[Point], start: float, within: float) -> list[Point]:
-    """Drop a baseline left over from before a gap in the data (an outage, a restart).
-
-    Growth since a point from 25 minutes ago is not growth "within 10m": after a gap the
-    window starts at its first point inside instead, which can only understate growth.
-    A baseline is stale when it lies further before the first point inside the window than
-    twice the series' spacing (or than the whole window, when the spacing is unknown).
-    """
-    if len(points) < 2 or points[0][0] > start:
-        return points  # no baseline before the window
-    gap = points[1][0] - points[0][0]
-    if len(points) >= 3:
-        limit = 2 * (points[-1][0] - points[1][0]) / (len(points) - 2)
-    else:
-        limit = within
-    return points[1:] if gap > limit * (1 + 1e-9) else points
 
 
 def _health(rule: HealthRule, job: Job) -> Condition | None:
@@ -238,12 +185,12 @@ def _rising(
         return None
     series, points = found
     grown = increase(points)
-    active = _holds(grown, rule.increase, rule.hysteresis, firing, strict=False)
+    active = holds(grown, rule.increase, rule.hysteresis, firing, strict=False)
     summary = ""
     if active:
         summary = (
-            f"{rule.metric} rose by {_number(grown)} in {format_duration(rule.within)} "
-            f"(threshold {_number(rule.increase)})"
+            f"{rule.metric} rose by {number(grown)} in {format_duration(rule.within)} "
+            f"(threshold {number(rule.increase)})"
         )
     return Condition(
         active=active,
@@ -269,12 +216,12 @@ def _rate(
         return None
     grown = increase(points)
     per_minute = grown / span * 60.0
-    active = _holds(per_minute, rule.above, rule.hysteresis, firing, strict=True)
+    active = holds(per_minute, rule.above, rule.hysteresis, firing, strict=True)
     summary = ""
     if active:
         summary = (
-            f"{rule.metric} at {_number(per_minute)}/min over {format_duration(rule.within)} "
-            f"(threshold {_number(rule.above)}/min)"
+            f"{rule.metric} at {number(per_minute)}/min over {format_duration(rule.within)} "
+            f"(threshold {number(rule.above)}/min)"
         )
     return Condition(
         active=active,
@@ -303,13 +250,13 @@ def _ratio(
         # Too little traffic for a meaningful ratio: that is "quiet", a verdict.
         return Condition(active=False, threshold=rule.above, metric=rule.numerator, increase=bad)
     ratio = bad / total
-    active = _holds(ratio, rule.above, rule.hysteresis, firing, strict=True)
+    active = holds(ratio, rule.above, rule.hysteresis, firing, strict=True)
     summary = ""
     if active:
         summary = (
-            f"{rule.numerator} at {_percent(ratio)} of {rule.denominator} over "
-            f"{format_duration(rule.within)} ({_number(bad)} of {_number(total)}; "
-            f"threshold {_percent(rule.above)})"
+            f"{rule.numerator} at {percent(ratio)} of {rule.denominator} over "
+            f"{format_duration(rule.within)} ({number(bad)} of {number(total)}; "
+            f"threshold {percent(rule.above)})"
         )
     return Condition(
         active=active,
@@ -346,44 +293,3 @@ def _stalled(
         values=series.values(SPARKLINE_POINTS),
         increase=grown,
     )
-
-
-def _budget(
-    rule: BudgetRule, job: Job, book: SampleBook, now: float, fresh: float, firing: bool
-) -> Condition | None:
-    limit = job.parse_exception_limit
-    if limit is None:
-        return _INACTIVE  # unlimited maxParseExceptions: there is no budget to use up
-    series = book.series(job.id, BUDGET_METRIC)
-    if series is None:
-        return None
-    newest = series.last_time()
-    point = series.last() if newest is not None and newest <= now else series.before_or_at(now)
-    if point is None or point[0] < fresh:
-        return None
-    used = point[1]
-    threshold = limit * rule.percent / 100.0
-    active = _holds(used, threshold, rule.hysteresis, firing, strict=False)
-    summary = ""
-    if active:
-        share = int(used * 100 / limit)  # floor: "100%" only once the limit is reached
-        summary = f"parse-error budget {share}% used ({_number(used)} of {_number(limit)})"
-    return Condition(
-        active=active,
-        summary=summary,
-        value=used,
-        threshold=threshold,
-        metric=BUDGET_METRIC,
-        values=series.values(SPARKLINE_POINTS) if active or firing else (),
-    )
-
-
-def _number(value: float) -> str:
-    """``1234.0`` → ``1,234``; small fractions keep three significant digits."""
-    if float(value).is_integer() or abs(value) >= 100:
-        return f"{value:,.0f}"
-    return f"{value:,.3g}"
-
-
-def _percent(fraction: float) -> str:
-    return f"{fraction * 100:.3g}%"

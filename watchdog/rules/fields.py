@@ -8,18 +8,23 @@ write a one-element set.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, StrictFloat
 
-from watchdog.domain.names import RULE_NAME, SLACK_USER_ID
+from watchdog.domain.names import PROJECT_NAME, RULE_NAME, SLACK_USER_ID
 from watchdog.polaris.errors import is_job_id
 from watchdog.polaris.models import EXECUTION_STATUSES, HEALTH_STATUSES, JOB_TYPES, KNOWN_METRICS
 from watchdog.rules.durations import Duration, format_duration
 from watchdog.rules.problems import did_you_mean
 
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+# What Polaris project ids look like (UUIDs) and what stand-ins use: no '/', '?', '%'.
+_PROJECT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+_API_URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?")
 
 
 def _one_of(what: str, choices: tuple[str, ...]) -> Callable[[Any], Any]:
@@ -78,6 +83,39 @@ def _job_id(value: str) -> str:
     return value.lower()
 
 
+def _project_name(value: str) -> str:
+    if not PROJECT_NAME.fullmatch(value):
+        raise ValueError(
+            f"bad project name {value!r}: use lowercase letters, digits, '_' and '-', "
+            "starting with a letter or digit, at most 32 characters"
+        )
+    return value
+
+
+def _env_name(value: str) -> str:
+    if not _ENV_NAME.fullmatch(value):
+        raise ValueError(
+            f"bad variable name {value!r}: api_key_env names the environment variable "
+            "that holds the key (like POLARIS_API_KEY_PROD), never the key itself"
+        )
+    return value
+
+
+def _project_id(value: str) -> str:
+    if not _PROJECT_ID.fullmatch(value):
+        raise ValueError(f"bad project id {value!r}: Polaris project ids are UUIDs")
+    return value
+
+
+def _api_url(value: str) -> str:
+    if not _API_URL.fullmatch(value):
+        raise ValueError(
+            f"bad url {value!r}: the organisation's API root, like "
+            "'https://myorg.us-east-1.aws.api.imply.io' (no query, no credentials)"
+        )
+    return value.rstrip("/")
+
+
 def _url(value: str) -> str:
     if not value.startswith(("http://", "https://")):
         raise ValueError(f"bad runbook {value!r}: must start with http:// or https://")
@@ -103,10 +141,16 @@ SlackUserIds = Annotated[
 JobId = Annotated[str, AfterValidator(_job_id)]
 JobIds = Annotated[tuple[JobId, ...], BeforeValidator(listify)]
 Url = Annotated[str, AfterValidator(_url)]
+ProjectName = Annotated[str, AfterValidator(_project_name)]
+ProjectNames = Annotated[tuple[ProjectName, ...], BeforeValidator(listify)]
+EnvName = Annotated[str, AfterValidator(_env_name)]
+ProjectId = Annotated[str, AfterValidator(_project_id)]
+ApiUrl = Annotated[str, AfterValidator(_api_url)]
 Severity = Annotated[
     Literal["info", "warning", "critical"], BeforeValidator(_one_of("severity", SEVERITIES))
 ]
 AtLeast100ms = Annotated[Duration, AfterValidator(_at_least(0.1))]
+AtLeast1s = Annotated[Duration, AfterValidator(_at_least(1.0))]
 PositiveDuration = Annotated[Duration, AfterValidator(_at_least(0.0, strictly=True))]
 #: `repeat = "1h"` is short for `repeat = { every = "1h" }`.
 RepeatShorthand = BeforeValidator(_repeat_shorthand)

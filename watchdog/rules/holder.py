@@ -11,8 +11,9 @@ from pathlib import Path
 
 import structlog
 
-from watchdog.rules.model import RuleSet, load_ruleset
+from watchdog.rules.load import load_ruleset
 from watchdog.rules.problems import RulesFileError
+from watchdog.rules.ruleset import RuleSet
 
 log = structlog.get_logger(__name__)
 

@@ -1,30 +1,18 @@
-"""The rules file: TOML in, frozen and validated models out, every problem as ``FILE:LINE``.
+"""The rules of the rules file: one frozen model per kind, and the keys every rule takes.
 
-The file is parsed once at start-up (and by ``polaris-watchdog check``). Everything a
-rule can say is modelled here with ``extra="forbid"``, so a typo is an error instead of
-a silently ignored key, and all problems are reported at once, each at the line where
-the offending key, table or rule starts (see :mod:`watchdog.rules.toml_lines`).
+Everything a rule can say is modelled here with ``extra="forbid"``, so a typo is an error
+instead of a silently ignored key. The evaluators that give each kind its meaning are in
+:mod:`watchdog.rules.evaluate`.
 """
 
 from __future__ import annotations
 
-import tomllib
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictFloat,
-    StrictInt,
-    ValidationError,
-    model_validator,
-)
+from pydantic import Field, StrictFloat, model_validator
 
-from watchdog.rules.durations import STRINGS_ONLY, Duration, format_duration
+from watchdog.rules.durations import Duration, format_duration
 from watchdog.rules.fields import (
-    AtLeast100ms,
     ExecutionStatuses,
     Fraction,
     HealthStatuses,
@@ -33,80 +21,29 @@ from watchdog.rules.fields import (
     JobTypes,
     MetricName,
     PositiveDuration,
+    ProjectNames,
     RepeatShorthand,
     RuleName,
     Severity,
-    SlackUserIds,
     Text,
     TextList,
     Url,
 )
-from watchdog.rules.problems import (
-    Problem,
-    RulesFileError,
-    describe_error,
-    duplicate_names,
-    toml_problem,
-)
-from watchdog.rules.toml_lines import TomlLines
+from watchdog.rules.tables import Frozen
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False
-    )
-
-
-class WatchSettings(_Frozen):
-    """``[watch]``: how often and how hard to poll Polaris."""
-
-    interval: AtLeast100ms = 30.0
-    concurrency: StrictInt = Field(default=16, ge=1, le=256)
-    max_rate: StrictFloat = Field(default=50.0, gt=0)
-    page_size: StrictInt = Field(default=500, ge=1, le=1000)
-    timeout: PositiveDuration = 10.0
-    no_data_after: PositiveDuration = 300.0
-
-    @model_validator(mode="after")
-    def _no_data_spans_a_poll(self) -> WatchSettings:
-        # Shorter than one poll period, every gap between two polls would look like an outage.
-        if self.no_data_after < self.interval:
-            raise ValueError(
-                f"no_data_after ({format_duration(self.no_data_after)}) must be at least "
-                f"interval ({format_duration(self.interval)})"
-            )
-        return self
-
-
-class SlackSettings(_Frozen):
-    """``[slack]``: where alerts go and who may change jobs from Slack."""
-
-    channel: Text | None = None
-    operators: SlackUserIds = ()
-    group_threshold: StrictInt = Field(default=5, ge=2)
-    audit_channel: Text | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _audit_defaults_to_channel(cls, data: Any) -> Any:
-        # Only a usable channel is copied: a bad one is reported once, at `channel`.
-        if isinstance(data, dict) and data.get("audit_channel") is None:
-            channel = data.get("channel")
-            if isinstance(channel, str) and channel.strip():
-                return {**data, "audit_channel": channel}
-        return data
-
-
-class Match(_Frozen):
+class Match(Frozen):
     """Which jobs a rule looks at; an empty tuple puts no constraint on that field."""
 
     type: JobTypes = ()
     execution_status: ExecutionStatuses = Field(default=(), alias="executionStatus")
     table: TextList = Field(default=(), description="fnmatch globs on the table name")
     job_id: JobIds = ()
+    #: names of ``[[projects]]`` (``default`` when the file has none)
+    project: ProjectNames = ()
 
 
-class Repeat(_Frozen):
+class Repeat(Frozen):
     """Re-notify a still-firing alert every ``every``, growing by ``backoff`` up to ``max``."""
 
     every: PositiveDuration
@@ -123,7 +60,7 @@ class Repeat(_Frozen):
         return self
 
 
-class RuleBase(_Frozen):
+class RuleBase(Frozen):
     """Keys every rule takes, whatever its kind."""
 
     name: RuleName
@@ -232,96 +169,38 @@ class StalledRule(_OneMetricRule):
 
 
 class BudgetRule(RuleBase):
-    """Fires when numRowsSkippedByError reaches ``percent`` of the job's maxParseExceptions."""
+    """Warns before Polaris fails a job on its parse-error budget (maxParseExceptions).
+
+    Fires when numRowsSkippedByError reaches ``percent`` of the job's limit, or — with
+    ``eta_below`` — when, at the rate it grew over ``within``, it will reach the limit
+    sooner than that: the alert says when ("fails in ~12 min at 43 rows/min")."""
 
     kind: Literal["budget"] = "budget"
-    percent: StrictFloat = Field(gt=0, le=100)
+    percent: StrictFloat | None = Field(default=None, gt=0, le=100)
+    eta_below: PositiveDuration | None = None
+    #: the look-back the skip rate (and so the forecast) is measured over
+    within: PositiveDuration = 600.0
     hysteresis: Hysteresis = 0.1
+
+    @model_validator(mode="after")
+    def _says_when(self) -> BudgetRule:
+        if self.percent is None and self.eta_below is None:
+            raise ValueError(
+                "a budget rule needs percent (fire at this share of maxParseExceptions), "
+                "eta_below (fire when the job will reach it sooner than this), or both"
+            )
+        return self
 
     @property
     def metrics(self) -> tuple[str, ...]:
         return ("numRowsSkippedByError",)
+
+    @property
+    def window(self) -> float:
+        return self.within
 
 
 Rule = Annotated[
     HealthRule | ExecutionRule | RisingRule | RateRule | RatioRule | StalledRule | BudgetRule,
     Field(discriminator="kind"),
 ]
-
-
-class _Document(_Frozen):
-    """The file's top level, before it is tied to a path."""
-
-    watch: WatchSettings = Field(default_factory=WatchSettings)
-    slack: SlackSettings = Field(default_factory=SlackSettings)
-    rules: tuple[Rule, ...] = ()
-
-
-class RuleSet(_Document):
-    """A whole, valid rules file."""
-
-    path: Path = Path("<memory>")
-
-    @model_validator(mode="after")
-    def _unique_names(self) -> RuleSet:
-        seen: set[str] = set()
-        for rule in self.rules:
-            if rule.name in seen:
-                raise ValueError(f"duplicate rule name {rule.name!r}")
-            seen.add(rule.name)
-        return self
-
-    def rule(self, name: str) -> Rule | None:
-        """The rule called ``name``, if there is one."""
-        return next((rule for rule in self.rules if rule.name == name), None)
-
-    @property
-    def metric_rules(self) -> tuple[Rule, ...]:
-        """Rules that need metric samples (so jobs they match need a metrics fetch)."""
-        return tuple(rule for rule in self.rules if rule.metrics)
-
-    @property
-    def max_window(self) -> float:
-        """The longest look-back any rule needs, in seconds (0 when none needs history)."""
-        return max((rule.window for rule in self.rules), default=0.0)
-
-
-def parse_ruleset(text: str, path: str | Path) -> RuleSet:
-    """Parse and validate rules-file ``text``; ``path`` is used in problems and kept."""
-    shown = str(path)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise RulesFileError([toml_problem(shown, text, str(error))]) from None
-    except RecursionError:
-        raise RulesFileError([Problem(shown, 1, "invalid TOML: nested too deeply")]) from None
-    lines = TomlLines(text)
-    problems = duplicate_names(shown, data, lines)
-    document: _Document | None = None
-    try:
-        document = _Document.model_validate(data, context={STRINGS_ONLY: True})
-    except ValidationError as error:
-        for detail in error.errors():
-            problems.append(describe_error(shown, detail, data, lines, _Document))
-    if problems or document is None:
-        raise RulesFileError(sorted(set(problems), key=lambda p: (p.line, p.message)))
-    return RuleSet(
-        watch=document.watch, slack=document.slack, rules=document.rules, path=Path(path)
-    )
-
-
-def load_ruleset(path: str | Path) -> RuleSet:
-    """Read and parse the rules file at ``path``; raises :class:`RulesFileError`."""
-    shown = str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as error:
-        reason = error.strerror or str(error)
-        raise RulesFileError([Problem(shown, 1, f"cannot read rules file: {reason}")]) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
-        message = f"not UTF-8 text: byte {raw[error.start]:#04x} cannot be decoded"
-        raise RulesFileError([Problem(shown, line, message)]) from None
-    return parse_ruleset(text, path)

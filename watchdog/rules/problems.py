@@ -85,18 +85,24 @@ def _walk(loc: Loc, data: Any) -> tuple[Loc, Any]:
     return tuple(found), node
 
 
+#: Arrays of tables, whose elements are named in problems (``projects[1] 'prod'``).
+ARRAYS = ("rules", "projects", "maintenance")
+#: Plain tables (``[watch]``).
+TABLES = ("watch", "slack", "ha", "digest")
+
+
 def _split(loc: Loc, data: dict[str, Any], kind: str) -> tuple[str, list[str]]:
     """Split a location into who it is about (``rules[2] 'skips'``) and the key inside."""
-    rules = data.get("rules")
-    if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
-        rule = rules[loc[1]] if isinstance(rules, list) and loc[1] < len(rules) else None
-        name = rule.get("name") if isinstance(rule, dict) else None
-        context = f"rules[{loc[1]}]" + (f" {name!r}" if isinstance(name, str) else "")
+    if len(loc) >= 2 and loc[0] in ARRAYS and isinstance(loc[1], int):
+        items = data.get(str(loc[0]))
+        item = items[loc[1]] if isinstance(items, list) and loc[1] < len(items) else None
+        name = item.get("name") if isinstance(item, dict) else None
+        context = f"{loc[0]}[{loc[1]}]" + (f" {name!r}" if isinstance(name, str) else "")
         rest = loc[2:]
-        if rest and isinstance(rule, dict) and rest[0] == rule.get("kind"):
+        if rest and isinstance(item, dict) and rest[0] == item.get("kind"):
             rest = rest[1:]  # the union tag, not a key the user wrote
         return context, [part for part in rest if isinstance(part, str)]
-    if loc and loc[0] in ("watch", "slack") and (len(loc) > 1 or kind == "value_error"):
+    if loc and loc[0] in TABLES and (len(loc) > 1 or kind == "value_error"):
         return f"[{loc[0]}]", [part for part in loc[1:] if isinstance(part, str)]
     return "", [part for part in loc if isinstance(part, str)]
 
@@ -264,22 +270,26 @@ def toml_problem(path: str, text: str, message: str) -> Problem:
 
 
 def duplicate_names(path: str, data: dict[str, Any], lines: TomlLines) -> list[Problem]:
-    rules = data.get("rules")
-    if not isinstance(rules, list):
-        return []
-    first: dict[str, int] = {}
+    """A name used twice in ``[[rules]]`` (or ``[[projects]]``, ``[[maintenance]]``), at the
+    second use, saying where the first is."""
     problems = []
-    for index, rule in enumerate(rules):
-        if not isinstance(rule, dict) or not isinstance(rule.get("name"), str):
+    for array in ARRAYS:
+        items = data.get(array)
+        if not isinstance(items, list):
             continue
-        name = rule["name"]
-        line = lines.nearest_line(("rules", index, "name"))
-        if name in first:
-            message = (
-                f"rules[{index}] {name!r}: duplicate rule name {name!r} "
-                f"(first defined at line {first[name]})"
-            )
-            problems.append(Problem(path, line, message))
-        else:
-            first[name] = line
+        what = array.removesuffix("s") if array != "maintenance" else "maintenance window"
+        first: dict[str, int] = {}
+        for index, item in enumerate(items):
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                continue
+            name = item["name"]
+            line = lines.nearest_line((array, index, "name"))
+            if name in first:
+                message = (
+                    f"{array}[{index}] {name!r}: duplicate {what} name {name!r} "
+                    f"(first defined at line {first[name]})"
+                )
+                problems.append(Problem(path, line, message))
+            else:
+                first[name] = line
     return problems

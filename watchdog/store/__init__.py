@@ -28,9 +28,8 @@ from typing import Any, Literal, Protocol
 
 from watchdog.domain.alerts import AlertState, fingerprint
 from watchdog.domain.outgoing import Outgoing
+from watchdog.domain.samples import SampleRow
 from watchdog.errors import WatchdogError
-
-SampleRow = tuple[str, str, float, float]  # (job_id, metric, t, value)
 
 
 class StoreError(WatchdogError):
@@ -133,6 +132,11 @@ class Store(Protocol):
     async def release_lease(self, project: str, holder: str) -> None:
         """Give the lease up (graceful shutdown, rebalancing): a successor need not wait
         it out. Releasing a lease one does not hold does nothing."""
+
+    async def heartbeat(self, replica: str, ttl: float) -> list[str]:
+        """Say ``replica`` is alive for ``ttl`` seconds of the store's clock (0: it is
+        leaving); the names of the replicas alive now, sorted. Projects are shared out
+        by this count."""
 
     async def leases(self) -> list[Lease]:
         """Every project's lease row (expired ones included), ordered by project."""

@@ -18,13 +18,13 @@ from dataclasses import dataclass, replace
 
 from watchdog.domain.alerts import AlertState, alert_from_dict
 from watchdog.domain.outgoing import Outgoing, dump_outgoing, load_outgoing
+from watchdog.domain.samples import SampleRow
 from watchdog.store import (
     Fence,
     FencedOut,
     Lease,
     MessageRef,
     OutboxRecord,
-    SampleRow,
     Silence,
 )
 from watchdog.store.rows import MessageRow, alert_rows, claimable, lease_term, message_rows
@@ -57,6 +57,7 @@ class MemoryStore:
         self._samples: dict[str, list[SampleRow]] = {}  # project -> rows
         self._meta: dict[str, str] = {}
         self._leases: dict[str, tuple[str, int, float]] = {}  # project -> (holder, term, expires)
+        self._replicas: dict[str, float] = {}  # replica -> alive until
 
     async def open(self) -> None:
         """Idempotent; a closed store cannot be reopened."""
@@ -94,6 +95,12 @@ class MemoryStore:
         if current is not None and current[0] == holder:
             # The row (and its term) stays, so the next holder's term is a bigger one.
             self._leases[project] = (holder, current[1], min(current[2], self._clock()))
+
+    async def heartbeat(self, replica: str, ttl: float) -> list[str]:
+        self._check()
+        now = float(self._clock())
+        self._replicas[replica] = now + ttl
+        return sorted(name for name, until in self._replicas.items() if until > now)
 
     async def leases(self) -> list[Lease]:
         self._check()

@@ -1,49 +1,46 @@
 """The PostgreSQL :class:`~watchdog.store.Store`: one database shared by several replicas.
 
-psycopg 3 (async) with a small connection pool. Every method is one transaction on a
-pooled connection; every call is bounded — connecting, waiting for a pooled connection
-and each statement time out (``timeout``, 5 s by default), and a whole call is abandoned
-after twice that — so an outage makes calls fail fast with :class:`StoreError` instead of
-hanging a tick. The pool checks a connection before lending it out, so dropped
-connections, a restarted server or a failover to a new primary are replaced by new
-connections on the next call, without a restart.
+Every method is one transaction on a pooled connection of a migrated database, bounded in
+time (:mod:`watchdog.store.postgres_pool`): an outage makes calls fail fast with
+:class:`StoreError`, and the pool heals by itself when the server is back.
 
 Leases are timed by the database's ``now()``, never a replica's clock. A fenced write
 first takes a share lock on its project's lease row (``FOR SHARE``) and compares the
 term, so a takeover cannot slip in between the check and the write; outbox items are
 claimed row by row with ``FOR UPDATE SKIP LOCKED``.
-
-Pool size (``max_size``, default 4): a replica uses at most about one connection for its
-watch loops' commits, one for delivery and one or two for commands at any moment; size
-the database's ``max_connections`` for replicas × ``max_size`` plus what else connects.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, Literal, TypeVar, cast
 
-import psycopg
 import structlog
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from watchdog.domain.alerts import AlertState, alert_from_dict
-from watchdog.domain.outgoing import Outgoing, dump_outgoing, load_outgoing
+from watchdog.domain.outgoing import Outgoing, dump_outgoing
+from watchdog.domain.samples import SampleRow
 from watchdog.store import (
     Fence,
-    FencedOut,
     Lease,
     MessageRef,
     OutboxRecord,
-    SampleRow,
     Silence,
     StoreError,
 )
-from watchdog.store.postgres_schema import SCHEMA_VERSION, migrate
-from watchdog.store.postgres_url import make_conninfo_for, mask_url, secrets_in
+from watchdog.store.postgres_pool import Cursor, Database
+from watchdog.store.postgres_schema import SCHEMA_VERSION
+from watchdog.store.postgres_sql import (
+    INSERT_ITEM,
+    MARK_DEAD,
+    UPSERT_ALERT,
+    UPSERT_MESSAGE,
+    check_fence,
+    read_due,
+)
+from watchdog.store.postgres_url import mask_url
 from watchdog.store.rows import alert_rows, message_rows
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore", "mask_url"]
@@ -51,8 +48,6 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore", "mask_url"]
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
-Cursor = psycopg.AsyncCursor[tuple[Any, ...]]
-Conn = psycopg.AsyncConnection[tuple[Any, ...]]
 
 _NOW = "extract(epoch from now())::float8"
 
@@ -61,90 +56,22 @@ class PostgresStore:
     """The :class:`~watchdog.store.Store` protocol on one PostgreSQL database."""
 
     def __init__(self, url: str, *, max_size: int = 4, timeout: float = 5.0) -> None:
-        if max_size < 1:
-            raise ValueError("max_size must be at least 1")
-        self._url = url
-        self._where = mask_url(url)
-        self._max_size = max_size
-        self._timeout = timeout
-        self._secrets = secrets_in(url)
-        self._pool: AsyncConnectionPool[Conn] | None = None
-        self._closed = False
+        self._db = Database(url, max_size=max_size, timeout=timeout)
 
     def __repr__(self) -> str:
-        return f"PostgresStore({self._where!r})"
+        return f"PostgresStore({self._db.where!r})"
 
-    # -- lifecycle ------------------------------------------------------------------------
     async def open(self) -> None:
         """Migrate the schema and start the pool; :class:`StoreError` in one line (the
         password masked) when the URL is malformed or the database cannot be used."""
-        if self._closed:
-            raise RuntimeError(f"the state store {self._where} is closed; it cannot be reopened")
-        if self._pool is not None:
-            return
-        try:
-            conninfo = make_conninfo_for(self._url, self._timeout)
-            # One direct connection first: its error says what is wrong (refused, bad
-            # password, no such database), where a pool would only time out.
-            async with asyncio.timeout(2 * self._timeout):
-                conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
-                async with conn:
-                    was = await migrate(conn, self._where)
-        except StoreError:
-            raise
-        except (psycopg.Error, OSError, TimeoutError) as exc:
-            # from None: the cause's traceback is not ours to vouch for (no secret in logs)
-            raise StoreError(
-                f"cannot use PostgreSQL state at {self._where}: {self._why(exc)}"
-            ) from None
-        if was is not None:
-            log.info("state schema migrated", where=self._where, from_version=was,
-                     to=SCHEMA_VERSION)  # fmt: skip
-        self._pool = AsyncConnectionPool(
-            conninfo,
-            min_size=1,
-            max_size=self._max_size,
-            kwargs={"autocommit": True},
-            check=AsyncConnectionPool.check_connection,
-            timeout=self._timeout,
-            name="watchdog-store",
-            open=False,
-        )
-        await self._pool.open(wait=False)
+        await self._db.open()
 
     async def close(self) -> None:
         """Close the pool. Idempotent."""
-        self._closed = True
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close(timeout=self._timeout)
-
-    def _why(self, exc: BaseException) -> str:
-        if isinstance(exc, TimeoutError | PoolTimeout):
-            text = f"no answer within {2 * self._timeout:g}s"
-        else:
-            text = " ".join(str(exc).split()) or type(exc).__name__
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        await self._db.close()
 
     async def _tx(self, work: Callable[[Cursor], Awaitable[T]]) -> T:
-        """Run ``work`` in one transaction on a pooled connection, bounded in time."""
-        if self._closed:
-            raise RuntimeError(f"the state store {self._where} is closed")
-        if self._pool is None:
-            raise RuntimeError(
-                f"the state store {self._where} is not open: call `await store.open()` first"
-            )
-        try:
-            async with asyncio.timeout(2 * self._timeout):
-                async with self._pool.connection() as conn:
-                    async with conn.transaction(), conn.cursor() as cur:
-                        return await work(cur)
-        except StoreError:
-            raise  # FencedOut, said by work()
-        except (psycopg.Error, PoolTimeout, OSError, TimeoutError) as exc:
-            raise StoreError(f"PostgreSQL state at {self._where}: {self._why(exc)}") from None
+        return await self._db.tx(work)
 
     # -- leases ---------------------------------------------------------------------------
     async def acquire_lease(self, project: str, holder: str, ttl: float) -> int | None:
@@ -175,6 +102,18 @@ class PostgresStore:
             )
 
         await self._tx(work)
+
+    async def heartbeat(self, replica: str, ttl: float) -> list[str]:
+        async def work(cur: Cursor) -> list[str]:
+            await cur.execute(
+                f"""INSERT INTO replicas (name, expires) VALUES (%s, {_NOW} + %s)
+                    ON CONFLICT (name) DO UPDATE SET expires = EXCLUDED.expires""",
+                (replica, float(ttl)),
+            )
+            await cur.execute(f"SELECT name FROM replicas WHERE expires > {_NOW} ORDER BY name")
+            return [str(name) for (name,) in await cur.fetchall()]
+
+        return await self._tx(work)
 
     async def leases(self) -> list[Lease]:
         async def work(cur: Cursor) -> list[Lease]:
@@ -214,15 +153,15 @@ class PostgresStore:
         items = [(fence.project, dump_outgoing(item), now, now) for item in outbox]
 
         async def work(cur: Cursor) -> None:
-            await _check_fence(cur, fence)
+            await check_fence(cur, fence)
             if alerts:
-                await cur.executemany(_UPSERT_ALERT, alerts)
+                await cur.executemany(UPSERT_ALERT, alerts)
             if deletes:
                 await cur.execute(
                     "DELETE FROM alerts WHERE fingerprint = ANY(%s)", (list(deletes),)
                 )
             if items:
-                await cur.executemany(_INSERT_ITEM, items)
+                await cur.executemany(INSERT_ITEM, items)
 
         await self._tx(work)
 
@@ -231,7 +170,7 @@ class PostgresStore:
 
         async def work(cur: Cursor) -> None:
             if rows:
-                await cur.executemany(_INSERT_ITEM, rows)
+                await cur.executemany(INSERT_ITEM, rows)
 
         await self._tx(work)
 
@@ -244,47 +183,13 @@ class PostgresStore:
         chosen = None if projects is None else sorted(set(projects))
 
         async def work(cur: Cursor) -> tuple[list[OutboxRecord], list[tuple[str, int]]]:
-            due: list[OutboxRecord] = []
-            unreadable: list[tuple[str, int]] = []
-            after = 0
-            while len(due) < limit:
-                want = limit - len(due)
-                await cur.execute(
-                    """SELECT id, item, attempts, next_attempt, created_at, project, maybe_sent
-                       FROM outbox WHERE NOT dead AND next_attempt <= %(now)s AND id > %(after)s
-                         AND (%(projects)s::text[] IS NULL OR project = ANY(%(projects)s))
-                       ORDER BY id LIMIT %(want)s""",
-                    {"now": now, "after": after, "projects": chosen, "want": want},
-                )
-                rows = await cur.fetchall()
-                for item_id, text, attempts, next_attempt, created_at, project, maybe in rows:
-                    after = item_id
-                    try:
-                        item = load_outgoing(text)
-                    except ValueError as exc:
-                        log.error("outbox item unreadable, marked dead", id=item_id, error=str(exc))
-                        unreadable.append((f"unreadable item: {exc}", item_id))
-                        continue
-                    due.append(
-                        OutboxRecord(
-                            int(item_id),
-                            item,
-                            int(attempts),
-                            float(next_attempt),
-                            float(created_at),
-                            str(project),
-                            bool(maybe),
-                        )
-                    )
-                if len(rows) < want:
-                    break
-            return due, unreadable
+            return await read_due(cur, now, limit, chosen)
 
         due, unreadable = await self._tx(work)
         if unreadable:
 
             async def mark(cur: Cursor) -> None:
-                await cur.executemany(_MARK_DEAD, unreadable)
+                await cur.executemany(MARK_DEAD, unreadable)
 
             try:
                 await self._tx(mark)
@@ -296,7 +201,7 @@ class PostgresStore:
         ids = sorted(set(item_ids))
 
         async def work(cur: Cursor) -> list[int]:
-            await _check_fence(cur, fence)
+            await check_fence(cur, fence)
             # Rows another deliverer is claiming right now are skipped, not waited for;
             # rows claimed under a term that is still current stay with their claimer.
             await cur.execute(
@@ -324,10 +229,10 @@ class PostgresStore:
         rows = message_rows(messages)
 
         async def work(cur: Cursor) -> None:
-            await _check_fence(cur, fence)
+            await check_fence(cur, fence)
             await cur.execute("DELETE FROM outbox WHERE id = %s", (item_id,))
             if rows:
-                await cur.executemany(_UPSERT_MESSAGE, rows)
+                await cur.executemany(UPSERT_MESSAGE, rows)
 
         await self._tx(work)
 
@@ -346,7 +251,7 @@ class PostgresStore:
 
     async def outbox_dead(self, item_id: int, error: str) -> None:
         async def work(cur: Cursor) -> None:
-            await cur.execute(_MARK_DEAD, (error, item_id))
+            await cur.execute(MARK_DEAD, (error, item_id))
 
         await self._tx(work)
 
@@ -380,9 +285,9 @@ class PostgresStore:
         rows = message_rows(messages)
 
         async def work(cur: Cursor) -> None:
-            await _check_fence(cur, fence)
+            await check_fence(cur, fence)
             if rows:
-                await cur.executemany(_UPSERT_MESSAGE, rows)
+                await cur.executemany(UPSERT_MESSAGE, rows)
 
         await self._tx(work)
 
@@ -491,26 +396,3 @@ class PostgresStore:
             )
 
         await self._tx(work)
-
-
-_UPSERT_ALERT = """INSERT INTO alerts (fingerprint, project, rule, job_id, phase, state)
-    VALUES (%s, %s, %s, %s, %s, %s)
-    ON CONFLICT (fingerprint) DO UPDATE SET project = EXCLUDED.project, rule = EXCLUDED.rule,
-        job_id = EXCLUDED.job_id, phase = EXCLUDED.phase, state = EXCLUDED.state"""
-_UPSERT_MESSAGE = """INSERT INTO messages (key, channel, ts, kind, data) VALUES (%s, %s, %s, %s, %s)
-    ON CONFLICT (key) DO UPDATE SET channel = EXCLUDED.channel, ts = EXCLUDED.ts,
-        kind = EXCLUDED.kind, data = EXCLUDED.data"""
-_INSERT_ITEM = """INSERT INTO outbox (project, item, next_attempt, created_at)
-    VALUES (%s, %s, %s, %s)"""
-_MARK_DEAD = """UPDATE outbox SET dead = true, error = %s, claim_project = NULL,
-    claim_term = NULL WHERE id = %s"""
-
-
-async def _check_fence(cur: Cursor, fence: Fence) -> None:
-    """The project's lease term, share-locked until the transaction ends: a takeover
-    (which updates the row) waits for our write, or our check sees its new term."""
-    await cur.execute("SELECT term FROM leases WHERE project = %s FOR SHARE", (fence.project,))
-    row = await cur.fetchone()
-    current = None if row is None else int(row[0])
-    if current != fence.term:
-        raise FencedOut(fence.project, fence.term, current)

@@ -52,6 +52,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TABLE leases (
             project text COLLATE "C" PRIMARY KEY, holder text NOT NULL,
             term bigint NOT NULL, expires double precision NOT NULL)""",
+        # Replicas say they are alive here, so projects are shared out among them.
+        """CREATE TABLE replicas (
+            name text COLLATE "C" PRIMARY KEY, expires double precision NOT NULL)""",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -22,26 +22,25 @@ import math
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, cast
+from typing import Concatenate, Literal, ParamSpec, TypeVar, cast
 
 import structlog
 
 from watchdog.domain.alerts import AlertState, alert_from_dict
-from watchdog.domain.outgoing import Outgoing, dump_outgoing, load_outgoing
+from watchdog.domain.outgoing import Outgoing, dump_outgoing
+from watchdog.domain.samples import SampleRow
 from watchdog.store import (
     Fence,
-    FencedOut,
     Lease,
     MessageRef,
     OutboxRecord,
-    SampleRow,
     Silence,
     StoreError,
 )
-from watchdog.store.rows import alert_rows, claimable, lease_term, message_rows
+from watchdog.store.rows import alert_rows, message_rows
 from watchdog.store.sqlite_schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -51,8 +50,23 @@ from watchdog.store.sqlite_schema import (
     connect,
     gone,
     refusal,
-    transaction,
     unwritable,
+)
+from watchdog.store.sqlite_tx import (
+    INSERT_ITEM,
+    MARK_DEAD,
+    SILENCE_COLUMNS,
+    UPSERT_ALERT,
+    UPSERT_MESSAGE,
+    acquire_lease,
+    execute,
+    fenced_many,
+    fetch,
+    heartbeat,
+    in_projects,
+    outbox_due,
+    outbox_start,
+    write_many,
 )
 
 __all__ = [
@@ -169,29 +183,32 @@ class SqliteStore:
 
     # -- leases ---------------------------------------------------------------------------
     async def acquire_lease(self, project: str, holder: str, ttl: float) -> int | None:
-        return await self._write(_acquire_lease, project, holder, float(self._clock()), ttl)
+        return await self._write(acquire_lease, project, holder, float(self._clock()), ttl)
 
     async def release_lease(self, project: str, holder: str) -> None:
         # The row (and its term) stays, so the next holder's term is a bigger one.
         await self._write(
-            _execute,
+            execute,
             "UPDATE leases SET expires = min(expires, ?) WHERE project = ? AND holder = ?",
             (float(self._clock()), project, holder),
         )
 
+    async def heartbeat(self, replica: str, ttl: float) -> list[str]:
+        return await self._write(heartbeat, replica, float(self._clock()), ttl)
+
     async def leases(self) -> list[Lease]:
         rows = await self._read(
-            _fetch, "SELECT project, holder, term, expires FROM leases ORDER BY project"
+            fetch, "SELECT project, holder, term, expires FROM leases ORDER BY project"
         )
         return [Lease(*row) for row in rows]
 
     # -- alerts and the tick's outcome ----------------------------------------------------
     async def load_alerts(self, project: str | None = None) -> list[AlertState]:
         if project is None:
-            rows = await self._read(_fetch, "SELECT fingerprint, state FROM alerts ORDER BY 1")
+            rows = await self._read(fetch, "SELECT fingerprint, state FROM alerts ORDER BY 1")
         else:
             rows = await self._read(
-                _fetch,
+                fetch,
                 "SELECT fingerprint, state FROM alerts WHERE project = ? ORDER BY 1",
                 (project,),
             )
@@ -218,66 +235,66 @@ class SqliteStore:
         # executemany runs in list order, so AUTOINCREMENT ids follow the given order.
         items = [(fence.project, dump_outgoing(item), now, now) for item in outbox]
         await self._write(
-            _fenced_many,
+            fenced_many,
             fence,
-            (_UPSERT_ALERT, alerts),
+            (UPSERT_ALERT, alerts),
             ("DELETE FROM alerts WHERE fingerprint = ?", [(fp,) for fp in deletes]),
-            (_INSERT_ITEM, items),
+            (INSERT_ITEM, items),
         )
 
     async def enqueue(self, items: Sequence[Outgoing], *, project: str, now: float) -> None:
         rows = [(project, dump_outgoing(item), now, now) for item in items]
-        await self._write(_write_many, (_INSERT_ITEM, rows))
+        await self._write(write_many, (INSERT_ITEM, rows))
 
     # -- outbox ---------------------------------------------------------------------------
     async def outbox_due(
         self, now: float, limit: int = 500, projects: Collection[str] | None = None
     ) -> list[OutboxRecord]:
-        due, unreadable = await self._read(_outbox_due, now, limit, projects)
+        due, unreadable = await self._read(outbox_due, now, limit, projects)
         if unreadable:
             try:
-                await self._write(_write_many, (_MARK_DEAD, unreadable))
+                await self._write(write_many, (MARK_DEAD, unreadable))
             except StoreError as exc:  # a read-only disk: they are skipped again next time
                 log.error("outbox unreadable items not marked dead", error=str(exc))
         return due
 
     async def outbox_start(self, item_ids: Sequence[int], fence: Fence) -> list[int]:
-        return await self._write(_outbox_start, sorted(set(item_ids)), fence)
+        return await self._write(outbox_start, sorted(set(item_ids)), fence)
 
     async def outbox_done(
         self, item_id: int, fence: Fence, messages: Mapping[str, MessageRef] = {}
     ) -> None:
         await self._write(
-            _fenced_many,
+            fenced_many,
             fence,
             ("DELETE FROM outbox WHERE id = ?", [(item_id,)]),
-            (_UPSERT_MESSAGE, message_rows(messages)),
+            (UPSERT_MESSAGE, message_rows(messages)),
         )
 
     async def outbox_retry(
         self, item_id: int, next_attempt: float, error: str, *, maybe_sent: bool = False
     ) -> None:
         await self._write(
-            _execute,
+            execute,
             """UPDATE outbox SET attempts = attempts + 1, next_attempt = ?, error = ?,
                    maybe_sent = ?, claim_project = NULL, claim_term = NULL WHERE id = ?""",
             (next_attempt, error, int(maybe_sent), item_id),
         )
 
     async def outbox_dead(self, item_id: int, error: str) -> None:
-        await self._write(_execute, _MARK_DEAD, (error, item_id))
+        await self._write(execute, MARK_DEAD, (error, item_id))
 
     async def outbox_size(self, projects: Collection[str] | None = None) -> int:
-        where, params = _in_projects(projects)
+        where, params = in_projects(projects)
         [(count,)] = await self._read(
-            _fetch, f"SELECT count(*) FROM outbox WHERE dead = 0{where}", params
+            fetch, f"SELECT count(*) FROM outbox WHERE dead = 0{where}", params
         )
         return int(count)
 
     # -- Slack messages of incidents ------------------------------------------------------
     async def get_message(self, key: str) -> MessageRef | None:
         rows = await self._read(
-            _fetch, "SELECT channel, ts, kind, data FROM messages WHERE key = ?", (key,)
+            fetch, "SELECT channel, ts, kind, data FROM messages WHERE key = ?", (key,)
         )
         if not rows:
             return None
@@ -285,23 +302,23 @@ class SqliteStore:
         return MessageRef(channel=channel, ts=ts, kind=kind, data=json.loads(data))
 
     async def save_messages(self, messages: Mapping[str, MessageRef], fence: Fence) -> None:
-        await self._write(_fenced_many, fence, (_UPSERT_MESSAGE, message_rows(messages)))
+        await self._write(fenced_many, fence, (UPSERT_MESSAGE, message_rows(messages)))
 
     # -- silences -------------------------------------------------------------------------
     async def add_silence(self, silence: Silence) -> None:
         s = silence
         await self._write(
-            _execute,
-            f"INSERT OR REPLACE INTO silences ({_SILENCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            execute,
+            f"INSERT OR REPLACE INTO silences ({SILENCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (s.id, s.target_kind, s.target, s.until, s.created_by, s.created_at, s.reason),
         )
 
     async def remove_silence(self, silence_id: str) -> bool:
-        return await self._write(_execute, "DELETE FROM silences WHERE id = ?", (silence_id,)) > 0
+        return await self._write(execute, "DELETE FROM silences WHERE id = ?", (silence_id,)) > 0
 
     async def list_silences(self) -> list[Silence]:
         rows = await self._read(
-            _fetch, f"SELECT {_SILENCE_COLUMNS} FROM silences ORDER BY created_at, id"
+            fetch, f"SELECT {SILENCE_COLUMNS} FROM silences ORDER BY created_at, id"
         )
         return [
             Silence(sid, cast(Literal["rule", "job", "alert"], kind), target, until, by, at, reason)
@@ -314,7 +331,7 @@ class SqliteStore:
         # back as None; a NaN is no sample, so it is dropped (MemoryStore does the same).
         finite = [(project, *row) for row in rows if not (math.isnan(row[2]) or math.isnan(row[3]))]
         await self._write(
-            _write_many,
+            write_many,
             ("INSERT INTO samples (project, job_id, metric, t, v) VALUES (?, ?, ?, ?, ?)", finite),
         )
 
@@ -322,7 +339,7 @@ class SqliteStore:
         self, project: str, since: float, until: float | None = None
     ) -> list[SampleRow]:
         rows = await self._read(
-            _fetch,
+            fetch,
             "SELECT job_id, metric, t, v FROM samples WHERE project = ? AND t >= ? AND t < ?"
             " ORDER BY t, job_id, metric, rowid",
             (project, since, math.inf if until is None else until),
@@ -333,7 +350,7 @@ class SqliteStore:
         self, project: str, before: float, gone_jobs: Sequence[str] = ()
     ) -> None:
         await self._write(
-            _write_many,
+            write_many,
             ("DELETE FROM samples WHERE project = ? AND t < ?", [(project, before)]),
             (
                 "DELETE FROM samples WHERE project = ? AND job_id = ?",
@@ -343,150 +360,12 @@ class SqliteStore:
 
     # -- small values ---------------------------------------------------------------------
     async def get_meta(self, key: str) -> str | None:
-        rows = await self._read(_fetch, "SELECT value FROM meta WHERE key = ?", (key,))
+        rows = await self._read(fetch, "SELECT value FROM meta WHERE key = ?", (key,))
         return str(rows[0][0]) if rows else None
 
     async def set_meta(self, key: str, value: str) -> None:
-        await self._write(_execute, "INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        await self._write(execute, "INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
 
 # REPLACE is an upsert here: every column is given, and no table has triggers or keys
 # pointing at it that a delete-and-insert could disturb.
-_UPSERT_ALERT = """INSERT OR REPLACE INTO alerts (fingerprint, project, rule, job_id, phase, state)
-    VALUES (?, ?, ?, ?, ?, ?)"""
-_UPSERT_MESSAGE = """INSERT OR REPLACE INTO messages (key, channel, ts, kind, data)
-    VALUES (?, ?, ?, ?, ?)"""
-_INSERT_ITEM = "INSERT INTO outbox (project, item, next_attempt, created_at) VALUES (?, ?, ?, ?)"
-_MARK_DEAD = """UPDATE outbox SET dead = 1, error = ?, claim_project = NULL, claim_term = NULL
-    WHERE id = ?"""
-_SILENCE_COLUMNS = "id, target_kind, target, until, created_by, created_at, reason"
-
-
-def _in_projects(projects: Collection[str] | None) -> tuple[str, tuple[str, ...]]:
-    """An ``AND project IN (...)`` clause and its parameters (none when not filtering)."""
-    if projects is None:
-        return "", ()
-    chosen = tuple(sorted(set(projects)))
-    if not chosen:
-        return " AND 0", ()
-    return f" AND project IN ({', '.join('?' * len(chosen))})", chosen
-
-
-# -- worker-side functions: each is one transaction on the store's connection -------------
-
-
-def _fetch(conn: sqlite3.Connection, sql: str, params: Sequence[object] = ()) -> list[Any]:
-    with transaction(conn, write=False):
-        return conn.execute(sql, params).fetchall()
-
-
-def _execute(conn: sqlite3.Connection, sql: str, params: Sequence[object]) -> int:
-    """One statement; returns how many rows it changed."""
-    with transaction(conn, write=True):
-        return conn.execute(sql, params).rowcount
-
-
-def _write_many(conn: sqlite3.Connection, *batches: tuple[str, Iterable[Sequence[object]]]) -> None:
-    """Each (statement, rows) as one executemany, all in one transaction."""
-    with transaction(conn, write=True):
-        for sql, rows in batches:
-            conn.executemany(sql, rows)
-
-
-def _check_fence(conn: sqlite3.Connection, fence: Fence) -> None:
-    """Inside a write transaction: the lease row cannot change before we commit."""
-    row = conn.execute("SELECT term FROM leases WHERE project = ?", (fence.project,)).fetchone()
-    current = None if row is None else int(row[0])
-    if current != fence.term:
-        raise FencedOut(fence.project, fence.term, current)
-
-
-def _fenced_many(
-    conn: sqlite3.Connection, fence: Fence, *batches: tuple[str, Iterable[Sequence[object]]]
-) -> None:
-    """:func:`_write_many` under ``fence``: nothing is written when the term is stale."""
-    with transaction(conn, write=True):
-        _check_fence(conn, fence)
-        for sql, rows in batches:
-            conn.executemany(sql, rows)
-
-
-def _outbox_due(
-    conn: sqlite3.Connection, now: float, limit: int, projects: Collection[str] | None
-) -> tuple[list[OutboxRecord], list[tuple[str, int]]]:
-    """The due records, and (error, id) of items that no longer load (to mark dead)."""
-    due: list[OutboxRecord] = []
-    unreadable: list[tuple[str, int]] = []
-    if limit <= 0:  # a negative LIMIT would mean "no limit" to SQLite
-        return due, unreadable
-    where, params = _in_projects(projects)
-    with transaction(conn, write=False):
-        after = 0
-        while len(due) < limit:
-            want = limit - len(due)
-            rows = conn.execute(
-                f"""SELECT id, item, attempts, next_attempt, created_at, project, maybe_sent
-                    FROM outbox WHERE dead = 0 AND next_attempt <= ? AND id > ?{where}
-                    ORDER BY id LIMIT ?""",
-                (now, after, *params, want),
-            ).fetchall()
-            for item_id, text, attempts, next_attempt, created_at, project, maybe in rows:
-                after = item_id
-                try:
-                    item = load_outgoing(text)
-                except ValueError as exc:
-                    # Skipped here and marked dead after, so that one bad row does not
-                    # shorten the answer: the next rows are read in its place.
-                    log.error("outbox item unreadable, marked dead", id=item_id, error=str(exc))
-                    unreadable.append((f"unreadable item: {exc}", item_id))
-                    continue
-                due.append(
-                    OutboxRecord(
-                        item_id, item, attempts, next_attempt, created_at, project, bool(maybe)
-                    )
-                )
-            if len(rows) < want:
-                break
-    return due, unreadable
-
-
-def _outbox_start(conn: sqlite3.Connection, item_ids: Sequence[int], fence: Fence) -> list[int]:
-    claimed: list[int] = []
-    with transaction(conn, write=True):
-        _check_fence(conn, fence)
-        terms = dict(conn.execute("SELECT project, term FROM leases").fetchall())
-        for item_id in item_ids:
-            row = conn.execute(
-                "SELECT claim_project, claim_term FROM outbox"
-                " WHERE id = ? AND dead = 0 AND project IN (?, '')",
-                (item_id, fence.project),
-            ).fetchone()
-            if row is None:
-                continue
-            claim = None if row[1] is None else (str(row[0]), int(row[1]))
-            if claimable(claim, terms):
-                conn.execute(
-                    "UPDATE outbox SET maybe_sent = 1, claim_project = ?, claim_term = ?"
-                    " WHERE id = ?",
-                    (fence.project, fence.term, item_id),
-                )
-                claimed.append(item_id)
-    return claimed
-
-
-def _acquire_lease(
-    conn: sqlite3.Connection, project: str, holder: str, now: float, ttl: float
-) -> int | None:
-    # Read and write under one IMMEDIATE transaction: two processes cannot both see the
-    # lease free and both take it.
-    with transaction(conn, write=True):
-        row = conn.execute(
-            "SELECT holder, term, expires FROM leases WHERE project = ?", (project,)
-        ).fetchone()
-        term = lease_term(None if row is None else (row[0], int(row[1]), row[2]), holder, now)
-        if term is not None:
-            conn.execute(
-                "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?)",
-                (project, holder, term, now + ttl),
-            )
-        return term

@@ -193,6 +193,8 @@ MIGRATIONS: tuple[tuple[Statement, ...], ...] = (
         # The running v1 leader keeps its lease: a successor still waits it out.
         "INSERT INTO leases SELECT 'default', holder, 1, expires FROM lease WHERE name = 'leader'",
         "DROP TABLE lease",
+        # Replicas say they are alive here, so projects are shared out among them.
+        "CREATE TABLE replicas (name TEXT PRIMARY KEY, expires REAL NOT NULL)",
         _v2_project_keys,
     ),
 )

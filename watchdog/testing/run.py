@@ -1,12 +1,12 @@
 """``polaris-watchdog test-rules FILE``: unit tests for rules, like ``promtool test rules``.
 
 Each case of a test file (see :mod:`watchdog.testing.file`) is replayed tick by tick
-through the same pure steps the watch loop takes: the jobs' metrics are "fetched" for
-the jobs :func:`~watchdog.watch.plan.metric_targets` picks, recorded into a
-:class:`~watchdog.watch.samples.SampleBook`, and every rule is evaluated on every job with
-:func:`~watchdog.watch.verdicts.verdict_for` and moved through its lifecycle with
-:func:`~watchdog.watch.lifecycle.evolve`. So a passing test says what the bot would do, not what
-a second implementation of the rules thinks. Silences are out of scope.
+through the watch loop's own code: an in-memory Polaris (:mod:`watchdog.testing.polaris`)
+shows the case's jobs at each tick, and :func:`watchdog.watch.tick.judge_tick` lists them,
+hands the metric targets to a real :class:`~watchdog.watch.sweep.MetricsSweep` (one pass
+per tick), and judges every rule into a tally, exactly as the live loop does before it
+commits. So a passing test says what the bot would do, not what a second implementation
+of the rules thinks. Silences are out of scope.
 
 The report says ``PASS  name`` or ``FAIL  name`` with, for each failed expectation, what
 was missing or unexpected and what the alert was doing instead, then ``N passed, M failed``.
@@ -14,37 +14,36 @@ was missing or unexpected and what the alert was doing instead, then ``N passed,
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import asyncio
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import TextIO
 
-from watchdog.domain.alerts import DEFAULT_PROJECT, AlertState, Phase, Reason, fingerprint
-from watchdog.polaris.models import Job
+from watchdog.domain.alerts import AlertState, Phase, Reason
+from watchdog.domain.samples import SampleBook, capacity_for, retention_for
 from watchdog.rules.durations import format_duration
-from watchdog.rules.model import Rule, RuleSet, load_ruleset
+from watchdog.rules.load import load_ruleset
 from watchdog.rules.problems import Problem, RulesFileError, did_you_mean
+from watchdog.rules.ruleset import RuleSet
 from watchdog.testing.file import (
     MAX_TICKS,
     CaseSpec,
     ExpectSpec,
-    JobSpec,
     RuleTestFile,
     RuleTestFileError,
     load_test_file,
 )
-from watchdog.watch.lifecycle import Timing, Verdict, evolve
-from watchdog.watch.plan import metric_targets, plan
-from watchdog.watch.samples import SampleBook, capacity_for, retention_for
-from watchdog.watch.verdicts import verdict_for
+from watchdog.testing.polaris import CasePolaris
+from watchdog.watch.plan import plan
+from watchdog.watch.sweep import MetricsSweep
+from watchdog.watch.tick import TickContext, judge_tick
 
 __all__ = ["T0", "CaseRun", "Snapshot", "check_case", "run_test_file"]
 
 #: The first tick of every case (2023-11-14 22:13:20 UTC): fixed, so runs are repeatable.
 T0 = 1_700_000_000.0
 _KINDS = tuple(reason.value for reason in Reason)
-_T = TypeVar("_T")
 
 
 def run_test_file(path: Path, out: TextIO) -> int:
@@ -134,15 +133,6 @@ def _bad_alert(text: str, with_kind: bool, rules: list[str], jobs: list[str]) ->
 # ---- replaying a case ---------------------------------------------------------------------
 
 
-def _at(series: Sequence[_T], tick: int) -> _T:
-    """The series' value at ``tick``: a series shorter than the run holds its last value."""
-    return series[min(tick, len(series) - 1)]
-
-
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat()
-
-
 @dataclass(frozen=True)
 class Snapshot:
     """The alerts right after one tick, by label ``rule/job``."""
@@ -153,18 +143,32 @@ class Snapshot:
 
 
 class CaseRun:
-    """One case replayed through the watch loop's pure steps, a tick at a time."""
+    """One case replayed through the watch loop's own code, a tick at a time.
+
+    Each tick is :func:`~watchdog.watch.tick.judge_tick` over an in-memory Polaris that
+    shows the case's jobs at that tick, with one sweep pass over the metric targets just
+    before the judgement (the live sweep's cadence, collapsed onto the tick); the tally is
+    adopted as the loop adopts it after a commit.
+    """
 
     def __init__(self, case: CaseSpec, ruleset: RuleSet, interval: float) -> None:
-        self._jobs = case.job
         self._by_id = {job.id: job for job in case.job}
-        self._ruleset = ruleset
         self._interval = interval
-        self._plan = plan(ruleset.rules)
-        self._timings = {rule.name: Timing.of(rule) for rule in ruleset.rules}
+        self._clock = T0
+        project = ruleset.project_names[0]
+        rules = ruleset.rules_for(project)
+        watch = ruleset.watch.model_copy(update={"interval": interval})
+        spec = ruleset.project(project)
+        self._context = TickContext(
+            project, rules, plan(rules), watch, spec.channel if spec else None
+        )
+        self._polaris = CasePolaris(case.job, T0)
         # Sized as the bot sizes it, so a too-short history shows up here as well.
-        self._book = SampleBook(capacity_for(ruleset.max_window, interval))
-        self._seen: dict[str, tuple[Any, float]] = {}  # job id → (statuses, lastUpdated)
+        book = SampleBook(capacity_for(ruleset.max_window, interval))
+        self._sweep = MetricsSweep(
+            self._polaris, book, interval=lambda: interval, clock=lambda: self._clock
+        )
+        self._keep_for = retention_for(ruleset.max_window, interval)
         self.alerts: dict[str, AlertState] = {}  # by fingerprint, as the watcher keeps them
         self.last_sent: dict[str, tuple[str, float]] = {}  # label → (kind, time)
         self.ticks = 0
@@ -172,86 +176,33 @@ class CaseRun:
     def label(self, state: AlertState) -> str:
         return f"{state.rule}/{self._by_id[state.job_id].name}"
 
-    def _job(self, spec: JobSpec, tick: int, now: float) -> Job | None:
-        execution = _at(spec.execution, tick)
-        if execution is None:
-            return None  # not listed: the job does not exist (yet, or any more)
-        health = _at(spec.health, tick)
-        seen = self._seen.get(spec.id)
-        if seen is None:
-            updated = T0 - spec.updated_ago if tick == 0 else now
-        else:
-            # Polaris bumps lastUpdatedTimestamp when the job's state changes.
-            updated = seen[1] if seen[0] == (execution, health) else now
-        self._seen[spec.id] = ((execution, health), updated)
-        raw: dict[str, Any] = {
-            "id": spec.id,
-            "type": spec.type,
-            "executionStatus": execution,
-            "createdTimestamp": _iso(T0 - spec.updated_ago),
-            "lastUpdatedTimestamp": _iso(updated),
-        }
-        if health is not None:
-            status, code = health
-            raw["health"] = {"status": status, **({"code": code} if code else {})}
-        if spec.table is not None:
-            raw["target"] = {"type": "table", "tableName": spec.table}
-        if spec.max_parse_exceptions is not None:
-            raw["maxParseExceptions"] = spec.max_parse_exceptions
-        return Job.model_validate(raw)
-
-    def tick(self) -> Snapshot:
+    async def tick(self) -> Snapshot:
         """Run the next tick, as :meth:`watchdog.watch.loop.Watcher.tick` would."""
         tick, self.ticks = self.ticks, self.ticks + 1
-        now = T0 + tick * self._interval
-        jobs = {job.id: job for spec in self._jobs if (job := self._job(spec, tick, now))}
-        targets = metric_targets(self._ruleset.metric_rules, jobs.values(), now)
-        metrics_ok: set[str] = set()
-        for job_id, wanted in targets.items():
-            values = {name: _at(s, tick) for name, s in self._by_id[job_id].metrics.items()}
-            if all(value is None for value in values.values()):
-                continue  # no sample at all this tick: the metrics fetch failed
-            metrics_ok.add(job_id)
-            for metric in wanted:
-                value = values.get(metric)
-                if value is not None:
-                    self._book.record(job_id, metric, now, value)
+        now = self._clock = T0 + tick * self._interval
+        self._polaris.move_to(tick, now)
+        tally, seen = await judge_tick(
+            self._polaris,
+            self._context,
+            self._sweep,
+            self.alerts,
+            (),
+            now,
+            before_judging=self._sweep.sweep_once,
+        )
+        self.alerts = tally.alerts
         notified: set[str] = set()
-        for rule in self._ruleset.rules:
-            if rule.name not in self._plan.rule_queries:
-                continue  # the rule can match no job: the watcher never lists any for it
-            for job in jobs.values():
-                prev = self.alerts.get(fingerprint(DEFAULT_PROJECT, rule.name, job.id))
-                verdict = verdict_for(rule, job, prev, self._book, now, metrics_ok)
-                if verdict is not None:
-                    self._settle(rule, prev, verdict, now, notified)
-            for prev in [a for a in self.alerts.values() if a.rule == rule.name]:
-                if prev.job_id not in jobs:  # Polaris answers 404 for it now
-                    gone = Verdict(prev.job, None, gone="job no longer exists")
-                    self._settle(rule, prev, gone, now, notified)
-        if self._plan.queries:
+        for note in tally.outgoing:
+            label = self.label(note.alert)
+            notified.add(f"{note.reason.value}:{label}")
+            self.last_sent[label] = (note.reason.value, now)
+        if self._context.plan.queries:
             # As the watcher does: forget jobs no metric rule has watched for a retention.
-            keep_for = retention_for(self._ruleset.max_window, self._interval)
-            self._book.expire(targets, now, keep_for)
+            self._sweep.forget(self._sweep.book.expire(seen.targets, now, self._keep_for))
         by_phase: dict[Phase, dict[str, AlertState]] = {Phase.FIRING: {}, Phase.PENDING: {}}
         for state in self.alerts.values():
             by_phase.get(state.phase, {})[self.label(state)] = state
         return Snapshot(by_phase[Phase.FIRING], by_phase[Phase.PENDING], frozenset(notified))
-
-    def _settle(
-        self, rule: Rule, prev: AlertState | None, verdict: Verdict, now: float, sent: set[str]
-    ) -> None:
-        timing = self._timings[rule.name]
-        step = evolve(prev, verdict, rule=rule.name, severity=rule.severity, timing=timing, now=now)
-        key = fingerprint(DEFAULT_PROJECT, rule.name, verdict.job.job_id)
-        if step.state is None:
-            self.alerts.pop(key, None)
-        else:
-            self.alerts[key] = step.state
-        if step.reason is not None and step.announced is not None:
-            label = self.label(step.announced)
-            sent.add(f"{step.reason.value}:{label}")
-            self.last_sent[label] = (step.reason.value, now)
 
 
 # ---- checking expectations ----------------------------------------------------------------
@@ -259,12 +210,16 @@ class CaseRun:
 
 def check_case(case: CaseSpec, ruleset: RuleSet, interval: float) -> list[str]:
     """Replay ``case``; the report lines of its failed expectations (empty: it passed)."""
+    return asyncio.run(_check_case(case, ruleset, interval))
+
+
+async def _check_case(case: CaseSpec, ruleset: RuleSet, interval: float) -> list[str]:
     run = CaseRun(case, ruleset, interval)
     lines: list[str] = []
     snapshot: Snapshot | None = None
     for expect in sorted(case.expect, key=lambda e: e.at):
         while run.ticks <= round(expect.at / interval):
-            snapshot = run.tick()
+            snapshot = await run.tick()
         assert snapshot is not None  # the loop ran at least once: ticks start at 0
         lines.extend(_compare(run, expect, snapshot))
     return lines

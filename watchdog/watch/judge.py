@@ -6,6 +6,9 @@ lifecycle (:func:`watchdog.watch.lifecycle.evolve`), applies silences, and colle
 and what to announce. Nothing is written here: the watch loop commits a tally's changes
 and only then makes the staged states its own, so a failed commit never leaves the bot
 believing it announced something it did not.
+
+:func:`judge_rules` is the whole judgement of one tick over what the tick observed; the
+watch loop and ``test-rules`` both call it, so a rules test runs the production code.
 """
 
 from __future__ import annotations
@@ -23,12 +26,13 @@ from watchdog.domain.alerts import (
     fingerprint,
 )
 from watchdog.domain.outgoing import Notification
+from watchdog.domain.samples import SampleBook
 from watchdog.polaris.models import Job
 from watchdog.rules.model import Rule
 from watchdog.store import Silence
 from watchdog.watch.lifecycle import Timing, Verdict, evolve
 from watchdog.watch.observe import Observation
-from watchdog.watch.samples import SampleBook
+from watchdog.watch.plan import Plan
 from watchdog.watch.verdicts import verdict_for
 
 #: Evaluations between two yields to the event loop, so slash commands are acked promptly
@@ -53,13 +57,16 @@ class Tally:
         silences: Sequence[Silence],
         now: float,
         project: str = DEFAULT_PROJECT,
+        channel: str | None = None,
     ) -> None:
         self.project = project
+        self.channel = channel  # the project's channel, where a rule names none
         self.alerts = alerts  # staged: the tick's view, adopted after a commit
         self.now = now
         self.upserts: list[AlertState] = []
         self.deletes: list[str] = []
         self.outgoing: list[Notification] = []
+        self.committed: list[Notification] = []  # taken and written (the loop fills it)
         self.evaluations = 0
         active = [s for s in silences if s.active(now)]
         self._muted = {
@@ -112,7 +119,7 @@ class Tally:
                     reason=step.reason,
                     alert=step.announced,
                     rule=facts,
-                    channel=rule.channel if rule is not None else None,
+                    channel=(rule.channel if rule is not None else None) or self.channel,
                     mention=rule.mention if rule is not None and new else None,
                 )
             )
@@ -124,12 +131,13 @@ class Tally:
         seen: Observation,
         states: Mapping[str, AlertState],
         book: SampleBook,
+        sampled: Mapping[str, float],
     ) -> None:
         """Judge ``rule`` on the jobs of its listing (``index`` in the plan) and on the
         jobs with live alerts that left it. A failed listing changes nothing."""
         if index is not None and seen.failed(index):
             return  # no data for this rule: its alerts stay as they are
-        facts, timing, now, ok = facts_of(rule), Timing.of(rule), self.now, seen.metrics_ok
+        facts, timing, now, ok = facts_of(rule), Timing.of(rule), self.now, sampled
         candidates = seen.listed[index] if index is not None else {}
         for job in candidates.values():
             prev = states.get(job.id)
@@ -161,3 +169,24 @@ class Tally:
             facts = RuleFacts(name=state.rule, kind="removed", severity=state.severity)
             verdict = Verdict(state.job, None, gone="rule removed from the rules file")
             self.settle(None, facts, Timing(), state, verdict)
+
+
+async def judge_rules(
+    tally: Tally,
+    rules: Sequence[Rule],
+    plan: Plan,
+    seen: Observation,
+    book: SampleBook,
+    sampled: Mapping[str, float],
+) -> None:
+    """Judge every rule of one tick into ``tally``: each on the jobs of its listing and on
+    its alerting jobs that left it; alerts of rules no longer in ``rules`` resolve.
+
+    ``sampled`` maps the jobs whose metrics are fresh to when they were fetched."""
+    by_rule: dict[str, dict[str, AlertState]] = {}
+    for state in tally.alerts.values():
+        by_rule.setdefault(state.rule, {})[state.job_id] = state
+    for rule in rules:
+        index = plan.rule_queries.get(rule.name)
+        await tally.judge(rule, index, seen, by_rule.get(rule.name, {}), book, sampled)
+    tally.resolve_removed({rule.name for rule in rules})

@@ -1,16 +1,20 @@
-"""The poll loop: observe Polaris → evaluate rules → lifecycle → commit → wake delivery.
+"""The watch loop of one Polaris project: list, judge, commit — every interval, on time.
 
-One tick observes Polaris (:mod:`watchdog.watch.observe`: listings with the server-side filters
-the rules need, metrics only for jobs some metric rule watches, lookups of jobs that left
-their listing), judges each (rule, job) with the tick's single ``now``
-(:mod:`watchdog.watch.verdicts`), moves each
-fingerprint through its lifecycle, applies silences, and commits the new states together
-with the notifications they owe in one transaction. Delivery happens elsewhere
-(:mod:`watchdog.deliver.outbox`), so a Slack outage never slows the watch.
+A :class:`Watcher` runs while this replica holds its project's lease (the fleet,
+:mod:`watchdog.watch.fleet`, takes and renews leases and starts and stops watchers). Each
+tick lists the jobs the rules can match and judges every rule
+(:func:`watchdog.watch.tick.judge_tick`), adds the meta-alert about Polaris itself, and
+commits the new alert states together with the notifications they owe in one
+transaction under the lease's term, so a replica that lost the lease cannot write.
+Delivery happens elsewhere (:mod:`watchdog.deliver.outbox`): a Slack outage never slows
+the watch. Metrics are swept on their own cadence (:mod:`watchdog.watch.sweep`), so a
+health alert never waits for thousands of metrics requests.
 
-Missing data is never a verdict: a failed listing leaves its rules' alerts untouched, a
-failed metrics fetch leaves that job's metric alerts untouched, and a job that vanished
-from a listing is looked up before its alerts resolve ("job no longer exists" on a 404).
+Missing data is never a verdict: a failed listing leaves its rules' alerts untouched,
+missing metrics leave that job's metric alerts untouched, and a job that vanished from a
+listing is looked up before its alerts resolve ("job no longer exists" on a 404). What the
+loop cannot do — reach Polaris, finish a listing, get fresh metrics, record its state —
+it says (:mod:`watchdog.watch.health`), never silently.
 """
 
 from __future__ import annotations
@@ -25,28 +29,28 @@ from dataclasses import dataclass, field
 import structlog
 
 from watchdog.domain.alerts import (
-    DEFAULT_PROJECT,
     META_JOB,
     META_RULE,
     AlertState,
-    Condition,
-    JobFacts,
     Phase,
     RuleFacts,
     fingerprint,
 )
+from watchdog.domain.samples import SampleBook, capacity_for, retention_for
 from watchdog.errors import WatchdogError
 from watchdog.metrics import BotMetrics
-from watchdog.polaris.client import PolarisClient
-from watchdog.polaris.errors import PolarisAuthError
+from watchdog.polaris.api import PolarisApi
 from watchdog.rules.holder import RulesHolder
-from watchdog.rules.model import RuleSet
-from watchdog.store import Fence, FencedOut, Store
+from watchdog.rules.ruleset import RuleSet
+from watchdog.store import Fence, FencedOut, Store, StoreError
+from watchdog.watch import meta
+from watchdog.watch.health import Health
 from watchdog.watch.judge import Tally
 from watchdog.watch.lifecycle import Timing, Verdict
-from watchdog.watch.observe import Observation, Observer
-from watchdog.watch.plan import Plan, plan
-from watchdog.watch.samples import SampleBook, capacity_for, retention_for
+from watchdog.watch.observe import Observation
+from watchdog.watch.plan import plan
+from watchdog.watch.sweep import MetricsSweep
+from watchdog.watch.tick import TickContext, judge_tick
 
 log = structlog.get_logger(__name__)
 
@@ -54,14 +58,12 @@ _META_FACTS = RuleFacts(
     name=META_RULE,
     kind="meta",
     severity="critical",
-    description="The bot cannot get data from Polaris.",
+    description="The bot cannot watch this project's jobs.",
 )
-#: Share of failed metrics requests that counts as "Polaris gives no metrics".
-_METRICS_OUTAGE = 0.9
 
 
 class LeaseLost(WatchdogError):
-    """Another replica took the lease during this tick: its results are dropped."""
+    """Another replica took the project's lease: this tick's results are dropped."""
 
 
 @dataclass
@@ -70,64 +72,67 @@ class TickReport:
     seconds: float = 0.0
     jobs: int = 0
     listings_failed: int = 0
-    metrics_fetched: int = 0
-    metrics_failed: int = 0
-    metrics_skipped: int = 0
     lookups: int = 0
     evaluations: int = 0
+    targets: int = 0
     notifications: Counter[str] = field(default_factory=Counter)
     firing: int = 0
-    error: str | None = None
 
     @property
     def outcome(self) -> str:
-        if self.error is not None:
-            return "failed"
-        if self.listings_failed or self.metrics_failed or self.metrics_skipped:
-            return "partial"
-        return "ok"
+        return "partial" if self.listings_failed else "ok"
 
 
 class Watcher:
     def __init__(
         self,
         *,
-        client: PolarisClient,
+        project: str,
+        client: PolarisApi,
         store: Store,
         rules: RulesHolder,
         on_commit: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         metrics: BotMetrics | None = None,
-        holder: str = "watchdog",
+        channel: str | None = None,
     ) -> None:
-        self._observer = Observer(client, on_progress=self._progress)
+        self.project = project
+        self._api = client
         self._store = store
         self._rules = rules
         self._on_commit = on_commit
         self._clock = clock
         self._sleep = sleep
         self._metrics = metrics
-        self._holder = holder
+        self._channel = channel
+        self._log = log.bind(project=project)
         self._alerts: dict[str, AlertState] = {}
-        self._plan_cache: tuple[RuleSet, Plan] | None = None
+        self._context: tuple[RuleSet, TickContext] | None = None
         self.book = SampleBook(self._capacity(rules.current))
+        self.sweep = self._new_sweep()
+        self.health = Health(project)
+        self.term: int | None = None
         self.last_tick_at: float | None = None
         self.last_progress_at: float | None = None  # any answer from Polaris, any commit
         self.last_data_at: float | None = None
-        self.leader = False
-        # The term of the project's lease we last held, and the fence while we hold it.
-        # Single-project for now: the lease is the "default" project's.
-        self._term: int | None = None
-        self._fence: Fence | None = None
-        self._stood_by = False
         self._last_prune = 0.0
         self._forgotten: set[str] = set()  # jobs dropped from the book, still on disk
-        self._failing: str | None = None
         self.idle = asyncio.Event()  # clear while a tick runs: shutdown waits for it
         self.idle.set()
 
     # ---- state -------------------------------------------------------------------------
+
+    def _new_sweep(self) -> MetricsSweep:
+        return MetricsSweep(
+            self._api,
+            self.book,
+            interval=lambda: self._rules.current.watch.interval,
+            clock=self._clock,
+            sleep=self._sleep,
+            on_progress=self._progress,
+            project=self.project,
+        )
 
     @staticmethod
     def _capacity(rules: RuleSet) -> int:
@@ -139,164 +144,148 @@ class Watcher:
     def _progress(self) -> None:
         self.last_progress_at = self._clock()
 
+    @property
+    def alerts(self) -> dict[str, AlertState]:
+        return self._alerts
+
+    @property
+    def fence(self) -> Fence | None:
+        return None if self.term is None else Fence(self.project, self.term)
+
     async def load(self, now: float) -> None:
-        """Restore alert states and sample history saved by an earlier run (or by the
-        replica that led before us)."""
-        self._alerts = {a.fingerprint: a for a in await self._store.load_alerts(DEFAULT_PROJECT)}
+        """Restore the project's alert states and sample history saved by an earlier run
+        (or by the replica that watched it before us), and resume the sweep from them."""
+        self._alerts = {a.fingerprint: a for a in await self._store.load_alerts(self.project)}
         rules = self._rules.current
         self.book = SampleBook(max(self.book.capacity, self._capacity(rules)))
+        self.sweep = self._new_sweep()
         # Slices of a few ticks: an hour of 10,000 series is ~1.2 M rows, too many to
         # hold at once next to the book they are loaded into.
         step = 10 * rules.watch.interval
         start, loaded = now - self._retention(rules), 0
         while start <= now:
-            loaded += self.book.load(
-                await self._store.load_samples(DEFAULT_PROJECT, start, start + step)
-            )
+            rows = await self._store.load_samples(self.project, start, start + step)
+            loaded += self.book.load(rows)
             start += step
-        log.info("watch.restored", alerts=len(self._alerts), samples=loaded)
+        self.sweep.resume_from_book()
+        self._log.info("watch.restored", alerts=len(self._alerts), samples=loaded)
 
-    @property
-    def alerts(self) -> dict[str, AlertState]:
-        return self._alerts
+    async def lead(self, term: int) -> None:
+        """Watch under ``term``: after a takeover (a new term) reload what the previous
+        holder left, since our own view of the project is stale."""
+        if term != self.term:
+            await self.load(self._clock())
+            self._log.info("watch.leading", term=term)
+        self.term = term
+        if self._metrics is not None:
+            self._metrics.leader.labels(self.project).set(1)
 
-    def fences(self) -> dict[str, Fence]:
-        """The leases this replica holds, by project, for delivery; "" (coordinator
-        items) goes with the first project's, which single-project mode always is."""
-        if self._fence is None:
-            return {}
-        return {DEFAULT_PROJECT: self._fence, "": self._fence}
+    def step_down(self, reason: str) -> None:
+        """Stop speaking for the project (the lease is gone): nothing more is written."""
+        if self.term is not None:
+            self._log.warning("watch.stepped_down", reason=reason, term=self.term)
+        self.term = None
+        self.health.clear()
+        if self._metrics is not None:
+            self._metrics.leader.labels(self.project).set(0)
 
-    async def _take_lease(self, interval: float) -> int | None:
-        """Take or renew the project's lease; None while another replica holds it."""
-        term = await self._store.acquire_lease(DEFAULT_PROJECT, self._holder, 3 * interval)
-        self._fence = None if term is None else Fence(DEFAULT_PROJECT, term)
-        return term
-
-    def _plan(self, rules: RuleSet) -> Plan:
-        if self._plan_cache is None or self._plan_cache[0] is not rules:
-            self._plan_cache = (rules, plan(rules.rules))
+    def _tick_context(self, rules: RuleSet) -> TickContext:
+        if self._context is None or self._context[0] is not rules:
+            mine = rules.rules_for(self.project)
+            spec = rules.project(self.project)
+            channel = (spec.channel if spec else None) or self._channel
+            self._context = (
+                rules,
+                TickContext(self.project, mine, plan(mine), rules.watch, channel),
+            )
             # Only ever grow: the points kept were spaced by the old interval, and a
             # shorter ring would cut history a window still needs.
             if self._capacity(rules) > self.book.capacity:
                 self.book.resize(self._capacity(rules))
-        return self._plan_cache[1]
+        return self._context[1]
 
     # ---- the tick ----------------------------------------------------------------------
 
-    async def tick(self, now: float) -> TickReport:
-        """One observe → judge → commit round at time ``now``, in two phases.
-
-        Rules that need only the listings are judged and committed first, so an unhealthy
-        job is announced without waiting for thousands of metrics requests; metric rules
-        and the meta-alert follow once the metrics are in (or their deadline passed).
-        """
+    async def tick(
+        self, now: float, *, before_judging: Callable[[], Awaitable[object]] | None = None
+    ) -> TickReport:
+        """One list → judge → commit round at time ``now``; :class:`LeaseLost` when the
+        lease moved on (nothing of this tick is kept). ``before_judging``: see
+        :func:`~watchdog.watch.tick.judge_tick` (tests sweep the metrics there)."""
+        fence = self.fence
+        if fence is None:
+            raise LeaseLost(f"not holding the lease of project {self.project!r}")
         started = time.perf_counter()
         rules = self._rules.current
-        the_plan = self._plan(rules)
-        report = TickReport(now=now)
-        by_rule: dict[str, dict[str, AlertState]] = {}
-        for state in self._alerts.values():
-            by_rule.setdefault(state.rule, {})[state.job_id] = state
-        seen = await self._observer.listings(rules, the_plan, now, by_rule)
-        tally = Tally(dict(self._alerts), await self._store.list_silences(), now)
-
-        for rule in rules.rules:
-            if not rule.metrics:
-                index = the_plan.rule_queries.get(rule.name)
-                await tally.judge(rule, index, seen, by_rule.get(rule.name, {}), self.book)
-        tally.resolve_removed({rule.name for rule in rules.rules})
-        await self._commit(tally, seen, report, rules)
-
-        watch = rules.watch
-        await self._observer.metrics(
-            seen, self.book, now, within=max(2 * watch.interval, 2 * watch.timeout)
+        context = self._tick_context(rules)
+        silences = await self._store.list_silences()
+        tally, seen = await judge_tick(
+            self._api,
+            context,
+            self.sweep,
+            self._alerts,
+            silences,
+            now,
+            before_judging=before_judging,
         )
-        meta = self._alerts.get(fingerprint(DEFAULT_PROJECT, META_RULE, META_JOB))
-        tally.settle(None, _META_FACTS, Timing(for_=watch.no_data_after), meta,
-                     self._meta_verdict(now, seen))  # fmt: skip
-        for rule in rules.rules:
-            if rule.metrics:
-                index = the_plan.rule_queries.get(rule.name)
-                await tally.judge(rule, index, seen, by_rule.get(rule.name, {}), self.book)
-        await self._commit(tally, seen, report, rules)
-        if not seen.failures and the_plan.queries:
+        self._progress()
+        meta = self._alerts.get(fingerprint(self.project, META_RULE, META_JOB))
+        timing = Timing(for_=rules.watch.no_data_after)
+        tally.settle(None, _META_FACTS, timing, meta, self._meta_verdict(now, seen, rules))
+        await self._commit(tally, fence)
+        if not seen.failures and context.plan.queries:
             # Dropped from memory now, from the store at the next prune.
-            self._forgotten.update(self.book.expire(seen.targets, now, self._retention(rules)))
+            gone = self.book.expire(seen.targets, now, self._retention(rules))
+            self.sweep.forget(gone)
+            self._forgotten.update(gone)
         await self._prune(now, rules)
-
-        report.listings_failed = len(seen.failures)
-        report.jobs = len(seen.jobs)
-        report.metrics_fetched = len(seen.metrics_ok)
-        report.metrics_failed = seen.metrics_failed
-        report.metrics_skipped = seen.metrics_skipped
-        report.lookups = len(seen.looked_up)
-        report.evaluations = tally.evaluations
+        report = TickReport(
+            now=now,
+            jobs=len(seen.jobs),
+            listings_failed=len(seen.failures),
+            lookups=len(seen.looked_up),
+            evaluations=tally.evaluations,
+            targets=len(seen.targets),
+        )
+        report.notifications.update(n.reason.value for n in tally.committed)
         firing = Counter(a.rule for a in self._alerts.values() if a.phase is Phase.FIRING)
         report.firing = sum(firing.values())
         report.seconds = time.perf_counter() - started
-        self._observe(report, firing)
+        self._observe(report, firing, now)
         return report
 
-    async def _commit(
-        self, tally: Tally, seen: Observation, report: TickReport, rules: RuleSet
-    ) -> None:
-        """Write what the tally decided (and this tick's samples), then adopt it."""
-        term = await self._take_lease(rules.watch.interval)
-        if term is None:
-            raise LeaseLost("another replica holds the lease")
-        if self._term is not None and term != self._term:
-            # Taken over since we loaded (by us again, after it lapsed): another replica
-            # may have written in between, so this tick's view is stale. Reload first.
-            self._fence = None
-            raise LeaseLost(f"the lease moved from term {self._term} to {term}")
-        self._term = term
+    async def _commit(self, tally: Tally, fence: Fence) -> None:
+        """Write what the tally decided (and the samples swept since), then adopt it."""
         upserts, deletes, outgoing = tally.take()
-        rows, seen.rows = seen.rows, []
-        await self._store.append_samples(DEFAULT_PROJECT, rows)
         try:
+            await self._store.append_samples(self.project, self.sweep.take_rows())
             await self._store.commit(
-                fence=Fence(DEFAULT_PROJECT, term),
-                upserts=upserts,
-                deletes=deletes,
-                outbox=outgoing,
-                now=tally.now,
+                fence=fence, upserts=upserts, deletes=deletes, outbox=outgoing, now=tally.now
             )
         except FencedOut as exc:
-            self._fence = None
+            self.step_down(str(exc))
             raise LeaseLost(str(exc)) from None
+        except StoreError as exc:
+            self.health.report("store", f"cannot record the project's state: {exc}", tally.now)
+            raise
+        self.health.report("store", None, tally.now)
+        tally.committed.extend(outgoing)
         self._alerts = dict(tally.alerts)  # only now: the store has it
         self._progress()
-        report.notifications.update(n.reason.value for n in outgoing)
         if outgoing:
             self._on_commit()
 
-    def _meta_verdict(self, now: float, seen: Observation) -> Verdict:
-        facts = JobFacts(job_id=META_JOB, table=None, type="polaris")
-        failures = seen.failures
-        tried = len(seen.targets) - seen.metrics_skipped
-        since = self.last_data_at
-        when = f" since {time.strftime('%H:%M:%S UTC', time.gmtime(since))}" if since else ""
-        summary: str | None = None
-        if seen.results and len(failures) == len(seen.results):
-            auth = next((f for f in failures if isinstance(f, PolarisAuthError)), None)
-            what = "Polaris rejects the API key" if auth is not None else "cannot reach Polaris"
-            summary = f"{what}{when}: {auth or failures[0]}"
-        elif tried > 0 and seen.metrics_failed >= max(1, _METRICS_OUTAGE * tried):
-            summary = (
-                f"Polaris lists jobs but does not answer their metrics{when} "
-                f"({seen.metrics_failed} of {tried} failed): metric rules are blind"
-            )
-        if summary is not None:
-            if self._failing is None:
-                log.warning("watch.no_data", problem=summary)
-            self._failing = summary
-            return Verdict(facts, Condition(True, summary=summary[:2000]))
-        if self._failing is not None:
-            log.info("watch.data_back")
-            self._failing = None
-        self.last_data_at = now
-        return Verdict(facts, Condition(False), clear_reason="Polaris answers again")
+    def _meta_verdict(self, now: float, seen: Observation, rules: RuleSet) -> Verdict:
+        """The verdict of the meta-alert, and the project's health as it stands."""
+        problems = meta.problems(
+            seen, self.sweep, now, rules.watch.no_data_after, self.last_data_at
+        )
+        for kind, message in problems.items():
+            self.health.report(kind, message, now)
+        verdict = meta.verdict(self.project, problems)
+        if verdict.condition is not None and not verdict.condition.active:
+            self.last_data_at = now
+        return verdict
 
     async def _prune(self, now: float, rules: RuleSet) -> None:
         if now - self._last_prune < 300:
@@ -304,83 +293,75 @@ class Watcher:
         self._last_prune = now
         gone = sorted(self._forgotten)
         self._forgotten.clear()
-        await self._store.prune_samples(DEFAULT_PROJECT, now - self._retention(rules), gone)
+        await self._store.prune_samples(self.project, now - self._retention(rules), gone)
 
-    def _observe(self, report: TickReport, firing: Counter[str]) -> None:
+    def _observe(self, report: TickReport, firing: Counter[str], now: float) -> None:
         if self._metrics is None:
             return
-        self._metrics.ticks.labels(report.outcome).inc()
-        self._metrics.tick_seconds.observe(report.seconds)
-        self._metrics.jobs_watched.set(report.jobs)
-        self._metrics.set_firing(dict(firing))
+        m, p = self._metrics, self.project
+        m.ticks.labels(p, report.outcome).inc()
+        m.tick_seconds.labels(p).observe(report.seconds)
+        m.last_tick.labels(p).set(now)
+        m.jobs_watched.labels(p).set(report.jobs)
+        m.set_firing(p, dict(firing))
+        m.metric_targets.labels(p).set(report.targets)
+        m.metrics_staleness.labels(p).set(self.sweep.staleness(now))
+        if self.sweep.period is not None:
+            m.sweep_period.labels(p).set(self.sweep.period)
         for reason, count in report.notifications.items():
-            self._metrics.notifications.labels(reason).inc(count)
+            m.notifications.labels(reason).inc(count)
 
     # ---- the loop ----------------------------------------------------------------------
 
-    async def _lead(self, interval: float) -> bool:
-        """Take or renew the lease; on taking it over, reload what the previous holder
-        left in the store (our own view of it is stale)."""
-        try:
-            term = await self._take_lease(interval)
-        except Exception:
-            log.exception("watch.lease_failed")  # a store hiccup: not leader this round
-            self._fence = None
-            term = None
-        won = term is not None
-        moved = won and self._term is not None and term != self._term
-        if won and ((not self.leader and self._stood_by) or moved):
-            log.info("watch.lease_acquired", holder=self._holder, term=term)
-            await self.load(self._clock())
-        if won:
-            self._term = term
-        elif not won and (self.leader or not self._stood_by):
-            log.info("watch.standby", reason="another replica holds the leader lease")
-        self._stood_by |= not won
-        self.leader = won
-        return won
-
     async def run(self) -> None:
-        """Tick every ``interval`` without drift; a slow tick skips, never bunches, ticks."""
+        """Tick every ``interval`` without drift, while leading; a slow tick skips ticks,
+        never bunches them. The fleet cancels this task when the lease is gone."""
+        sweeping = asyncio.create_task(self.sweep.run(), name=f"sweep:{self.project}")
+        try:
+            await self._ticks()
+        finally:
+            sweeping.cancel()
+            await asyncio.gather(sweeping, return_exceptions=True)
+
+    async def _ticks(self) -> None:
         next_at = self._clock()
-        failures = 0
-        while True:
+        while self.term is not None:
             interval = self._rules.current.watch.interval
             self.idle.clear()
             try:
-                if await self._lead(interval):
-                    report = await self.tick(next_at)
-                    failures = failures + 1 if report.listings_failed else 0
-                    log.debug(
-                        "watch.tick",
-                        jobs=report.jobs,
-                        seconds=round(report.seconds, 3),
-                        outcome=report.outcome,
-                        firing=report.firing,
-                    )
+                report = await self.tick(next_at)
+                self._log.debug(
+                    "watch.tick",
+                    jobs=report.jobs,
+                    seconds=round(report.seconds, 3),
+                    outcome=report.outcome,
+                    firing=report.firing,
+                )
             except LeaseLost as exc:
-                log.warning("watch.lease_lost", holder=self._holder, reason=str(exc))
-                self.leader = False
-                self._fence = None
+                self._log.warning("watch.lease_lost", reason=str(exc))
+                return
+            except StoreError:
+                pass  # reported as a problem by _commit; the next tick tries again
             except Exception:
-                failures += 1
-                log.exception("watch.tick_crashed")
+                self._log.exception("watch.tick_crashed")
+                self.health.report("tick", "the watch loop crashed (see the logs)", next_at)
                 if self._metrics is not None:
-                    self._metrics.ticks.labels("failed").inc()
+                    self._metrics.ticks.labels(self.project, "failed").inc()
+            else:
+                self.health.report("tick", None, next_at)
             finally:
                 self.idle.set()
             self.last_tick_at = self._clock()
-            # Back off a little while Polaris fails, but never past two intervals: the
-            # health check calls the loop dead after three.
-            next_at += interval * (2 if failures >= 2 else 1)
+            next_at += interval
             behind = self._clock() - next_at
             if behind > 0:
                 skipped = math.ceil(behind / interval)
-                log.warning(
+                self._log.warning(
                     "watch.overrun",
                     skipped_ticks=skipped,
-                    hint="a tick took longer than [watch] interval: raise max_rate or "
-                    "concurrency if Polaris allows, or lengthen the interval",
+                    hint="a listing tick took longer than [watch] interval: Polaris is slow "
+                    "to list, or the listings are long; lengthen the interval or raise "
+                    "page_size",
                 )
                 next_at += skipped * interval
             await self._sleep(next_at - self._clock())

@@ -8,14 +8,14 @@ evaluator decides.
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Mapping
 
 from watchdog.domain.alerts import AlertState, Condition, JobFacts, Phase
+from watchdog.domain.samples import SampleBook
 from watchdog.polaris.models import Job
 from watchdog.rules.evaluate import evaluate, matches, needs_samples
 from watchdog.rules.model import Rule
 from watchdog.watch.lifecycle import Verdict
-from watchdog.watch.samples import SampleBook
 
 
 def verdict_for(
@@ -24,12 +24,13 @@ def verdict_for(
     state: AlertState | None,
     book: SampleBook,
     now: float,
-    metrics_ok: Container[str],
+    sampled: Mapping[str, float],
 ) -> Verdict | None:
     """The verdict for (rule, job) at ``now``; None when there is nothing to do.
 
-    ``metrics_ok`` holds the jobs whose metrics were fetched this tick; a rule that needs
-    samples says "unknown" for the others.
+    ``sampled`` holds, for the jobs whose metrics are fresh, when they were last fetched:
+    a rule that needs samples judges them as of that time (the sweep's real timestamp),
+    and says "unknown" for jobs without fresh metrics.
     """
     # JobFacts are built only for a verdict: most (rule, job) pairs of a tick have none,
     # and building them for every pair was a quarter of the evaluation's cost.
@@ -45,10 +46,14 @@ def verdict_for(
         if state is None:
             return None
         return Verdict(JobFacts.from_job(job), None, gone="job canceled")
-    if job.id not in metrics_ok and needs_samples(rule, job):
-        return Verdict(JobFacts.from_job(job), None)  # metrics unknown this tick: change nothing
+    at = now
+    if needs_samples(rule, job):
+        fetched = sampled.get(job.id)
+        if fetched is None:
+            return Verdict(JobFacts.from_job(job), None)  # metrics unknown: change nothing
+        at = fetched
     firing = state is not None and state.phase is Phase.FIRING
-    condition = evaluate(rule, job, book, now, firing=firing)
+    condition = evaluate(rule, job, book, at, firing=firing)
     if condition is None or (not condition.active and state is None):
         return None if state is None else Verdict(JobFacts.from_job(job), condition)
     return Verdict(JobFacts.from_job(job), condition, clear_reason=clear_reason(rule, job))

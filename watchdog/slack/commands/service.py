@@ -31,7 +31,7 @@ from watchdog.metrics import BotMetrics
 from watchdog.polaris.client import PolarisClient
 from watchdog.polaris.errors import InvalidJobIdError, PolarisError, check_job_id, is_job_id
 from watchdog.polaris.models import Job
-from watchdog.rules.model import RuleSet
+from watchdog.rules.ruleset import RuleSet
 from watchdog.slack import text as tx
 from watchdog.slack.actions import Action, ButtonValue
 from watchdog.slack.commands import clicks, parse, replies

@@ -16,9 +16,9 @@ import math
 from array import array
 from collections.abc import Iterable
 
-from watchdog.store import SampleRow
-
 __all__ = ["SampleBook", "SampleRow", "Series", "capacity_for", "retention_for"]
+
+SampleRow = tuple[str, str, float, float]  # (job_id, metric, t, value)
 
 
 # Extra points beyond the window: drift-free polling can run a tick early after a slow one,
@@ -240,6 +240,10 @@ class SampleBook:
 
     def jobs(self) -> set[str]:
         return set(self._jobs)
+
+    def job_series(self, job_id: str) -> list[Series]:
+        """Every series of one job (one per metric)."""
+        return list(self._jobs.get(job_id, {}).values())
 
     def resize(self, capacity: int) -> None:
         """Change every series' capacity (a rules reload changed the longest window)."""

@@ -1,0 +1,179 @@
+"""The projects one replica watches: leases taken, renewed, shared and given back.
+
+Every replica runs a :class:`Fleet` over every configured project. Each project is
+watched by exactly one replica at a time, the holder of its lease in the store; the
+others stand by. Every ``lease / 3`` seconds the fleet says it is alive (a heartbeat in
+the store), renews the leases it holds, and balances: with N projects and R live replicas
+a replica holds at most ``ceil(N / R)`` of them, releasing one when it holds more, and
+takes over any project whose lease is free or whose holder stopped beating. A replica
+that dies is replaced within the lease (default 15 s) plus one renewal; SIGTERM releases
+every lease so a rolling update hands over at once.
+
+A lease renewed under a new term (it lapsed and was taken again) means someone else may
+have written meanwhile: the watcher reloads. A lease lost to another replica stops the
+watcher at once; its writes are fenced anyway (:mod:`watchdog.store`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+import structlog
+
+from watchdog.rules.holder import RulesHolder
+from watchdog.store import Fence, Lease, Store, StoreError
+from watchdog.watch.health import Health
+from watchdog.watch.loop import Watcher
+
+log = structlog.get_logger(__name__)
+
+
+class Fleet:
+    def __init__(
+        self,
+        watchers: Mapping[str, Watcher],
+        store: Store,
+        rules: RulesHolder,
+        *,
+        replica: str,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.watchers = dict(sorted(watchers.items()))
+        self._store = store
+        self._rules = rules
+        self.replica = replica
+        self._clock = clock
+        self._sleep = sleep
+        self._on_change = on_change  # the set of leases changed (wake delivery)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.health = Health("")  # the replica's own problems (the store, the leases)
+        self.last_round_at: float | None = None
+        self._stopping = False
+
+    # ---- what others read ----------------------------------------------------------
+
+    @property
+    def lease_seconds(self) -> float:
+        return self._rules.current.ha.lease
+
+    @property
+    def renew_every(self) -> float:
+        return max(self.lease_seconds / 3, 0.1)
+
+    def leads(self) -> list[str]:
+        """The projects this replica watches now."""
+        return [name for name, w in self.watchers.items() if w.term is not None]
+
+    @property
+    def coordinator(self) -> str:
+        """The project whose lease holder also delivers items of no project."""
+        return min(self.watchers)
+
+    def fences(self) -> dict[str, Fence]:
+        """The leases held now, by project; "" (items of no project) goes with the
+        coordinator project's."""
+        held = {name: fence for name, w in self.watchers.items() if (fence := w.fence)}
+        if self.coordinator in held:
+            held[""] = held[self.coordinator]
+        return held
+
+    # ---- the lease loop -------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Heartbeat, renew, balance and take over, every ``lease / 3`` seconds."""
+        while not self._stopping:
+            await self.round()
+            await self._sleep(self.renew_every)
+
+    async def round(self) -> None:
+        """One heartbeat-renew-balance round (tests call it directly)."""
+        now = self._clock()
+        try:
+            live = set(await self._store.heartbeat(self.replica, self.lease_seconds))
+            leases = {lease.project: lease for lease in await self._store.leases()}
+            await self._renew()
+            await self._balance(live, leases)
+        except StoreError as exc:
+            self.health.report("store", f"cannot reach the state store: {exc}", now)
+        else:
+            self.health.report("store", None, now)
+        self.last_round_at = self._clock()
+
+    async def _renew(self) -> None:
+        for name in self.leads():
+            watcher = self.watchers[name]
+            term = await self._store.acquire_lease(name, self.replica, self.lease_seconds)
+            if term is None:
+                self._lose(name, "another replica holds the lease now")
+            elif term != watcher.term:
+                # It lapsed and we took it again: someone may have written in between.
+                self._lose(name, f"the lease lapsed (term {watcher.term} → {term})")
+                await self._start(name, term)
+
+    async def _balance(self, live: set[str], leases: Mapping[str, Lease]) -> None:
+        share = math.ceil(len(self.watchers) / max(1, len(live | {self.replica})))
+        mine = self.leads()
+        if len(mine) > share:
+            # More than our share: give the last one back; a replica with room takes it.
+            name = mine[-1]
+            self._lose(name, f"rebalancing: {len(mine)} projects, share {share}")
+            await self._store.release_lease(name, self.replica)
+            return
+        for name in self.watchers:
+            if name in mine:
+                continue
+            lease = leases.get(name)
+            orphaned = lease is None or lease.holder not in live
+            if len(mine) >= share and not orphaned:
+                continue
+            term = await self._store.acquire_lease(name, self.replica, self.lease_seconds)
+            if term is not None:
+                await self._start(name, term)
+                mine.append(name)
+
+    async def _start(self, name: str, term: int) -> None:
+        watcher = self.watchers[name]
+        await watcher.lead(term)
+        log.info("fleet.lease_taken", project=name, term=term, replica=self.replica)
+        self._tasks[name] = asyncio.create_task(watcher.run(), name=f"watch:{name}")
+        self._on_change()
+
+    def _lose(self, name: str, reason: str) -> None:
+        watcher = self.watchers[name]
+        watcher.step_down(reason)
+        task = self._tasks.pop(name, None)
+        if task is not None:
+            task.cancel()
+        self._on_change()
+
+    # ---- stopping -------------------------------------------------------------------
+
+    async def stop(self, within: float) -> None:
+        """Graceful stop: let ticks in flight finish (bounded), stop every watcher, and
+        release every lease so another replica takes over at once."""
+        self._stopping = True
+        leading = self.leads()
+        busy = [w.idle.wait() for w in self.watchers.values() if not w.idle.is_set()]
+        if busy:
+            try:
+                await asyncio.wait_for(asyncio.gather(*busy), within)
+            except TimeoutError:
+                log.warning("fleet.tick_interrupted", waited=within)
+        tasks = list(self._tasks.values())
+        for name in leading:
+            self._lose(name, "shutting down")
+        await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            for name in leading:
+                await self._store.release_lease(name, self.replica)
+            # Gone from the live replicas at once: the others share the projects out
+            # among themselves without waiting for our heartbeat to lapse.
+            await self._store.heartbeat(self.replica, 0.0)
+        except StoreError as exc:
+            log.warning("fleet.release_failed", projects=leading, error=str(exc))
+        log.info("fleet.released", projects=leading, replica=self.replica)
