@@ -120,6 +120,8 @@ class Watcher:
         self._forgotten: set[str] = set()  # jobs dropped from the book, still on disk
         self.idle = asyncio.Event()  # clear while a tick runs: shutdown waits for it
         self.idle.set()
+        if metrics is not None:
+            metrics.leader.labels(project).set(0)  # every project shows, led or not
 
     # ---- state -------------------------------------------------------------------------
 
