@@ -24,7 +24,7 @@ import gc
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -95,7 +95,6 @@ class Bot:
     commands: CommandService
     endpoints: SlackEndpoints | None
     started_at: float
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
     def clock(self) -> Callable[[], float]:
