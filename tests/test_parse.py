@@ -14,7 +14,6 @@ from watchdog.slack.actions import Action, ButtonValue, encode_value
 from watchdog.slack.commands.parse import (
     Alerts,
     Cancel,
-    Click,
     Help,
     JobRef,
     ListJobs,
@@ -23,11 +22,14 @@ from watchdog.slack.commands.parse import (
     Resume,
     Silence,
     Silences,
-    SlashRequest,
     Status,
     Unsilence,
     UsageError,
     parse_command,
+)
+from watchdog.slack.commands.payloads import (
+    Click,
+    SlashRequest,
     parse_interaction,
     parse_slash_form,
 )

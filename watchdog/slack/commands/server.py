@@ -28,7 +28,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from watchdog.errors import WatchdogError
 from watchdog.metrics import BotMetrics
 from watchdog.slack.commands import replies
-from watchdog.slack.commands.parse import parse_interaction, parse_slash_form
+from watchdog.slack.commands.payloads import parse_interaction, parse_slash_form
 from watchdog.slack.commands.replies import Reply
 from watchdog.slack.commands.service import CommandService
 from watchdog.slack.commands.verify import RequestVerifier, VerificationError

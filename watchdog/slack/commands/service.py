@@ -38,14 +38,13 @@ from watchdog.slack.commands import clicks, parse, replies
 from watchdog.slack.commands.jobrefs import JobDirectory, JobRefError
 from watchdog.slack.commands.parse import (
     COMMAND_NAMES,
-    Click,
     Command,
     JobRef,
-    SlashRequest,
     UsageError,
     parse_command,
     parse_job_ref,
 )
+from watchdog.slack.commands.payloads import Click, SlashRequest
 from watchdog.slack.commands.replies import Reply
 from watchdog.slack.commands.response_urls import SLACK_RESPONSE_URLS, is_trusted
 from watchdog.store import Silence, Store

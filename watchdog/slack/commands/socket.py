@@ -26,7 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from watchdog.slack.alerts.notifier import SlackAuthError, slack_is_down
 from watchdog.slack.commands import replies
-from watchdog.slack.commands.parse import parse_interaction, parse_slash_form
+from watchdog.slack.commands.payloads import parse_interaction, parse_slash_form
 from watchdog.slack.commands.replies import Reply
 from watchdog.slack.commands.service import CommandService
 
