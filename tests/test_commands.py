@@ -262,7 +262,7 @@ async def running_rig(*, polaris_middleware: Any = None) -> AsyncIterator[Rig]:
         )
         rules_now: list[Any] = [rules]
         service = CommandService(
-            polaris,
+            {"default": polaris},
             store,
             lambda: rules_now[0],
             record,
@@ -514,7 +514,7 @@ async def test_cancel_only_asks_for_confirmation(rig: Rig) -> None:
     [button] = next(b for b in reply["blocks"] if b["type"] == "actions")["elements"]
     assert button["action_id"] == Action.CANCEL.value
     assert button["style"] == "danger" and button["confirm"]["style"] == "danger"
-    assert json.loads(button["value"]) == {"j": STREAM}
+    assert json.loads(button["value"]) == {"j": STREAM, "p": "default"}
     assert reply["response_type"] == "ephemeral"
 
 

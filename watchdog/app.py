@@ -284,7 +284,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             on_change=dispatcher.wake,
         )
         commands = CommandService(
-            polaris=next(iter(clients.values())),
+            polaris=clients,
             store=store,
             rules=lambda: rules.current,
             audit=functools.partial(_audit, store, dispatcher, options.clock),

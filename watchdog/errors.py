@@ -27,6 +27,9 @@ whole tree, with what each means and what the user sees::
     │                                          not a fresh, correctly signed Slack request:
     │                                          HTTP 401 "invalid request signature"
     ├── cli.CliError                   one line for the user; carries its own exit code
+    ├── slack.commands.changes.CommandFailed
+    │                                  a Slack command that cannot be carried out: its
+    │                                  reason is the reply (and the change's audit line)
     ├── polaris.errors.PolarisError    talking to Polaris failed (CLI: exit 1, one line;
     │   │                              Slack: replies.explain() turns it into a sentence;
     │   │                              watch loop: the tick goes on, a meta-alert after
@@ -65,8 +68,7 @@ whole tree, with what each means and what the user sees::
 Private control-flow exceptions that never leave their module are in the tree too (so a
 test can check that every exception class of the package is): ``rules.toml_lines._Stop``
 (the line scanner gives up, keeping what it located), ``slack.alerts.notifier._Permanent``
-(Slack refused for good: the item is dead-lettered), ``slack.commands.service._Failure``
-(a command that cannot be carried out: its reason is the reply),
+(Slack refused for good: the item is dead-lettered),
 ``slack.commands.server._Refused`` (a request stopped at the HTTP gate with a status) and
 ``slack.commands.server._Dropped`` (the client went away mid-request: one info line).
 

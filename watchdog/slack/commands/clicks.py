@@ -55,20 +55,24 @@ _DONE = {
 }
 
 
-def cancel_confirmation(job: Job) -> Reply:
-    """The danger button that actually cancels (only a click on it does)."""
+def cancel_confirmation(job: Job, project: str, shown: str | None = None) -> Reply:
+    """The danger button that actually cancels (only a click on it does); it names the
+    job's ``project``, so the click goes there. ``shown``: the project to name in the text
+    (None when there is only one)."""
     facts = ", ".join(esc(f or "?", 60) for f in (job.table, job.type, job.execution_status))
-    what = f"{code(job.id, 60)} ({facts})"
+    where = f" in project {code(shown, 60)}" if shown else ""
+    what = f"{code(job.id, 60)} ({facts}){where}"
     button = ButtonElement(
         text=tx.plain("Cancel job", tx.MAX_BUTTON_TEXT),
         action_id=Action.CANCEL.value,
-        value=encode_value(ButtonValue(job_id=job.id)),
+        value=encode_value(ButtonValue(job_id=job.id, project=project)),
         style="danger",
         confirm=ConfirmObject(
             title=tx.plain("Cancel this job?", tx.MAX_CONFIRM_TITLE),
             text=tx.plain(
-                f"Job {tx.clip(job.id, 8)} ({tx.clip(job.table or 'no table', 40)}) will be "
-                "canceled. This cannot be undone.",
+                f"Job {tx.clip(job.id, 8)} ({tx.clip(job.table or 'no table', 40)})"
+                + (f" of {tx.clip(shown, 40)}" if shown else "")
+                + " will be canceled. This cannot be undone.",
                 tx.MAX_CONFIRM_TEXT,
             ),
             confirm=tx.plain("Cancel job", tx.MAX_CONFIRM_BUTTON),

@@ -3,7 +3,9 @@
 Everything here is pure and total: any input gives a value or a clear error
 (:class:`UsageError` for what a user typed), never another exception. A job reference
 is checked to be a UUID or a UUID prefix right here, so no string a user typed can ever
-reach a URL path. The forms and payloads that carry the text are read by
+reach a URL path; one written ``PROJECT/JOB`` must name a configured project (the caller
+passes their names), so an unknown project is a usage error that lists them, answered
+before anything is sent anywhere. The forms and payloads that carry the text are read by
 :mod:`watchdog.slack.commands.payloads`.
 """
 
@@ -11,23 +13,28 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from watchdog.domain.names import RULE_NAME
+from watchdog.domain.alerts import DEFAULT_PROJECT
+from watchdog.domain.names import PROJECT_NAME, RULE_NAME
 from watchdog.errors import InputError
 from watchdog.polaris.errors import is_job_id
 from watchdog.polaris.models import HEALTH_STATUSES, JOB_TYPES
 from watchdog.rules.durations import format_duration, parse_duration
+from watchdog.rules.problems import did_you_mean
 
 MIN_PREFIX = 6
 MAX_SILENCE = 30 * 86_400.0
 MAX_REASON = 200
 MAX_TEXT = 4000  # Slack caps slash-command text far below this; longer is not ours
+MAX_NAMED = 10  # projects an error lists by name; the rest are counted
 
 USAGE = """\
 *Usage:* `/polaris <command>`
 • `help` — this text
-• `jobs [health=error] [type=streaming]` — list jobs (filters repeat: `health=error,warn`)
+• `jobs [project=prod] [health=error] [type=streaming]` — list jobs (filters repeat: \
+`health=error,warn`)
 • `status JOB` — a job's state and health
 • `metrics JOB` — a job's counters
 • `pause JOB` · `resume JOB` — suspend or resume a streaming job (operators)
@@ -36,7 +43,8 @@ USAGE = """\
 • `silence RULE|JOB DURATION [reason]` — mute a rule or a job (operators): `silence 1a2b3c 2h`
 • `silences` — active silences
 • `unsilence ID` — end a silence (operators)
-`JOB` is a job id or a unique prefix of one (at least 6 characters)."""
+`JOB` is a job id or a unique prefix of one (at least 6 characters), looked up in every \
+project; `PROJECT/JOB` (`prod/1a2b3c`) looks in that project only."""
 
 # Positions of the dashes in a UUID: 8-4-4-4-12.
 _DASHES = frozenset({8, 13, 18, 23})
@@ -54,13 +62,20 @@ class UsageError(InputError):
 
 @dataclass(frozen=True, slots=True)
 class JobRef:
-    """A full job id or a prefix of one (lowercase, UUID-shaped so far)."""
+    """A full job id or a prefix of one (lowercase, UUID-shaped so far), and the project
+    it was written with (``prod/1a2b3c``; None: look in every project)."""
 
     text: str
+    project: str | None = None
 
     @property
     def is_full(self) -> bool:
         return is_job_id(self.text)
+
+    @property
+    def shown(self) -> str:
+        """As the user wrote it (lowercased): ``PROJECT/JOB`` or ``JOB``."""
+        return f"{self.project}/{self.text}" if self.project else self.text
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +87,8 @@ class Help:
 class ListJobs:
     health: tuple[str, ...] = ()
     types: tuple[str, ...] = ()
+    #: the projects to list (empty: every project)
+    projects: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +123,8 @@ class Alerts:
 
 @dataclass(frozen=True, slots=True)
 class Silence:
-    """``target`` is a rule name or a job reference: which one is decided against the rules."""
+    """``target`` is a rule name or a job reference (``JOB`` or ``PROJECT/JOB``): which one
+    is decided against the rules."""
 
     target: str
     duration: float
@@ -154,20 +172,43 @@ def is_job_prefix(text: str) -> bool:
     return True
 
 
-def parse_job_ref(text: str) -> JobRef:
-    """A :class:`JobRef`, or :class:`UsageError` for anything that is not a UUID (prefix)."""
-    lowered = text.lower()
-    if is_job_prefix(lowered):
-        return JobRef(lowered)
-    if len(lowered) < MIN_PREFIX and all(c in _HEX or c == "-" for c in lowered):
-        raise UsageError(f"job prefix {_shown(text)} is too short: give at least {MIN_PREFIX}")
-    raise UsageError(f"{_shown(text)} is not a job id (job ids look like 1a2b3c4d-…)")
+def known_projects(projects: Sequence[str]) -> str:
+    """The configured projects, for an error: the first few by name, the rest counted."""
+    named = ", ".join(projects[:MAX_NAMED])
+    more = len(projects) - MAX_NAMED
+    return named + (f" and {more} more" if more > 0 else "")
 
 
-def _one_job(verb: str, args: list[str]) -> JobRef:
+def check_project(name: str, projects: Sequence[str]) -> str:
+    """``name`` lowercased when it is one of ``projects``; else :class:`UsageError` listing
+    them."""
+    lowered = name.lower()
+    if lowered in projects:
+        return lowered
+    hint = did_you_mean(lowered[:64], projects)
+    hint = f" ({hint})" if hint else ""
+    raise UsageError(f"unknown project {_shown(name)}{hint}; projects: {known_projects(projects)}")
+
+
+def parse_job_ref(text: str, projects: Sequence[str] = (DEFAULT_PROJECT,)) -> JobRef:
+    """A :class:`JobRef` from ``JOB`` or ``PROJECT/JOB``; :class:`UsageError` for a job that
+    is not a UUID (prefix) or a project not in ``projects``."""
+    project_text, slash, job_text = text.rpartition("/")
+    if slash and not PROJECT_NAME.fullmatch(project_text.lower()):
+        raise UsageError(f"{_shown(text)} is not a job id (job ids look like 1a2b3c4d-…)")
+    lowered = job_text.lower()
+    if not is_job_prefix(lowered):
+        if len(lowered) < MIN_PREFIX and all(c in _HEX or c == "-" for c in lowered):
+            too_short = f"job prefix {_shown(job_text)} is too short: give at least {MIN_PREFIX}"
+            raise UsageError(too_short)
+        raise UsageError(f"{_shown(job_text)} is not a job id (job ids look like 1a2b3c4d-…)")
+    return JobRef(lowered, check_project(project_text, projects) if slash else None)
+
+
+def _one_job(verb: str, args: list[str], projects: Sequence[str]) -> JobRef:
     if len(args) != 1:
         raise UsageError(f"`{verb}` takes exactly one job id or prefix")
-    return parse_job_ref(args[0])
+    return parse_job_ref(args[0], projects)
 
 
 def _no_args(verb: str, args: list[str]) -> None:
@@ -175,31 +216,38 @@ def _no_args(verb: str, args: list[str]) -> None:
         raise UsageError(f"`{verb}` takes no arguments")
 
 
-def _list_jobs(args: list[str]) -> ListJobs:
+def _list_jobs(args: list[str], projects: Sequence[str]) -> ListJobs:
     health: list[str] = []
     types: list[str] = []
+    chosen_projects: list[str] = []
     for arg in args:
         key, sep, values = arg.partition("=")
         key = key.lower()
-        if not sep or key not in ("health", "type"):
-            raise UsageError(f"unknown filter {_shown(arg)}: use health=… or type=…")
+        if not sep or key not in ("health", "type", "project"):
+            raise UsageError(f"unknown filter {_shown(arg)}: use project=…, health=… or type=…")
+        if key == "project":
+            for value in values.split(","):
+                name = check_project(value, projects)
+                if name not in chosen_projects:
+                    chosen_projects.append(name)
+            continue
         allowed, chosen = (HEALTH_STATUSES, health) if key == "health" else (JOB_TYPES, types)
         for value in values.lower().split(","):
             if value not in allowed:
                 raise UsageError(f"unknown {key} {_shown(value)}: one of {', '.join(allowed)}")
             if value not in chosen:
                 chosen.append(value)
-    return ListJobs(health=tuple(health), types=tuple(types))
+    return ListJobs(health=tuple(health), types=tuple(types), projects=tuple(chosen_projects))
 
 
-def _silence(args: list[str]) -> Silence:
+def _silence(args: list[str], projects: Sequence[str]) -> Silence:
     if len(args) < 2:
         raise UsageError("`silence` needs a rule or job and a duration, e.g. `silence my-rule 2h`")
     target, duration_text, *reason_words = args
     target = target.lower()  # rule names are lowercase; job ids are case-insensitive
     if not RULE_NAME.fullmatch(target):
         # Not a rule name: it must then be a job reference (raises a UsageError if not).
-        target = parse_job_ref(target).text
+        target = parse_job_ref(target, projects).shown
     try:
         if len(duration_text) > 20:  # keeps the error (which quotes it) short
             raise ValueError(f"bad duration {_shown(duration_text)}: use e.g. 30m, 2h or 1d")
@@ -223,8 +271,10 @@ def _unsilence(args: list[str]) -> Unsilence:
     return Unsilence(silence_id)
 
 
-def parse_command(text: str) -> Command:
-    """Parse the text after the slash command; :class:`UsageError` says what is wrong."""
+def parse_command(text: str, projects: Sequence[str] = (DEFAULT_PROJECT,)) -> Command:
+    """Parse the text after the slash command; :class:`UsageError` says what is wrong.
+
+    ``projects`` are the names a ``PROJECT/JOB`` or ``project=`` may use."""
     if not isinstance(text, str):
         raise UsageError("no command text")
     if len(text) > MAX_TEXT:
@@ -236,14 +286,14 @@ def parse_command(text: str) -> Command:
     if verb in ("help", "?"):
         return Help()
     if verb == "jobs":
-        return _list_jobs(args)
+        return _list_jobs(args, projects)
     if verb in _JOB_COMMANDS:
-        return _JOB_COMMANDS[verb](_one_job(verb, args))
+        return _JOB_COMMANDS[verb](_one_job(verb, args, projects))
     if verb == "alerts":
         _no_args(verb, args)
         return Alerts()
     if verb == "silence":
-        return _silence(args)
+        return _silence(args, projects)
     if verb == "silences":
         _no_args(verb, args)
         return Silences()

@@ -13,7 +13,7 @@ each list is cut to a budget and says how many items it left out, and
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ from watchdog.polaris.errors import (
     PolarisNotFoundError,
     PolarisRateLimitedError,
     PolarisUnavailableError,
+    is_job_id,
 )
 from watchdog.polaris.models import KNOWN_METRICS, Job
 from watchdog.polaris.models import Metrics as JobMetrics
@@ -42,6 +43,8 @@ from watchdog.store import Silence
 
 MAX_JOB_LINES = 20
 MAX_CANDIDATES = 10
+#: projects named one by one in a line about failures; the rest are counted
+MAX_PROJECTS_NAMED = 5
 #: Text of one reply: a screenful or two, far under Slack's 40,000.
 REPLY_BUDGET = 12_000
 #: One line of a list (a job, a rule's alerts, a silence).
@@ -110,9 +113,9 @@ def _doing(command: Command) -> str:
         case parse.Pause(job=ref) | parse.Resume(job=ref) | parse.Cancel(job=ref):
             verb = COMMAND_NAMES[type(command)]
             present = {"pause": "Pausing", "resume": "Resuming", "cancel": "Looking up"}[verb]
-            return f"{present} {code(ref.text, 60)}…"
+            return f"{present} {code(ref.shown, 100)}…"
         case parse.Status(job=ref) | parse.Metrics(job=ref):
-            return f"Asking Polaris about {code(ref.text, 60)}…"
+            return f"Asking Polaris about {code(ref.shown, 100)}…"
         case parse.ListJobs():
             return "Listing jobs…"
         case parse.Silence(target=target, duration=duration):
@@ -149,18 +152,59 @@ def explain(error: PolarisError, job_id: str | None = None) -> str:
     return "the request to Polaris failed"
 
 
-def no_match(prefix: str) -> str:
-    return f"no job starts with {quoted(prefix)}"
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A job a typed reference may stand for."""
+
+    project: str
+    job_id: str
+    table: str | None
 
 
-def ambiguous(prefix: str, candidates: Sequence[tuple[str, str | None]]) -> str:
-    shown = ", ".join(
-        f"{quoted(job_id, 60)} ({tx.clip(table or '?', 60)})"
-        for job_id, table in candidates[:MAX_CANDIDATES]
-    )
+def _candidate(found: Candidate, with_project: bool) -> str:
+    name = f"{found.project}/{found.job_id}" if with_project else found.job_id
+    return f"{quoted(name, 100)} ({tx.clip(found.table or '?', 60)})"
+
+
+def no_match(prefix: str, where: str | None = None) -> str:
+    """Nothing matched ``prefix`` (in ``where``, e.g. "any project", when given)."""
+    place = f" in {where}" if where else ""
+    if is_job_id(prefix):
+        return f"no job {quoted(prefix)}{place}"
+    return f"no job starts with {quoted(prefix)}{place}"
+
+
+def ambiguous(prefix: str, candidates: Sequence[Candidate], *, with_projects: bool) -> str:
+    shown = ", ".join(_candidate(c, with_projects) for c in candidates[:MAX_CANDIDATES])
     more = len(candidates) - MAX_CANDIDATES
     tail = f" and {more} more" if more > 0 else ""
     return f"ambiguous: {len(candidates)} jobs start with {quoted(prefix)} — {shown}{tail}"
+
+
+def _failures(failed: Mapping[str, PolarisError]) -> str:
+    """ "project prod (reason), project qa (reason)", the first few named."""
+    named = [
+        f"project {tx.clip(name, 40)} ({explain(error)})"
+        for name, error in list(failed.items())[:MAX_PROJECTS_NAMED]
+    ]
+    more = len(failed) - MAX_PROJECTS_NAMED
+    return ", ".join(named) + (f" and {more} more" if more > 0 else "")
+
+
+def unsearched(prefix: str, found: Sequence[Candidate], failed: Mapping[str, PolarisError]) -> str:
+    """A prefix looked up while some projects could not be listed: what was found where
+    the lookup worked, and how to choose without the others."""
+    missing = _failures(failed)
+    if found:
+        job = f"{found[0].project}/{found[0].job_id}"
+        return (
+            f"{quoted(prefix)} matches {_candidate(found[0], True)}, but {missing} could not "
+            f"be searched: write {quoted(job)} to use it"
+        )
+    return (
+        f"{no_match(prefix)} where the bot could look; {missing} could not be searched: "
+        "try again, or write PROJECT/JOB"
+    )
 
 
 def already_over(job: Job) -> str:
@@ -180,30 +224,43 @@ def _health(job: Job) -> str:
     return text
 
 
-def job_line(job: Job) -> str:
+def job_line(job: Job, project: str | None = None) -> str:
+    """One job of a list; with ``project``, its short id is written ``PROJECT/ID`` (what a
+    command takes)."""
+    short = f"{project}/{job.id[:8]}" if project else job.id[:8]
     return (
-        f"{code(job.id[:8], 10)} {esc(job.table or '(no table)', 100)} · {esc(job.type, 40)} · "
+        f"{code(short, 50)} {esc(job.table or '(no table)', 100)} · {esc(job.type, 40)} · "
         f"{esc(job.execution_status, 40)} · {_health(job)}"
     )
 
 
-def jobs_reply(jobs: Sequence[Job], unreadable: int, filters: str) -> Reply:
-    heading = f"*{len(jobs)} job{'s' if len(jobs) != 1 else ''}*" + (
+def jobs_reply(
+    listed: Sequence[tuple[str | None, Job]],
+    unreadable: int,
+    filters: str,
+    failed: Mapping[str, PolarisError] | None = None,
+) -> Reply:
+    """The jobs of one or more projects, each paired with the project to name on its line
+    (None: none named); ``failed`` are projects that could not be listed."""
+    heading = f"*{len(listed)} job{'s' if len(listed) != 1 else ''}*" + (
         f" ({esc(filters, 200)})" if filters else ""
     )
-    if not jobs:
-        return Reply(f"{heading}: none match.")
-    lines = [job_line(job) for job in jobs[:MAX_JOB_LINES]]
-    listed = _listed(lines, "{n} more not shown")
+    warning = f"⚠️ Not listed: {esc(_failures(failed), 2000)}" if failed else None
+    if not listed:
+        return Reply("\n".join([f"{heading}: none match.", *([warning] if warning else [])]))
+    lines = [job_line(job, project) for project, job in listed[:MAX_JOB_LINES]]
+    listed_text = _listed(lines, "{n} more not shown")
+    head = [heading, warning] if warning else [heading]
     tail = []
-    if len(jobs) > MAX_JOB_LINES:
-        tail.append(f"… and {len(jobs) - MAX_JOB_LINES} more (narrow with health=… type=…)")
+    if len(listed) > MAX_JOB_LINES:
+        narrow = "project=… health=… type=…" if any(p for p, _ in listed) else "health=… type=…"
+        tail.append(f"… and {len(listed) - MAX_JOB_LINES} more (narrow with {narrow})")
     if unreadable:
         tail.append(f"({unreadable} more listed by Polaris in a shape the bot cannot read)")
-    return Reply("\n".join([heading, listed, *tail]))
+    return Reply("\n".join([*head, listed_text, *tail]))
 
 
-def status_reply(job: Job) -> Reply:
+def status_reply(job: Job, project: str | None = None) -> Reply:
     execution = esc(job.execution_status, 40)
     desired = job.desired_execution_status
     # Polaris keeps the last desired state on a finished job ("completed", desired
@@ -211,7 +268,7 @@ def status_reply(job: Job) -> Reply:
     if desired and desired != job.execution_status and not job.is_terminal:
         execution += f" (→ {esc(desired, 40)})"
     lines = [
-        f"*Job* {code(job.id, 100)}",
+        f"*Job* {code(job.id, 100)}" + (f" in project {code(project, 60)}" if project else ""),
         f"• table: {esc(job.table or '(none)', 500)} · type: {esc(job.type, 40)}",
         f"• execution: {execution}",
         f"• health: {_health(job)}",
@@ -223,14 +280,15 @@ def status_reply(job: Job) -> Reply:
     return Reply("\n".join(lines))
 
 
-def metrics_reply(job_id: str, metrics: JobMetrics) -> Reply:
+def metrics_reply(job_id: str, metrics: JobMetrics, project: str | None = None) -> Reply:
+    what = code(job_id, 100) + (f" in project {code(project, 60)}" if project else "")
     if not metrics.totals:
-        return Reply(f"*Metrics of* {code(job_id, 100)}: none reported yet.")
+        return Reply(f"*Metrics of* {what}: none reported yet.")
     known = [name for name in KNOWN_METRICS if name in metrics.totals]
     names = known + sorted(set(metrics.totals) - set(known))
     lines = [f"• {esc(name, 100)}: {metrics.totals[name]:,.0f}" for name in names]
     listed = _listed(lines, "{n} more metrics not shown")
-    return Reply(f"*Metrics of* {code(job_id, 100)} (totals)\n{listed}")
+    return Reply(f"*Metrics of* {what} (totals)\n{listed}")
 
 
 # ---- alerts and silences --------------------------------------------------------------
@@ -258,7 +316,9 @@ def silences_reply(silences: Sequence[Silence]) -> Reply:
     return Reply(f"*Active silences*\n{_silence_lines(silences)}")
 
 
-def alerts_reply(firing: Iterable[AlertState], silences: Sequence[Silence]) -> Reply:
+def alerts_reply(
+    firing: Iterable[AlertState], silences: Sequence[Silence], *, with_projects: bool = False
+) -> Reply:
     by_rule: dict[str, list[AlertState]] = defaultdict(list)
     for alert in firing:
         by_rule[alert.rule].append(alert)
@@ -266,7 +326,8 @@ def alerts_reply(firing: Iterable[AlertState], silences: Sequence[Silence]) -> R
     for rule in sorted(by_rule):
         alerts = by_rule[rule]
         jobs = ", ".join(
-            f"{code(a.job_id[:8], 10)} {esc(a.job.table or '', 100)}".rstrip() for a in alerts[:10]
+            f"{code(_short(a, with_projects), 50)} {esc(a.job.table or '', 100)}".rstrip()
+            for a in alerts[:10]
         )
         more = f" and {len(alerts) - 10} more" if len(alerts) > 10 else ""
         lines.append(
@@ -279,6 +340,10 @@ def alerts_reply(firing: Iterable[AlertState], silences: Sequence[Silence]) -> R
     if silences:
         parts.append(f"*Active silences*\n{_silence_lines(silences, half)}")
     return Reply("\n".join(parts))
+
+
+def _short(alert: AlertState, with_project: bool) -> str:
+    return f"{alert.project}/{alert.job_id[:8]}" if with_project else alert.job_id[:8]
 
 
 def silenced_reply(silence: Silence) -> Reply:

@@ -10,14 +10,19 @@ request's ``response_url`` (only ever Slack's: :mod:`~watchdog.slack.commands.re
 Only operators named in the rules file may change anything, and every change they attempt
 is announced through the ``audit`` callback exactly once, whether it worked or not. After
 a click, an alert is redrawn from its stored incident (:mod:`~watchdog.slack.commands.clicks`).
+
+The service holds every project's client (name → :class:`~watchdog.polaris.api.PolarisApi`):
+a job is found in its project (:mod:`~watchdog.slack.commands.jobrefs`) and every call about
+it goes to that project with that project's key only; its audit line carries the project,
+so the replica that leads the project delivers it. A button names its project (none:
+``default``); one that is not configured here is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import asdict, dataclass, field
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Literal, TypeVar
 
 import aiohttp
@@ -26,16 +31,16 @@ from structlog.contextvars import bound_contextvars
 
 from watchdog.domain.alerts import DEFAULT_PROJECT, AlertState, Phase, fingerprint
 from watchdog.domain.outgoing import AuditEntry
-from watchdog.errors import WatchdogError
 from watchdog.metrics import BotMetrics
-from watchdog.polaris.client import PolarisClient
-from watchdog.polaris.errors import InvalidJobIdError, PolarisError, check_job_id, is_job_id
+from watchdog.polaris.api import PolarisApi
+from watchdog.polaris.errors import InvalidJobIdError, PolarisError, check_job_id
 from watchdog.polaris.models import Job
 from watchdog.rules.ruleset import RuleSet
 from watchdog.slack import text as tx
 from watchdog.slack.actions import Action, ButtonValue
 from watchdog.slack.commands import clicks, parse, replies
-from watchdog.slack.commands.jobrefs import JobDirectory, JobRefError
+from watchdog.slack.commands.changes import Auditor, Change, CommandFailed
+from watchdog.slack.commands.jobrefs import FoundJob, JobDirectory, JobRefError
 from watchdog.slack.commands.parse import (
     COMMAND_NAMES,
     Command,
@@ -59,35 +64,12 @@ _VERB = {Action.PAUSE: "pause", Action.RESUME: "resume", Action.CANCEL: "cancel"
 _VERB |= {Action.SILENCE: "silence"}
 
 
-class _Failure(WatchdogError):
-    """A command that cannot be carried out; ``reason`` is for the user, in plain words,
-    ``what`` (optional) the attempt it spoiled."""
-
-    def __init__(self, reason: str, what: str = "") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.text = f"{what}: {reason}" if what else reason
-
-
-@dataclass
-class _Change:
-    """One attempted change, filled in as it is learnt, and audited exactly once."""
-
-    user: str
-    action: str
-    target: str
-    channel: str | None
-    table: str | None = None
-    incident_id: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
-
-
 class CommandService:
     """Runs commands for Slack users against Polaris and the store."""
 
     def __init__(
         self,
-        polaris: PolarisClient,
+        polaris: Mapping[str, PolarisApi],
         store: Store,
         rules: Callable[[], RuleSet],
         audit: Callable[[AuditEntry], Awaitable[None]],
@@ -99,16 +81,16 @@ class CommandService:
         job_cache_ttl: float = 30.0,
         response_timeout: float = 10.0,
     ) -> None:
-        self._polaris = polaris
         self._store = store
         self._rules = rules
-        self._audit_sink = audit
         self._session = session
         self._metrics = metrics
         self._clock = clock
+        self._auditor = Auditor(audit, clock)
         self._prefixes = response_url_prefixes
         self._response_timeout = aiohttp.ClientTimeout(total=response_timeout)
         self._jobs = JobDirectory(polaris, clock, job_cache_ttl)
+        self._projects = tuple(polaris)
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
 
@@ -117,7 +99,7 @@ class CommandService:
     async def handle_slash(self, req: SlashRequest) -> Reply:
         """Answer a slash command at once; slow work continues in the background."""
         try:
-            command = parse_command(req.text)
+            command = parse_command(req.text, self._projects)
         except UsageError as exc:
             self._count("invalid", "usage_error")
             return replies.usage_reply(exc.message)
@@ -197,7 +179,7 @@ class CommandService:
     async def _run_slash(self, command: Command, name: str, req: SlashRequest) -> None:
         try:
             reply, outcome = await self._execute(command, req), "ok"
-        except _Failure as exc:
+        except CommandFailed as exc:
             reply, outcome = Reply(f"⚠️ {tx.esc(exc.text, 3000)}"), "error"
         except Exception:
             log.exception("slack.command_crashed")
@@ -206,61 +188,81 @@ class CommandService:
         await self._respond(req.response_url, reply)
 
     async def _execute(self, command: Command, req: SlashRequest) -> Reply:
-        """The answer to a command; raises :class:`_Failure` when it cannot be given."""
-        change = _Change(req.user_id, COMMAND_NAMES[type(command)], "", req.channel_id or None)
+        """The answer to a command; raises :class:`CommandFailed` when it cannot be given."""
+        change = Change(req.user_id, COMMAND_NAMES[type(command)], "", req.channel_id or None)
         match command:
-            case parse.ListJobs(health=health, types=types):
-                listing = await self._call(self._polaris.list_jobs(health=health, types=types))
-                filters = " ".join([f"health={h}" for h in health] + [f"type={t}" for t in types])
-                return replies.jobs_reply(listing.jobs, len(listing.unparsed_ids), filters)
+            case parse.ListJobs(health=health, types=types, projects=projects):
+                listing = await self._call(
+                    self._jobs.list_jobs(projects, health=health, types=types)
+                )
+                named = self._jobs.several and len(projects) != 1
+                listed = [(p if named else None, job) for p, job in listing.jobs]
+                filters = " ".join(
+                    [f"project={','.join(projects)}"] * bool(projects)
+                    + [f"health={h}" for h in health]
+                    + [f"type={t}" for t in types]
+                )
+                return replies.jobs_reply(listed, listing.unreadable, filters, listing.failed)
             case parse.Status(job=ref):
-                job_id = await self._resolve(ref)
-                return replies.status_reply(await self._call(self._polaris.get_job(job_id), job_id))
+                found = await self._resolve(ref)
+                job = await self._call(self._api(found).get_job(found.job_id), found.job_id)
+                return replies.status_reply(job, self._named(found))
             case parse.Metrics(job=ref):
-                job_id = await self._resolve(ref)
-                metrics = await self._call(self._polaris.get_metrics(job_id), job_id)
-                return replies.metrics_reply(job_id, metrics)
+                found = await self._resolve(ref)
+                metrics = await self._call(self._api(found).get_metrics(found.job_id), found.job_id)
+                return replies.metrics_reply(found.job_id, metrics, self._named(found))
             case parse.Cancel(job=ref):
                 # Only the confirmation's button cancels: this just shows it.
-                job_id = await self._resolve(ref)
-                job = await self._call(self._polaris.get_job(job_id), job_id)
+                found = await self._resolve(ref)
+                job = await self._call(self._api(found).get_job(found.job_id), found.job_id)
                 if job.is_terminal:
-                    raise _Failure(replies.already_over(job))
-                return clicks.cancel_confirmation(job)
+                    raise CommandFailed(replies.already_over(job))
+                return clicks.cancel_confirmation(job, found.project, self._named(found))
             case parse.Pause(job=ref) | parse.Resume(job=ref):
                 action = Action.PAUSE if isinstance(command, parse.Pause) else Action.RESUME
-                change.target = ref.text
-                job = await self._audited(change, self._set_status(change, action, ref))
+                change.target = ref.shown
+                job = await self._auditor.audited(change, self._set_status(change, action, ref))
                 line = clicks.click_line(action, req.user_id, self._clock())
-                return Reply(f"{line} — {tx.code(job.id, 60)} ({tx.esc(job.table or '', 200)})")
+                where = f" in {tx.esc(change.project or '', 40)}" if self._jobs.several else ""
+                table = tx.esc(job.table or "", 200)
+                return Reply(f"{line} — {tx.code(job.id, 60)} ({table}){where}")
             case parse.Alerts():
                 alerts = await self._store.load_alerts()
                 firing = [a for a in alerts if a.phase is Phase.FIRING]
-                return replies.alerts_reply(firing, await self._active_silences())
+                silences = await self._active_silences()
+                return replies.alerts_reply(firing, silences, with_projects=self._jobs.several)
             case parse.Silence(target=target, duration=duration, reason=reason):
                 change.target = target
-                silence = await self._audited(change, self._silence(change, duration, reason))
+                silence = await self._auditor.audited(
+                    change, self._silence(change, duration, reason)
+                )
                 return replies.silenced_reply(silence)
             case parse.Silences():
                 return replies.silences_reply(await self._active_silences())
             case parse.Unsilence(id=silence_id):
                 change.target = silence_id
-                await self._audited(change, self._unsilence(silence_id))
+                await self._auditor.audited(change, self._unsilence(silence_id))
                 return Reply(f"🔔 Silence {tx.code(silence_id, 60)} ended.")
         return replies.HELP  # Help is answered before any task is started
 
     async def _run_click(self, click: Click, name: str) -> None:
         value = click.value
-        change = _Change(click.user_id, _VERB[click.action], value.job_id, click.channel_id)
+        change = Change(click.user_id, _VERB[click.action], value.job_id, click.channel_id)
         change.incident_id = value.incident_id
         error: str | None = None
         try:
-            if click.action is Action.SILENCE:
-                await self._audited(change, self._silence_click(change, value))
+            # A button names its project; one posted before projects existed means default.
+            project = value.project or DEFAULT_PROJECT
+            if project not in self._projects:
+                # Audited (by the coordinator: no replica leads an unknown project).
+                reason = f"project {replies.quoted(project, 40)} is not configured here"
+                await self._auditor.audited(change, _refuse(reason))
+            elif click.action is Action.SILENCE:
+                await self._auditor.audited(change, self._silence_click(change, value, project))
             else:
-                ref = JobRef(click.value.job_id)
-                await self._audited(change, self._set_status(change, click.action, ref))
-        except _Failure as exc:
+                ref = JobRef(value.job_id, project)
+                await self._auditor.audited(change, self._set_status(change, click.action, ref))
+        except CommandFailed as exc:
             error = exc.reason
         self._count(name, "ok" if error is None else "error")
         line = clicks.click_line(click.action, click.user_id, self._clock(), error)
@@ -293,62 +295,42 @@ class CommandService:
 
     # ---- the changes -----------------------------------------------------------------
 
-    async def _audited(self, change: _Change, work: Awaitable[T]) -> T:
-        """Run a change and audit it once, however it ends; failures become :class:`_Failure`."""
-        try:
-            result = await work
-        except asyncio.CancelledError:
-            # Shutdown cut the change short after it may already have reached Polaris: the
-            # audit line must still say someone tried, and that the outcome is unknown.
-            reason = "interrupted by a restart of the bot; check the job's status"
-            await asyncio.shield(self._audit(change, reason))
-            raise
-        except Exception as exc:
-            if isinstance(exc, _Failure):
-                reason = exc.reason
-            elif isinstance(exc, PolarisError):
-                job = change.target if is_job_id(change.target) else None
-                reason = replies.explain(exc, job)
-            else:
-                log.exception("slack.change_crashed", action=change.action)
-                reason = "something went wrong on the bot's side"
-            await self._audit(change, reason)
-            what = f"could not {change.action} {replies.quoted(change.target)}"
-            raise _Failure(reason, what) from None
-        await self._audit(change, "ok")
-        return result
-
-    async def _set_status(self, change: _Change, action: Action, ref: JobRef) -> Job:
-        change.target = await self._resolve(ref)
-        job = await self._polaris.set_status(change.target, _DESIRED[action])
+    async def _set_status(self, change: Change, action: Action, ref: JobRef) -> Job:
+        found = await self._resolve(ref)
+        change.target, change.project = found.job_id, found.project
+        job = await self._api(found).set_status(found.job_id, _DESIRED[action])
         change.table = job.table
         return job
 
-    async def _silence(self, change: _Change, duration: float, reason: str) -> Silence:
+    async def _silence(self, change: Change, duration: float, reason: str) -> Silence:
         if self._rules().rule(change.target) is not None:
             return await self._add_silence(change, "rule", duration, reason)
         try:
-            ref = parse_job_ref(change.target)
+            ref = parse_job_ref(change.target, self._projects)
         except UsageError:
-            raise _Failure(f"there is no rule called {replies.quoted(change.target)}") from None
-        change.target = await self._resolve(ref)
+            raise CommandFailed(
+                f"there is no rule called {replies.quoted(change.target)}"
+            ) from None
+        found = await self._resolve(ref)
+        change.target, change.project = found.job_id, found.project
         return await self._add_silence(change, "job", duration, reason)
 
-    async def _silence_click(self, change: _Change, value: ButtonValue) -> Silence:
+    async def _silence_click(self, change: Change, value: ButtonValue, project: str) -> Silence:
         """An alert's Silence button mutes that rule on that job, nothing broader."""
         try:
             job = check_job_id(value.job_id)  # a click is input like any other
         except InvalidJobIdError:
-            raise _Failure("the button does not name a job") from None
+            raise CommandFailed("the button does not name a job") from None
+        change.project = project
         rule = value.rule if value.rule and self._rules().rule(value.rule) else None
         if rule is None:  # the rule is gone (reloaded away): mute the job instead
             change.target = job
             return await self._add_silence(change, "job", CLICK_SILENCE, "from an alert")
-        change.target = fingerprint(value.project or DEFAULT_PROJECT, rule, job)
+        change.target = fingerprint(project, rule, job)
         return await self._add_silence(change, "alert", CLICK_SILENCE, f"from alert {rule}")
 
     async def _add_silence(
-        self, change: _Change, kind: Literal["rule", "job", "alert"], duration: float, reason: str
+        self, change: Change, kind: Literal["rule", "job", "alert"], duration: float, reason: str
     ) -> Silence:
         now, taken = self._clock(), {s.id for s in await self._store.list_silences()}
         silence_id = _new_silence_id(taken)
@@ -359,7 +341,7 @@ class CommandService:
 
     async def _unsilence(self, silence_id: str) -> None:
         if not await self._store.remove_silence(silence_id):
-            raise _Failure("there is no such silence (see `silences`)")
+            raise CommandFailed("there is no such silence (see `silences`)")
 
     async def _active_silences(self) -> list[Silence]:
         now = self._clock()
@@ -369,30 +351,28 @@ class CommandService:
     # ---- Polaris and job references --------------------------------------------------
 
     async def _call(self, call: Awaitable[T], job_id: str | None = None) -> T:
-        """Await a Polaris call, turning its errors into a :class:`_Failure` in plain words."""
+        """Await a Polaris call, turning its errors into a :class:`CommandFailed` in plain words."""
         try:
             return await call
         except PolarisError as exc:
             log.warning("slack.polaris_failed", error=type(exc).__name__, status=exc.status)
-            raise _Failure(replies.explain(exc, job_id)) from None
+            raise CommandFailed(replies.explain(exc, job_id)) from None
 
-    async def _resolve(self, ref: JobRef) -> str:
-        """The full job id ``ref`` stands for, matched against every job of the project."""
+    async def _resolve(self, ref: JobRef) -> FoundJob:
+        """The job ``ref`` stands for: its project and full id (see :class:`JobDirectory`)."""
         try:
             return await self._call(self._jobs.resolve(ref))
         except JobRefError as exc:
-            raise _Failure(str(exc)) from None
+            raise CommandFailed(str(exc)) from None
+
+    def _api(self, found: FoundJob) -> PolarisApi:
+        return self._jobs.client(found.project)
+
+    def _named(self, found: FoundJob) -> str | None:
+        """The project to name in a reply: only when there are several."""
+        return found.project if self._jobs.several else None
 
     # ---- outputs ---------------------------------------------------------------------
-
-    async def _audit(self, change: _Change, result: str) -> None:
-        entry = AuditEntry(**asdict(change), result=result, at=self._clock())
-        log.info("slack.audit", action=change.action, target=change.target, result=result)
-        try:
-            await self._audit_sink(entry)
-        except Exception:
-            # The change itself happened (or failed) regardless; losing the line is logged.
-            log.exception("slack.audit_failed", action=change.action, target=change.target)
 
     async def _respond(self, url: str, reply: Reply) -> None:
         """POST a reply to a ``response_url``; failures are logged, never raised."""
@@ -408,6 +388,10 @@ class CommandService:
 
     def _count(self, command: str, outcome: str) -> None:
         self._metrics.commands.labels(command, outcome).inc()
+
+
+async def _refuse(reason: str) -> None:
+    raise CommandFailed(reason)
 
 
 def _new_silence_id(taken: set[str]) -> str:
