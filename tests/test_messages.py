@@ -122,10 +122,11 @@ def button_labels(message: SlackMessage) -> list[str]:
 
 
 def test_alert_text_names_rule_job_table_and_problem() -> None:
-    """The plain fallback names the rule, the job id, the table and the health code."""
+    """The plain fallback names the project, the rule, the job id, the table and the
+    health code."""
     message = alert_message(make_notification(), now=NOW)
     assert message.text == (
-        f"🔴 FIRING job-unhealthy — job {JOB_ID} on table events: cannot_parse_source"
+        f"🔴 FIRING [default] job-unhealthy — job {JOB_ID} on table events: cannot_parse_source"
     )
     assert_slack_accepts(message)
 
@@ -143,7 +144,8 @@ def test_alert_header_shows_severity_marker_and_rule(severity: str, mark: str) -
 
 
 def test_alert_shows_summary_and_job_fields() -> None:
-    """Summary sentence, then job, table, type, execution status and health code as fields."""
+    """Summary sentence, then job, table, type, execution status, health code and project
+    as fields."""
     message = alert_message(make_notification(), now=NOW)
     assert message.blocks[1]["text"]["text"] == "Job is in error: cannot_parse_source"
     labels = [f["text"] for f in message.blocks[2]["fields"]]
@@ -153,6 +155,7 @@ def test_alert_shows_summary_and_job_fields() -> None:
         "*Type*\nstreaming",
         "*Execution status*\nrunning",
         "*Health*\nerror · `cannot_parse_source`",
+        "*Project*\ndefault",
     ]
     assert "Unable to parse the source data" in message.blocks[3]["text"]["text"]
 
@@ -358,7 +361,8 @@ def test_storm_message_counts_breaks_down_and_lists_the_first_jobs() -> None:
         rule, storm_alerts(200), resolved=0, total=200, now=NOW, mention="U0ONCALL"
     )
     assert message.blocks[0]["text"]["text"] == "🔴 job-unhealthy: 200 jobs firing"
-    assert message.blocks[1]["text"]["text"].startswith("<@U0ONCALL> *200* jobs matched")
+    lead = message.blocks[1]["text"]["text"]
+    assert lead.startswith("<@U0ONCALL> *200* jobs of project *default* matched")
     breakdown = message.blocks[2]["text"]["text"]
     assert "`cannot_parse_source` ×150 · `internal_error` ×50" in breakdown
     assert "`table_0` ×67" in breakdown
@@ -366,7 +370,7 @@ def test_storm_message_counts_breaks_down_and_lists_the_first_jobs() -> None:
     assert listing.count("\n• ") == 9 and "`job-0009`" in listing and "job-0010" not in listing
     assert "190 more: *full list in thread*" in listing
     assert not buttons(message)
-    assert message.text.startswith("🔴 FIRING job-unhealthy: 200 jobs firing")
+    assert message.text.startswith("🔴 FIRING [default] job-unhealthy: 200 jobs firing")
     assert_slack_accepts(message)
 
 
@@ -379,7 +383,7 @@ def test_storm_message_counts_resolved_and_turns_resolved_when_all_are() -> None
     assert "*37 of 200 resolved*" in partial.blocks[1]["text"]["text"]
     done = storm_message(rule, alerts, resolved=200, total=200, now=NOW, mention="@here")
     assert done.blocks[0]["text"]["text"] == "✅ RESOLVED · job-unhealthy: 200 jobs"
-    assert done.text.startswith("✅ RESOLVED job-unhealthy")
+    assert done.text.startswith("✅ RESOLVED [default] job-unhealthy")
     assert "<!here>" not in all_texts(done)
 
 
@@ -442,6 +446,21 @@ def test_audit_line_for_a_done_action_names_user_job_and_table() -> None:
     message = audit_message(entry)
     assert message.text == f"✅ <@U123ABC> paused job `{JOB_ID}` (table events)"
     assert_slack_accepts(message)
+
+
+def test_audit_line_names_the_project_of_the_job() -> None:
+    """A change to a job of project prod says so: "… (table events) in project prod"."""
+    entry = AuditEntry(
+        user="U123ABC",
+        action="resume",
+        target=JOB_ID,
+        result="ok",
+        at=NOW,
+        table="events",
+        project="prod",
+    )
+    text = audit_message(entry).text
+    assert text == f"✅ <@U123ABC> resumed job `{JOB_ID}` (table events) in project prod"
 
 
 def test_audit_line_for_a_failed_action_says_why() -> None:
@@ -661,6 +680,53 @@ def test_finish_keeps_a_message_within_what_slack_sdk_does_not_check() -> None:
     text, blocks = tx.finish("t" * 10_000, heavy)
     assert tx.total_length(text, blocks) < MAX_MESSAGE_TEXT
     assert check_message(text, blocks) is None and "left out" in json.dumps(blocks)
+
+
+# --- projects --------------------------------------------------------------------------
+
+
+def test_every_alert_message_names_its_project() -> None:
+    """An alert of project prod says [prod] in the fallback and a Project field in the
+    message; so do its resolve edit and a storm of its jobs."""
+    alert = make_alert(project="prod")
+    message = alert_message(make_notification(alert), now=NOW)
+    assert message.text.startswith("🔴 FIRING [prod] job-unhealthy — job ")
+    assert message.blocks[2]["fields"][-1]["text"] == "*Project*\nprod"
+    gone = dataclasses.replace(alert, phase=Phase.RESOLVED, resolved_at=NOW, resolve_reason="ok")
+    resolved = resolved_message(make_notification(gone, reason=Reason.RESOLVED), now=NOW)
+    assert resolved.text.startswith("✅ RESOLVED [prod] job-unhealthy — job ")
+    assert resolved.blocks[2]["fields"][-1]["text"] == "*Project*\nprod"
+    rule = RuleFacts(name="job-unhealthy", kind="health", severity="critical")
+    storm = storm_message(rule, [alert] * 12, resolved=0, total=12, now=NOW, mention=None)
+    assert storm.text.startswith("🔴 FIRING [prod] job-unhealthy: 12 jobs firing")
+    assert "*12* jobs of project *prod* matched" in storm.blocks[1]["text"]["text"]
+    for each in (message, resolved, storm):
+        assert_slack_accepts(each)
+
+
+def test_the_resolve_of_a_meta_alert_names_its_project() -> None:
+    """ "Polaris reachable again" says which project's Polaris: the firing summary named it
+    already (``[prod] cannot reach…``), the resolve must too."""
+    alert = make_alert(
+        rule=META_RULE,
+        project="prod",
+        phase=Phase.RESOLVED,
+        resolved_at=NOW,
+        resolve_reason="Polaris answers again",
+        condition=Condition(active=True, summary="[prod] cannot reach Polaris: timeout"),
+    )
+    resolved = resolved_message(make_notification(alert, reason=Reason.RESOLVED), now=NOW)
+    assert resolved.text.startswith("✅ RESOLVED [prod] Polaris API reachable again after")
+    assert "project *prod*" in resolved.blocks[1]["text"]["text"]
+    assert_slack_accepts(resolved)
+
+
+def test_a_hostile_project_name_from_the_store_stays_escaped_and_short() -> None:
+    """A project name that reached the store some other way cannot ping or overflow."""
+    alert = make_alert(project="<!channel>" + "p" * 5000)
+    message = alert_message(make_notification(alert), now=NOW)
+    assert "<!channel>" not in "".join(mrkdwn_texts(message))
+    assert_slack_accepts(message)
 
 
 # --- small pieces ----------------------------------------------------------------------

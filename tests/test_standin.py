@@ -320,7 +320,7 @@ async def test_alert_messages_go_through_the_real_client(
     await client.chat_update(
         channel=CHANNEL, ts=post["ts"], **messages.resolved_message(gone, now=now).as_kwargs()
     )
-    assert standin.messages[post["ts"]].text.startswith("✅ RESOLVED job-unhealthy")
+    assert standin.messages[post["ts"]].text.startswith("✅ RESOLVED [default] job-unhealthy")
     assert [m.text for m in standin.replies(post["ts"])] == [repeat.text]
 
     alerts = [firing(f"job-{i:04d}", f"table_{i % 9}") for i in range(1000)]

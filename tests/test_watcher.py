@@ -490,6 +490,7 @@ async def test_terminal_notifier_prints_one_line_per_notification(
         await rig.step()
     assert len(lines) == 2
     assert lines[0].split()[1] == "FIRING" and CLICKS in lines[0] and "clicks" in lines[0]
+    assert lines[0].split()[2] == "[default]"
     assert lines[1].split()[1] == "RESOLVED" and "health is ok again" in lines[1]
 
 

@@ -1,5 +1,7 @@
 """The terminal notifier: one coloured line per item, for the demo and Slack-less runs.
 
+Every alert line starts with its project (``[prod]``), as every Slack alert names it.
+
 It groups as the Slack notifier does (:mod:`watchdog.deliver.group`): a storm of NEW
 alerts of one rule is one line with a count, and its members' later repeats and resolves
 are one line per batch. Storms are remembered for the life of the process only.
@@ -37,7 +39,8 @@ def describe(item: Notification | AuditEntry) -> tuple[str, str]:
     """(label, line) for one outgoing item: the plain-words form used in a terminal."""
     if isinstance(item, AuditEntry):
         verdict = "ok" if item.ok else f"failed: {item.result}"
-        return "AUDIT", f"<{item.user}> {item.action} {item.target} — {verdict}"
+        target = f"{item.project}/{item.target}" if item.project else item.target
+        return "AUDIT", f"<{item.user}> {item.action} {target} — {verdict}"
     alert = item.alert
     job = alert.job
     where = f"job {job.job_id} table {job.table or '-'}" if job.job_id != "-" else "Polaris API"
@@ -52,7 +55,7 @@ def describe(item: Notification | AuditEntry) -> tuple[str, str]:
         why = f"{alert.resolve_reason or 'resolved'} (fired for {lasted})"
     else:
         why = alert.condition.summary
-    return label, f"{alert.severity:<8} {alert.rule} · {where} · {why}"
+    return label, f"[{alert.project}] {alert.severity:<8} {alert.rule} · {where} · {why}"
 
 
 def _at(item: Notification | AuditEntry) -> float:
@@ -109,8 +112,8 @@ class TerminalNotifier:
             tables = sorted({n.alert.job.table for n in items if n.alert.job.table})
             shown = ", ".join(tables[:3]) + (", …" if len(tables) > 3 else "")
             where = f" · tables {shown}" if shown else ""
-            line = f"{alert.severity:<8} {alert.rule} · {len(items)} jobs{where} · "
-            yield _at(first), "FIRING", line + alert.condition.summary
+            line = f"[{alert.project}] {alert.severity:<8} {alert.rule} · {len(items)} jobs"
+            yield _at(first), "FIRING", f"{line}{where} · {alert.condition.summary}"
             return
         size, resolved = self._storms.get(key, (len(items), set()))
         if unit.kind == "storm-resolved":
@@ -120,4 +123,5 @@ class TerminalNotifier:
         else:
             verb = "still firing" if unit.kind == "storm-repeat" else "changed"
             line = f"{len(items)} of {size} jobs {verb}"
-        yield _at(first), _STORM_LABELS[unit.kind], f"{alert.severity:<8} {alert.rule} · {line}"
+        line = f"[{alert.project}] {alert.severity:<8} {alert.rule} · {line}"
+        yield _at(first), _STORM_LABELS[unit.kind], line

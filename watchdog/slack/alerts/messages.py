@@ -116,7 +116,7 @@ def alert_message(
     blocks: list[Block] = [
         _header(f"{mark} {rule.name}"),
         _section(f"{mention} {summary}" if mention else summary),
-        ap.job_fields(alert.job),
+        ap.job_fields(alert.job, alert.project),
     ]
     if alert.job.health_message.strip():
         detail = alert.job.health_message.strip().replace("```", "'''")
@@ -132,7 +132,8 @@ def alert_message(
     if outcome is not None:
         blocks.append(_context(outcome, OUTCOME_BLOCK))
     blocks.append(_context(ap.timeline(alert, now)))
-    text = f"{mark} FIRING {ap.names(rule.name, alert.job)}: {tx.esc(ap.gist(alert), 300)}"
+    names = ap.names(rule.name, alert.job, alert.project)
+    text = f"{mark} FIRING {names}: {tx.esc(ap.gist(alert), 300)}"
     return SlackMessage.of(text, blocks)
 
 
@@ -150,9 +151,10 @@ def resolved_message(n: Notification, *, now: float) -> SlackMessage:
             f"Fired for *{took}* ({tx.date_token(started)} → {tx.date_token(ended)}).\n"
             f"*Resolved:* {reason}\n_Was:_ {tx.esc(ap.summary(alert), 2000)}"
         ),
-        ap.job_fields(alert.job),
+        ap.job_fields(alert.job, alert.project),
     ]
-    text = f"{DONE} RESOLVED {ap.names(n.rule.name, alert.job)} after {took}: {reason}"
+    names = ap.names(n.rule.name, alert.job, alert.project)
+    text = f"{DONE} RESOLVED {names} after {took}: {reason}"
     return SlackMessage.of(text, blocks)
 
 
@@ -176,17 +178,22 @@ def thread_reply(n: Notification, *, now: float) -> SlackMessage:
 
 
 def meta_message(n: Notification, *, now: float) -> SlackMessage:
-    """The alert about Polaris itself (unreachable, key rejected): no job, no buttons."""
+    """The alert about Polaris itself (unreachable, key rejected): no job, no buttons.
+    Its summary names the project (``[prod] cannot reach Polaris…``); so does the resolve."""
     alert = n.alert
     summary = tx.esc(ap.summary(alert), 2500)
     if n.reason is Reason.RESOLVED or alert.phase is Phase.RESOLVED:
         took, reason = ap.fired_for(alert, now), ap.resolve_reason(alert)
+        project = tx.esc(alert.project, 100)
         blocks = [
             _header(f"{DONE} RESOLVED · Polaris API reachable again"),
-            _section(f"Polaris was unavailable for *{took}*.\n*Resolved:* {reason}"),
+            _section(
+                f"Polaris (project *{project}*) was unavailable for *{took}*.\n*Resolved:* {reason}"
+            ),
             _context(f"_Was:_ {tx.esc(ap.summary(alert), 2000)}"),
         ]
-        text = f"{DONE} RESOLVED Polaris API reachable again after {took}: {reason}"
+        tag = ap.project_tag(alert.project)
+        text = f"{DONE} RESOLVED {tag} Polaris API reachable again after {took}: {reason}"
         return SlackMessage.of(text, blocks)
     mark = ap.marker(alert.severity)
     mention = ap.format_mention(n.mention)
@@ -211,8 +218,10 @@ def storm_message(
     now: float,
     mention: str | None,
 ) -> SlackMessage:
-    """One grouped post for many alerts of one rule, updated as its incidents resolve."""
+    """One grouped post for many alerts of one rule (of one project), updated as its
+    incidents resolve."""
     mark = ap.marker(rule.severity)
+    project = alerts[0].project if alerts else None
     done = total > 0 and resolved >= total
     if done:
         prefix, suffix = f"{DONE} RESOLVED · ", f": {total} jobs"
@@ -223,6 +232,8 @@ def storm_message(
     room = tx.MAX_HEADER_TEXT - tx.length(prefix) - tx.length(suffix)
     name = tx.esc(rule.name, 150)
     lead = f"*{total}* jobs matched *{name}*"
+    if project is not None:
+        lead = f"*{total}* jobs of project *{tx.esc(project, 100)}* matched *{name}*"
     if done:
         lead = f"All *{total}* jobs of *{name}* have resolved."
     elif resolved:
@@ -249,7 +260,8 @@ def storm_message(
     tables = sorted({a.job.table for a in alerts if a.job.table})
     where = ", ".join(tx.esc(t, 60) for t in tables[:3]) + (", …" if len(tables) > 3 else "")
     status = "RESOLVED" if done else "FIRING"
-    text = f"{DONE if done else mark} {status} {tx.esc(rule.name, 150)}{suffix}"
+    tag = f"{ap.project_tag(project)} " if project is not None else ""
+    text = f"{DONE if done else mark} {status} {tag}{tx.esc(rule.name, 150)}{suffix}"
     if where:
         text += f" (tables {where})"
     return SlackMessage.of(text, blocks)
@@ -307,6 +319,8 @@ def audit_message(entry: AuditEntry) -> SlackMessage:
         target = f"job {target}"
         if entry.table:
             target += f" (table {tx.esc(entry.table, 200)})"
+    if entry.project:
+        target += f" in project {tx.esc(entry.project, 100)}"
     if entry.ok:
         line = f"{DONE} {who} {done} {target}"
     else:

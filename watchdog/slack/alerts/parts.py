@@ -108,10 +108,15 @@ def resolve_reason(alert: AlertState) -> str:
     return tx.esc(alert.resolve_reason or "the condition no longer holds", 500)
 
 
-def names(rule: str, job: JobFacts) -> str:
-    """Rule, job and table for a fallback text, escaped and clipped (≤ 500)."""
+def project_tag(project: str) -> str:
+    """``[prod]``: the project an alert is about, for a fallback text (≤ 42)."""
+    return f"[{tx.esc(project, 40)}]"
+
+
+def names(rule: str, job: JobFacts, project: str) -> str:
+    """Project, rule, job and table for a fallback text, escaped and clipped (≤ 550)."""
     table = f"on table {tx.esc(job.table, 200)}" if job.table else "(no table)"
-    return f"{tx.esc(rule, 150)} — job {tx.esc(job.job_id, 100)} {table}"
+    return f"{project_tag(project)} {tx.esc(rule, 150)} — job {tx.esc(job.job_id, 100)} {table}"
 
 
 def summary(alert: AlertState) -> str:
@@ -131,7 +136,9 @@ def gist(alert: AlertState) -> str:
     return alert.job.health_code
 
 
-def job_fields(job: JobFacts) -> SectionBlock:
+def job_fields(job: JobFacts, project: str) -> SectionBlock:
+    """The job's facts as a section's fields, its project last (so the usual five keep
+    their places)."""
     health = tx.esc(job.health_status or "unknown", 100)
     if job.health_code:
         health += f" · {tx.code(job.health_code, 200)}"
@@ -142,6 +149,7 @@ def job_fields(job: JobFacts) -> SectionBlock:
         f"*Type*\n{tx.esc(job.type, 100)}",
         f"*Execution status*\n{tx.esc(job.execution_status, 100)}",
         f"*Health*\n{health}",
+        f"*Project*\n{tx.esc(project, 100)}",
     ]
     return SectionBlock(fields=[tx.mrkdwn(item, tx.MAX_FIELD_TEXT) for item in items])
 
