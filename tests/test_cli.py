@@ -25,7 +25,7 @@ import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from watchdog import cli
+from watchdog import cli, operator
 from watchdog.devtools.polaris_sim.simulator import Simulator
 from watchdog.devtools.slack_standin.server import SlackStandIn
 from watchdog.polaris.client import PolarisClient, RetryPolicy
@@ -50,7 +50,7 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     monkeypatch.chdir(tmp_path)
     # Fast retries: an unreachable Polaris must not cost seconds of real backoff.
     fast = RetryPolicy(attempts=2, base=0.001, cap=0.001)
-    monkeypatch.setattr(cli, "PolarisClient", functools.partial(PolarisClient, retry=fast))
+    monkeypatch.setattr(operator, "PolarisClient", functools.partial(PolarisClient, retry=fast))
     structlog_config = structlog.get_config()
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level

@@ -205,7 +205,7 @@ def test_the_import_reader_sees_the_package() -> None:
     """The AST reader finds known edges, TYPE_CHECKING imports included, and the CLI's
     lazy imports as lazy (so the checks below are not vacuous)."""
     edges = {(imp.source, imp.target, imp.lazy) for imp in IMPORTS}
-    assert ("watchdog.cli", "watchdog.polaris.client", False) in edges
+    assert ("watchdog.operator", "watchdog.polaris.client", False) in edges
     assert ("watchdog.store", "watchdog.domain.samples", False) in edges
     assert ("watchdog.cli", "watchdog.app", True) in edges
     assert ("watchdog.cli", "watchdog.devtools.demo", True) in edges

@@ -1,5 +1,7 @@
 """``polaris-watchdog`` — the command line: the bot, rule tools, the simulator, and an operator CLI.
 
+The operator commands (``jobs``, ``status``…) live in :mod:`watchdog.operator`.
+
 Every failure a user can cause (a missing variable, a broken rules file, a wrong key, an
 unreachable Polaris, a job id that is not one) ends in one clear line on stderr and a
 non-zero exit, never a traceback: exit 2 for bad input or configuration, 1 for failures.
@@ -12,21 +14,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-import aiohttp
 from pydantic import ValidationError
 
 from watchdog.errors import EXIT_FAILURE, EXIT_USAGE, WatchdogError
-from watchdog.polaris.client import PolarisClient
-from watchdog.polaris.models import EXECUTION_STATUSES, HEALTH_STATUSES, JOB_TYPES, Job
+from watchdog.operator import add_commands
 from watchdog.rules.load import load_ruleset
 from watchdog.rules.problems import RulesFileError
-from watchdog.settings import POLARIS_VARS, Settings
+from watchdog.settings import Settings
 
 
 class CliError(WatchdogError):
@@ -73,9 +72,10 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     from watchdog.rules.holder import RulesHolder
 
     settings = _settings()
-    settings.require(*POLARIS_VARS)
     holder = RulesHolder.from_file(_rules_path(args, settings))
-    secrets = [
+    # Refuse to start, naming the variable, when a project's key is unset or empty.
+    projects = settings.projects(holder.current)
+    secrets = [p.api_key.get_secret_value() for p in projects] + [
         s.get_secret_value()
         for s in (
             settings.polaris_api_key,
@@ -163,129 +163,6 @@ def cmd_test_rules(args: argparse.Namespace, out: TextIO) -> int:
     return run_test_file(Path(args.file), out)
 
 
-# ---- operator CLI ------------------------------------------------------------------------
-
-
-async def _with_client(action: Callable[[PolarisClient], Awaitable[int]]) -> int:
-    from watchdog.logs import configure_logging
-
-    settings = _settings()
-    settings.require(*POLARIS_VARS)
-    assert settings.polaris_api_url and settings.polaris_project_id and settings.polaris_api_key
-    # stdout carries the answer (`jobs --json` must stay parseable) and structlog's
-    # unconfigured default prints every level there: send warnings only, to stderr.
-    configure_logging(
-        settings.watchdog_log_format,
-        level="warning",
-        secrets=[settings.polaris_api_key.get_secret_value()],
-    )
-    async with aiohttp.ClientSession() as session:
-        client = PolarisClient(
-            session, settings.polaris_api_url, settings.polaris_project_id, settings.polaris_api_key
-        )
-        return await action(client)
-
-
-def _job_row(job: Job) -> list[str]:
-    return [
-        job.id,
-        job.type,
-        job.execution_status,
-        job.health_status or "-",
-        job.health_code or "-",
-        job.table or "-",
-    ]
-
-
-def _print_table(rows: Sequence[Sequence[str]], header: Sequence[str], out: TextIO) -> None:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print(
-            "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out
-        )
-
-
-def cmd_jobs(args: argparse.Namespace, out: TextIO) -> int:
-    async def action(client: PolarisClient) -> int:
-        listing = await client.list_jobs(
-            health=args.health,
-            execution=args.status,
-            types=args.type,
-            table=args.table,
-            page_size=1000,
-        )
-        if args.json:
-            json.dump(
-                [j.model_dump(by_alias=True, exclude_none=True) for j in listing.jobs],
-                out,
-                indent=2,
-            )
-            print(file=out)
-        else:
-            _print_table(
-                [_job_row(j) for j in listing.jobs],
-                ["ID", "TYPE", "STATUS", "HEALTH", "CODE", "TABLE"],
-                out,
-            )
-            print(f"{len(listing.jobs)} jobs", file=out)
-        return 0
-
-    return asyncio.run(_with_client(action))
-
-
-def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
-    async def action(client: PolarisClient) -> int:
-        job = await client.get_job(args.job)
-        if args.json:
-            print(job.model_dump_json(by_alias=True, exclude_none=True), file=out)
-            return 0
-        print(f"job       {job.id}", file=out)
-        print(f"table     {job.table or '-'}", file=out)
-        print(f"type      {job.type}", file=out)
-        print(
-            f"status    {job.execution_status} (desired {job.desired_execution_status})", file=out
-        )
-        health = job.health_status or "-"
-        if job.health_code:
-            health += f" / {job.health_code}"
-        print(f"health    {health}", file=out)
-        if job.health_detail:
-            print(f"message   {job.health_detail}", file=out)
-        return 0
-
-    return asyncio.run(_with_client(action))
-
-
-def cmd_metrics(args: argparse.Namespace, out: TextIO) -> int:
-    async def action(client: PolarisClient) -> int:
-        metrics = await client.get_metrics(args.job)
-        if args.json:
-            json.dump(metrics.totals, out)
-            print(file=out)
-            return 0
-        for name, value in sorted(metrics.totals.items()):
-            print(f"{name:<28} {value:>16,.0f}", file=out)
-        return 0
-
-    return asyncio.run(_with_client(action))
-
-
-def _set_status(desired: str, verb: str) -> Callable[[argparse.Namespace, TextIO], int]:
-    def command(args: argparse.Namespace, out: TextIO) -> int:
-        async def action(client: PolarisClient) -> int:
-            job = await client.set_status(args.job, desired)
-            print(
-                f"{verb} job {job.id} ({job.table or '-'}): now {job.execution_status}, "
-                f"desired {job.desired_execution_status}",
-                file=out,
-            )
-            return 0
-
-        return asyncio.run(_with_client(action))
-
-    return command
-
-
 # ---- parser ------------------------------------------------------------------------------
 
 
@@ -322,25 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.set_defaults(func=cmd_test_rules)
 
-    p = sub.add_parser("jobs", help="list jobs (every page)")
-    p.add_argument("--health", action="append", default=[], choices=HEALTH_STATUSES)
-    p.add_argument("--type", action="append", default=[], choices=JOB_TYPES)
-    p.add_argument("--status", action="append", default=[], choices=EXECUTION_STATUSES)
-    p.add_argument("--table", default=None)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_jobs)
-    for name, func, text in (
-        ("status", cmd_status, "show a job's status and health"),
-        ("metrics", cmd_metrics, "show a job's counters"),
-        ("pause", _set_status("suspended", "paused"), "suspend a streaming job"),
-        ("resume", _set_status("running", "resumed"), "resume a suspended streaming job"),
-        ("cancel", _set_status("canceled", "canceled"), "cancel a job"),
-    ):
-        p = sub.add_parser(name, help=text)
-        p.add_argument("job", help="job id (a UUID)")
-        if name in ("status", "metrics"):
-            p.add_argument("--json", action="store_true")
-        p.set_defaults(func=func)
+    add_commands(sub, _settings)
     return parser
 
 

@@ -22,7 +22,10 @@ whole tree, with what each means and what the user sees::
     │   ├── slack.commands.parse.UsageError    a slash command that is not one: an ephemeral
     │   │                                      reply with the reason and the usage
     │   ├── slack.commands.jobrefs.JobRefError no job, or several, start with a typed prefix:
-    │   │                                      the reply names them
+    │   │                                      the reply names them (and their projects)
+    │   ├── operator.ProjectChoiceError        the operator CLI was given no project where
+    │   │                                      several are configured, or an unknown one:
+    │   │                                      one line naming the projects
     │   └── slack.commands.verify.VerificationError
     │                                          not a fresh, correctly signed Slack request:
     │                                          HTTP 401 "invalid request signature"
