@@ -385,3 +385,158 @@ async def test_simulate_on_a_taken_port_is_one_line(capsys: pytest.CaptureFixtur
     err = capsys.readouterr().err
     assert code == 1 and out == "" and err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith(f"polaris-watchdog: cannot serve on 127.0.0.1:{port}")
+
+
+# -- several projects ---------------------------------------------------------------------------
+PROD_KEY = "pok_cli-prod-0123456789abcdef"
+STAGING_KEY = "pok_cli-staging-0123456789abcdef"
+JOB_ID = "3f1c2d4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
+
+
+@pytest.fixture
+async def two_orgs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> AsyncIterator[dict[str, Simulator]]:
+    """prod and staging in two organisations (two simulators), named by a rules.toml in
+    the working directory, their keys in the variables it names."""
+    sims = {
+        "prod": Simulator(clock=lambda: START, api_key=PROD_KEY, project_id="proj-prod"),
+        "staging": Simulator(clock=lambda: START, api_key=STAGING_KEY, project_id="proj-stg"),
+    }
+    async with (
+        TestServer(sims["prod"].app(), host="127.0.0.1") as prod,
+        TestServer(sims["staging"].app(), host="127.0.0.1") as staging,
+    ):
+        urls = {"prod": prod.make_url(""), "staging": staging.make_url("")}
+        (tmp_path / "rules.toml").write_text(
+            "".join(
+                f'[[projects]]\nname = "{name}"\nurl = "{str(urls[name]).rstrip("/")}"\n'
+                f'id = "{sim.project_id}"\napi_key_env = "POLARIS_API_KEY_{name.upper()}"\n\n'
+                for name, sim in sims.items()
+            ),
+            encoding="utf-8",
+        )
+        monkeypatch.setenv("POLARIS_API_KEY_PROD", PROD_KEY)
+        monkeypatch.setenv("POLARIS_API_KEY_STAGING", STAGING_KEY)
+        yield sims
+
+
+async def test_jobs_lists_every_project_with_a_project_column(
+    two_orgs: dict[str, Simulator],
+) -> None:
+    """With several projects and no --project, jobs lists them all, naming each job's
+    project (a PROJECT column; a "project" key in --json), each with its own key."""
+    prod = two_orgs["prod"].add_job(table="payments")
+    staging = two_orgs["staging"].add_job(table="orders")
+    code, out = await run("jobs")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split()[:2] == ["PROJECT", "ID"] and lines[-1] == "2 jobs"
+    assert lines[1].split()[:2] == ["prod", prod.id]
+    assert lines[2].split()[:2] == ["staging", staging.id]
+    code, out = await run("jobs", "--json")
+    assert [(j["project"], j["id"]) for j in json.loads(out)] == [
+        ("prod", prod.id),
+        ("staging", staging.id),
+    ]
+    assert set(two_orgs["prod"].stats.keys) == {PROD_KEY}
+    assert set(two_orgs["staging"].stats.keys) == {STAGING_KEY}
+
+
+async def test_jobs_of_one_project_asks_only_that_one(two_orgs: dict[str, Simulator]) -> None:
+    """--project staging lists staging's jobs in the one-project layout; prod is not asked."""
+    job = two_orgs["staging"].add_job(table="orders")
+    code, out = await run("jobs", "--project", "staging")
+    assert code == 0 and out.splitlines()[0].split()[0] == "ID"
+    assert job.id in out and two_orgs["prod"].stats.requests == 0
+
+
+async def test_job_commands_take_project_slash_job_or_the_project_option(
+    two_orgs: dict[str, Simulator],
+) -> None:
+    """`status staging/JOB` and `pause --project staging JOB` act in staging only and
+    say so; prod is never asked."""
+    job = two_orgs["staging"].add_job(table="orders")
+    code, out = await run("status", f"staging/{job.id}")
+    assert code == 0 and f"job       {job.id}" in out and "project   staging" in out
+    code, out = await run("pause", "--project", "staging", job.id)
+    assert code == 0 and out.strip() == (
+        f"paused job {job.id} (orders) in project staging: now suspended, desired suspended"
+    )
+    assert two_orgs["staging"].stats.status_changes == [(job.id, "suspended")]
+    assert two_orgs["prod"].stats.requests == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["status", JOB_ID], "several projects"),
+        (["cancel", "--project", "qa", JOB_ID], "unknown project 'qa'"),
+        (["pause", "--project", "prod", f"staging/{JOB_ID}"], "--project says prod"),
+        (["jobs", "--project", "stagign"], "did you mean 'staging'?"),
+    ],
+)
+async def test_a_job_command_without_a_clear_project_is_one_line_exit_2(
+    two_orgs: dict[str, Simulator],
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    says: str,
+) -> None:
+    """No project where several are configured, an unknown one, or two that differ: one
+    line naming the projects, exit 2, nothing sent."""
+    code, out = await run(*argv)
+    err = capsys.readouterr().err
+    assert code == 2 and out == "" and err.count("\n") == 1 and says in err
+    assert "prod" in err and "staging" in err
+    assert two_orgs["prod"].stats.requests == two_orgs["staging"].stats.requests == 0
+
+
+async def test_only_the_key_of_the_project_used_is_needed(
+    two_orgs: dict[str, Simulator],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Without prod's key, staging's jobs are still reachable; prod's are refused naming
+    the variable (exit 2)."""
+    job = two_orgs["staging"].add_job(table="orders")
+    monkeypatch.delenv("POLARIS_API_KEY_PROD")
+    code, out = await run("status", f"staging/{job.id}")
+    assert code == 0 and "orders" in out
+    code, out = await run("status", f"prod/{job.id}")
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "POLARIS_API_KEY_PROD" in err
+    assert "POLARIS_API_KEY_STAGING" not in err
+
+
+async def test_jobs_of_every_project_survive_one_project_down(
+    two_orgs: dict[str, Simulator], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """prod answering 503: staging's jobs are still printed, prod's failure is one stderr
+    line, and the exit code says something failed."""
+    job = two_orgs["staging"].add_job(table="orders")
+    two_orgs["prod"].faults.configure({"error_status": 503})
+    code, out = await run("jobs")
+    err = capsys.readouterr().err
+    assert code == 1 and job.id in out and out.splitlines()[-1] == "1 jobs"
+    assert err.startswith("polaris-watchdog: project prod: ") and err.count("\n") == 1
+
+
+def test_run_refuses_to_start_naming_an_unset_key_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`run` with a project whose api_key_env is unset: one line naming that variable,
+    exit 2, before anything starts (POLARIS_* are not asked for)."""
+    (tmp_path / "rules.toml").write_text(
+        '[[projects]]\nname = "prod"\nurl = "https://a.example.com"\nid = "p1"\n'
+        'api_key_env = "POLARIS_API_KEY_PROD"\n\n'
+        '[[projects]]\nname = "staging"\nurl = "https://b.example.com"\nid = "p2"\n'
+        'api_key_env = "POLARIS_API_KEY_STAGING"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("POLARIS_API_KEY_PROD", PROD_KEY)
+    monkeypatch.setenv("POLARIS_API_KEY_STAGING", "  ")
+    monkeypatch.setenv("WATCHDOG_LISTEN", f"127.0.0.1:{closed_port()}")
+    code = cli.main(["run"], StringIO())
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert "POLARIS_API_KEY_STAGING" in err and "POLARIS_API_KEY_PROD" not in err
+    assert PROD_KEY not in err
