@@ -432,6 +432,17 @@ async def test_ambiguous_prefix_lists_candidates_and_changes_nothing(rig: Rig) -
     assert [(e.action, e.target, e.ok) for e in rig.audit] == [("pause", "aaaaaa", False)]
 
 
+async def test_a_single_project_set_up_takes_default_slash_job(rig: Rig) -> None:
+    """Without [[projects]] the project is `default`: `pause default/aaaaaa01` pauses the
+    job, the reply names no project, and the audit line carries `default`."""
+    text = (await (await rig.slash("pause default/aaaaaa01")).final())["text"]
+    assert text.startswith("⏸ Paused by") and "default" not in text
+    assert rig.sim.stats.status_changes == [(STREAM, "suspended")]
+    assert [(e.target, e.project) for e in rig.audit] == [(STREAM, "default")]
+    answer = await rig.slash("status prod/aaaaaa01")
+    assert "unknown project 'prod'; projects: default" in answer.ack["text"]
+
+
 async def test_prefix_without_match_says_so(rig: Rig) -> None:
     """A prefix that fits no job says which prefix failed."""
     text = (await (await rig.slash("status dddddd")).final())["text"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -157,15 +158,72 @@ def test_every_uuid_and_its_prefixes_parse(job: Any) -> None:
         assert parse_command(f"pause {text[:length]}") == Pause(JobRef(text[:length]))
 
 
-@given(st.text(max_size=40))
-def test_silence_target_never_carries_path_characters(target: str) -> None:
-    """An accepted silence target is a rule name or UUID prefix: no '/', '%', '?' or spaces."""
+@given(st.sampled_from(["", "default/", "prod/", "../", "qa/"]), st.text(max_size=40))
+def test_silence_target_never_carries_path_characters(project: str, target: str) -> None:
+    """An accepted silence target is a rule name or a UUID prefix, after a configured
+    project's name and one '/' at most: no '%', '?', spaces or other projects."""
     try:
-        command = parse_command(f"silence {target} 1h")
+        command = parse_command(f"silence {project}{target} 1h", ("default", "prod"))
     except UsageError:
         return
     assert isinstance(command, Silence)
-    assert not set(command.target) & set("/%?# \\")
+    assert not set(command.target) & set("%?# \\")
+    named, slash, rest = command.target.rpartition("/")
+    assert not slash or (named in ("default", "prod") and "/" not in rest)
+
+
+PROJECTS = ("prod", "staging")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"status prod/{JOB}", Status(JobRef(JOB, "prod"))),
+        ("pause Staging/1A2B3C", Pause(JobRef("1a2b3c", "staging"))),
+        (f"cancel staging/{JOB[:8]}", Cancel(JobRef(JOB[:8], "staging"))),
+        ("jobs project=prod", ListJobs(projects=("prod",))),
+        (
+            "jobs project=staging,prod project=prod health=error",
+            ListJobs(health=("error",), projects=("staging", "prod")),
+        ),
+        ("silence staging/1a2b3c 2h", Silence("staging/1a2b3c", 7200.0)),
+    ],
+)
+def test_jobs_may_name_their_project(text: str, expected: object) -> None:
+    """`PROJECT/JOB` and `project=` take the configured projects' names, any case."""
+    assert parse_command(text, PROJECTS) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (f"status qa/{JOB}", "unknown project 'qa'; projects: prod, staging"),
+        (f"status prd/{JOB}", "unknown project 'prd' (did you mean 'prod'?)"),
+        ("jobs project=prod,qa", "unknown project 'qa'"),
+        (f"status a/b/{JOB}", "is not a job id"),
+        ("status prod/", "too short"),
+        ("status prod/zzzzzz", "'zzzzzz' is not a job id"),
+        ("silence qa/1a2b3c 1h", "unknown project 'qa'"),
+    ],
+)
+def test_an_unknown_project_is_a_usage_error_listing_the_projects(text: str, reason: str) -> None:
+    """A project that is not configured, or text that is not PROJECT/JOB, says so."""
+    with pytest.raises(UsageError, match=re.escape(reason)):
+        parse_command(text, PROJECTS)
+
+
+def test_a_single_project_set_up_takes_default_slash_job() -> None:
+    """Without [[projects]] the one project is `default`: `default/JOB` is accepted."""
+    assert parse_command(f"status default/{JOB}") == Status(JobRef(JOB, "default"))
+    assert parse_command(f"status {JOB}") == Status(JobRef(JOB))
+
+
+def test_many_projects_are_listed_briefly_in_an_error() -> None:
+    """With a hundred projects the error names ten and counts the rest."""
+    many = tuple(f"p{n:03d}" for n in range(100))
+    with pytest.raises(UsageError) as caught:
+        parse_command(f"status nope/{JOB}", many)
+    assert caught.value.message.endswith("p009 and 90 more")
 
 
 # ---- parse_slash_form -----------------------------------------------------------------
