@@ -23,3 +23,19 @@ async def test_demo_shows_alerts_firing_resolving_and_commands_working() -> None
     assert "only <@UDEMOOPS> can" in text
     assert "canceled job" in text
     assert "Traceback" not in text
+
+
+@pytest.mark.slow
+async def test_demo_watches_two_projects_and_takes_project_slash_job() -> None:
+    """prod and staging are both watched: alerts of each name their project and go to
+    their channels, `jobs` names each job's project, and the scripted `status
+    staging/<prefix>` is answered from staging."""
+    out = io.StringIO()
+    await demo(speed=20, duration=6.5, out=out, interactive=False)
+    text = out.getvalue()
+    assert "[C0DEMOALERTS] posted" in text and "│ Project: prod" in text
+    assert "[C0DEMOSTAGING] posted" in text and "│ Project: staging" in text
+    assert "`prod/" in text and "`staging/" in text  # the jobs listing
+    assert "/polaris status staging/" in text and "in project `staging`" in text
+    assert "paused job" in text and "in project prod" in text  # the audit line
+    assert "Traceback" not in text

@@ -338,7 +338,8 @@ async def test_a_bare_prefix_is_found_in_whichever_project_has_it(
     with staging's key; the audit line carries staging."""
     async with two_orgs(monkeypatch) as orgs:
         text = await orgs.slash("pause aaaaaa02")
-        assert text.startswith(f"⏸ Paused by <@{OPERATOR}>") and text.endswith("in staging")
+        assert text.startswith(f"⏸ Paused by <@{OPERATOR}>")
+        assert text.endswith("in project `staging`")
         assert orgs.projects["staging"].stats.status_changes == [(STAGING_JOB, "suspended")]
         assert orgs.projects["prod"].stats.status_changes == []
         await orgs.bot.dispatcher.deliver_once()

@@ -23,7 +23,7 @@ import functools
 import gc
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -76,6 +76,7 @@ class Options:
     #: where a response_url may point (None: Slack's hosts, and the origin of
     #: SLACK_API_URL when it is set)
     response_url_prefixes: tuple[str, ...] | None = None
+    environ: Mapping[str, str] | None = None  # the projects' keys (None: the process's)
 
 
 @dataclass
@@ -238,7 +239,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     options: Options = app[_OPTIONS]
     metrics = BotMetrics()
     async with contextlib.AsyncExitStack() as stack:
-        projects = settings.projects(rules.current)
+        projects = settings.projects(rules.current, options.environ)
         store = options.store or open_store(settings.watchdog_state, clock=options.clock)
         log.info("store.opening", state=describe_store(settings.watchdog_state))
         await store.open()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,9 +107,12 @@ class Settings(BaseSettings):
         name = (self.watchdog_replica or "").strip()
         return name or f"{socket.gethostname()}:{os.getpid()}"
 
-    def projects(self, rules: RuleSet) -> list[ProjectConfig]:
+    def projects(
+        self, rules: RuleSet, environ: Mapping[str, str] | None = None
+    ) -> list[ProjectConfig]:
         """The projects to watch, with their keys: ``[[projects]]`` of ``rules`` (each key
-        from the variable it names), else one project ``default`` from ``POLARIS_*``.
+        from the variable it names, looked up in ``environ``; by default the process
+        environment, then ``.env``), else one project ``default`` from ``POLARIS_*``.
 
         :class:`MissingSettingError` names every variable that is unset or empty."""
         if not rules.projects:
@@ -123,11 +127,14 @@ class Settings(BaseSettings):
                     key_env="POLARIS_API_KEY",
                 )
             ]
-        dotenv = {k: v for k, v in dotenv_values(".env").items() if v is not None}
+        if environ is None:
+            dotenv = {k: v for k, v in dotenv_values(".env").items() if v is not None}
+            # A variable set but blank is unset (as for every setting): .env may fill it.
+            environ = {**dotenv, **{k: v for k, v in os.environ.items() if v.strip()}}
         missing: list[str] = []
         configs: list[ProjectConfig] = []
         for spec in rules.projects:
-            key = (os.environ.get(spec.api_key_env) or dotenv.get(spec.api_key_env) or "").strip()
+            key = environ.get(spec.api_key_env, "").strip()
             if not key:
                 missing.append(spec.api_key_env)
                 continue

@@ -1,11 +1,15 @@
 """``polaris-watchdog demo``: the whole bot, no credentials, everything visible in the terminal.
 
-Three servers on loopback: the Polaris simulator (the ``demo`` scenario), a Slack stand-in
-that prints every message the bot posts, edits or answers, and the bot itself with its real
-Slack notifier, HTTP endpoints and command handling. A short script then plays an
-on-call engineer: it lists unhealthy jobs, pauses and resumes a stream, cancels a job (with
-the confirmation click), and shows that a non-operator is refused. Lines typed on stdin are
-sent as ``/polaris`` commands by the operator. ``--speed`` runs simulated time faster.
+Three servers on loopback: the Polaris simulator (one organisation with two projects:
+``prod`` holds the ``demo`` scenario, ``staging`` a smaller one), a Slack stand-in that
+prints every message the bot posts, edits or answers, and the bot itself with its real
+Slack notifier, HTTP endpoints and command handling, watching both projects as
+``[[projects]]`` (prod's alerts go to the ``[slack]`` channel, staging's to a channel of
+its own). A short script then plays an on-call engineer: it lists unhealthy jobs (of both
+projects), pauses and resumes a stream, cancels a job (with the confirmation click), shows
+that a non-operator is refused, and asks about a staging job as ``staging/<prefix>``. Lines
+typed on stdin are sent as ``/polaris`` commands by the operator. ``--speed`` runs
+simulated time faster.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from watchdog.app import Options, build_app
-from watchdog.devtools.polaris_sim.simulator import Simulator, build_scenario, serve
+from watchdog.devtools.polaris_sim.simulator import SimProject, Simulator, build_scenario, serve
 from watchdog.devtools.slack_standin.server import SlackStandIn
 from watchdog.logs import configure_logging
 from watchdog.rules.holder import RulesHolder
@@ -39,12 +43,38 @@ OPERATOR = "UDEMOOPS"
 VISITOR = "UDEMOGUEST"
 SIGNING_SECRET = "demo-signing-secret"
 CHANNEL = "C0DEMOALERTS"
+STAGING_CHANNEL = "C0DEMOSTAGING"
+AUDIT_CHANNEL = "C0DEMOAUDIT"  # [slack] audit_channel of demo_rules.toml
+#: The demo's projects: name → (simulated project id, key, the variable that holds it,
+#: its own alert channel or None for [slack] channel).
+PROJECTS: dict[str, tuple[str, str, str, str | None]] = {
+    "prod": ("demo-project", "sim-key", "DEMO_POLARIS_KEY_PROD", None),
+    "staging": ("demo-staging", "sim-key-staging", "DEMO_POLARIS_KEY_STAGING", STAGING_CHANNEL),
+}
 
 
-def demo_rules() -> RuleSet:
-    """The packaged demo rules."""
+def demo_rules(polaris_url: str = "http://127.0.0.1:8181") -> RuleSet:
+    """The packaged demo rules, with a ``[[projects]]`` entry per demo project on the
+    simulator at ``polaris_url`` (known only once it is served)."""
     text = Path(__file__).with_name("demo_rules.toml").read_text("utf-8")
+    for name, (project_id, _, env, channel) in PROJECTS.items():
+        text += (
+            f'\n[[projects]]\nname = "{name}"\nurl = "{polaris_url}"\nid = "{project_id}"\n'
+            f'api_key_env = "{env}"\n'
+        ) + (f'channel = "{channel}"\n' if channel else "")
     return parse_ruleset(text, "demo_rules.toml")
+
+
+def demo_simulator(clock: Callable[[], float]) -> Simulator:
+    """prod with the demo scenario; staging with three jobs, one of them in trouble for
+    35 s of every 90 (from 10 s: a little before prod's)."""
+    (prod_id, prod_key, _, _), (staging_id, staging_key, _, _) = PROJECTS.values()
+    sim = build_scenario("demo", clock=clock, project_id=prod_id, api_key=prod_key)
+    staging = sim.add_project(project_id=staging_id, api_key=staging_key)
+    staging.add_job(table="signups")
+    staging.add_job(table="search_events", behaviour="recovers", trouble=(10.0, 45.0))
+    staging.add_job(table="nightly_export", type="batch")
+    return sim
 
 
 def scaled_clock(speed: float) -> tuple[Callable[[], float], Callable[[float], Awaitable[None]]]:
@@ -155,8 +185,8 @@ class DemoUser:
         return True
 
 
-def _prefix(sim: Simulator, table: str) -> str:
-    return next(j.id for j in sim.jobs if j.table == table)[:8]
+def _prefix(project: Simulator | SimProject, table: str) -> str:
+    return next(j.id for j in project.jobs if j.table == table)[:8]
 
 
 async def _script(
@@ -179,11 +209,15 @@ async def _script(
     token = await user.command(f"cancel {_prefix(sim, 'partner_feed')}")
     await sleep(4)
     await user.click(token, "wd_cancel")
-    await sleep(30)
+    await sleep(4)
+    staging = sim.project(PROJECTS["staging"][0])
+    await user.command(f"status staging/{_prefix(staging, 'search_events')}")
+    await sleep(26)
     await user.command("alerts")
     say(
         "\n(demo script done — alerts keep firing and resolving; type commands such as "
-        "`status <job>` or `silence job-unhealthy 10m`, Ctrl-C to stop)"
+        "`status <job>`, `jobs project=staging` or `silence job-unhealthy 10m`, "
+        "Ctrl-C to stop)"
     )
 
 
@@ -212,15 +246,13 @@ async def demo(*, speed: float, duration: float | None, out: TextIO, interactive
         print(line, file=out, flush=True)
 
     clock, sleep = scaled_clock(speed)
-    sim = build_scenario("demo", clock=clock)
+    sim = demo_simulator(clock)
     sim_runner, sim_url = await _site(await serve(sim, "127.0.0.1", 0))
-    standin = SlackStandIn(bot_token="xoxb-demo", printer=say, channels={CHANNEL})
+    channels = {CHANNEL, STAGING_CHANNEL, AUDIT_CHANNEL}
+    standin = SlackStandIn(bot_token="xoxb-demo", printer=say, channels=channels)
     standin_runner, standin_url = await _site(standin.app())
     standin.bind(standin_url)
     settings = Settings(
-        POLARIS_API_URL=sim_url,
-        POLARIS_PROJECT_ID=sim.project_id,
-        POLARIS_API_KEY=SecretStr(sim.api_key),
         SLACK_BOT_TOKEN=SecretStr("xoxb-demo"),
         SLACK_SIGNING_SECRET=SecretStr(SIGNING_SECRET),
         SLACK_APP_TOKEN=None,
@@ -232,15 +264,21 @@ async def demo(*, speed: float, duration: float | None, out: TextIO, interactive
         sleep=sleep,
         store=MemoryStore(clock=clock),
         response_url_prefixes=(standin_url,),
+        # The simulator's keys, as the rules' api_key_env name them: no real variable
+        # of the process is read or set.
+        environ={env: key for _, key, env, _ in PROJECTS.values()},
     )
-    app = build_app(settings, RulesHolder(demo_rules()), options)
+    app = build_app(settings, RulesHolder(demo_rules(sim_url)), options)
     bot_runner, bot_url = await _site(app)
     say(
         f"polaris-watchdog demo — simulator {sim_url}, Slack stand-in {standin_url}, "
         f"bot {bot_url} (speed ×{speed:g})"
     )
+    staging = sim.project(PROJECTS["staging"][0])
     say(
-        f"{len(sim.jobs)} jobs; trouble starts ~15 s into each 90 s cycle and clears at ~50 s.\n"
+        f"Two projects: prod ({len(sim.jobs)} jobs; trouble starts ~15 s into each 90 s "
+        f"cycle and clears at ~50 s; alerts in {CHANNEL}) and staging ({len(staging.jobs)} "
+        f"jobs; one in trouble from ~10 s to ~45 s; alerts in {STAGING_CHANNEL}).\n"
         "Every message below is what the bot posts to Slack.\n"
     )
     tasks = []

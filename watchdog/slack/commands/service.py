@@ -223,7 +223,8 @@ class CommandService:
                 change.target = ref.shown
                 job = await self._auditor.audited(change, self._set_status(change, action, ref))
                 line = clicks.click_line(action, req.user_id, self._clock())
-                where = f" in {tx.esc(change.project or '', 40)}" if self._jobs.several else ""
+                shown = tx.code(change.project or "", 60)
+                where = f" in project {shown}" if self._jobs.several else ""
                 table = tx.esc(job.table or "", 200)
                 return Reply(f"{line} — {tx.code(job.id, 60)} ({table}){where}")
             case parse.Alerts():
