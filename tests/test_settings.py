@@ -7,6 +7,7 @@ from pathlib import Path
 import pydantic
 import pytest
 
+from watchdog.rules.load import parse_ruleset
 from watchdog.settings import POLARIS_VARS, MissingSettingError, Settings
 
 VARIABLES = (
@@ -152,3 +153,49 @@ def test_a_bad_listen_address_is_a_clear_error(
     monkeypatch.setenv("WATCHDOG_LISTEN", listen)
     with pytest.raises(ValueError, match="WATCHDOG_LISTEN must be host:port"):
         _ = Settings().listen_host_port
+
+
+PROJECTS_TOML = """
+[[projects]]
+name = "prod"
+url = "https://a.example.com"
+id = "p1"
+api_key_env = "WD_TEST_KEY_PROD"
+
+[[projects]]
+name = "staging"
+url = "https://b.example.com"
+id = "p2"
+api_key_env = "WD_TEST_KEY_STAGING"
+"""
+
+
+def test_project_keys_come_from_the_variables_the_rules_name(
+    monkeypatch: pytest.MonkeyPatch, clean_env: Path
+) -> None:
+    """Each project's key is read from its api_key_env: the environment first, a blank
+    value counting as unset so .env may fill it."""
+    rules = parse_ruleset(PROJECTS_TOML, "rules.toml")
+    monkeypatch.setenv("WD_TEST_KEY_PROD", KEY)
+    monkeypatch.setenv("WD_TEST_KEY_STAGING", " ")
+    (clean_env / ".env").write_text("WD_TEST_KEY_STAGING=from-dotenv\n", encoding="utf-8")
+    keys = {p.name: p.api_key.get_secret_value() for p in Settings().projects(rules)}
+    assert keys == {"prod": KEY, "staging": "from-dotenv"}
+
+
+def test_project_keys_may_come_from_a_given_mapping_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With ``environ`` given (the demo's simulator keys), the process's variables are not
+    read, and a key missing there is named."""
+    rules = parse_ruleset(PROJECTS_TOML, "rules.toml")
+    monkeypatch.setenv("WD_TEST_KEY_STAGING", KEY)
+    with pytest.raises(MissingSettingError) as caught:
+        Settings().projects(rules, {"WD_TEST_KEY_PROD": "k1"})
+    assert caught.value.names == ["WD_TEST_KEY_STAGING"]
+    both = {"WD_TEST_KEY_PROD": "k1", "WD_TEST_KEY_STAGING": "k2"}
+    configs = Settings().projects(rules, both)
+    assert [(c.name, c.api_key.get_secret_value(), c.key_env) for c in configs] == [
+        ("prod", "k1", "WD_TEST_KEY_PROD"),
+        ("staging", "k2", "WD_TEST_KEY_STAGING"),
+    ]
