@@ -511,13 +511,21 @@ async def test_jobs_of_every_project_survive_one_project_down(
     two_orgs: dict[str, Simulator], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """prod answering 503: staging's jobs are still printed, prod's failure is one stderr
-    line, and the exit code says something failed."""
+    line, and the exit code says something failed; both down, one line for each."""
     job = two_orgs["staging"].add_job(table="orders")
     two_orgs["prod"].faults.configure({"error_status": 503})
     code, out = await run("jobs")
     err = capsys.readouterr().err
     assert code == 1 and job.id in out and out.splitlines()[-1] == "1 jobs"
     assert err.startswith("polaris-watchdog: project prod: ") and err.count("\n") == 1
+    two_orgs["staging"].faults.configure({"error_status": 503})
+    code, out = await run("jobs")
+    err = capsys.readouterr().err
+    assert code == 1 and out.splitlines()[-1] == "0 jobs"
+    assert [line.split(":")[1] for line in err.splitlines()] == [
+        " project prod",
+        " project staging",
+    ]
 
 
 def test_run_refuses_to_start_naming_an_unset_key_variable(

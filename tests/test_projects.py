@@ -385,12 +385,17 @@ async def test_jobs_of_several_projects_survive_one_project_down(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """With staging answering 503, `jobs` still lists prod and analytics and says which
-    project could not be listed."""
+    project could not be listed; with every project down it names each, not "none match"."""
     async with two_orgs(monkeypatch) as orgs:
         orgs.projects["staging"].faults.configure({"error_status": 503})
         text = await orgs.slash("jobs")
         assert "*2 jobs*" in text and "prod/aaaaaa01" in text and "analytics/bbbbbb01" in text
         assert "⚠️ Not listed: project staging (Polaris is not answering right now" in text
+        for project in orgs.projects.values():
+            project.faults.configure({"error_status": 503})
+        text = await orgs.slash("jobs")
+        assert text.startswith("⚠️ Not listed: project prod (") and "none match" not in text
+        assert "project staging (" in text and "project analytics (" in text
 
 
 async def test_a_button_of_an_unconfigured_project_is_refused(

@@ -179,8 +179,8 @@ def cmd_jobs(args: argparse.Namespace, out: TextIO, settings: Settings) -> int:
                 raise result
             else:
                 listed += [(name, job) for job in result.jobs]
-        if len(failed) == len(chosen):
-            raise failed[0][1]  # nothing to show: one line, as with one project
+        if not several and failed:
+            raise failed[0][1]  # one project: its error is the one line
         _print_jobs(listed, several, args.json, out)
         for name, error in failed:
             print(f"polaris-watchdog: project {name}: {error}", file=sys.stderr)

@@ -141,7 +141,7 @@ class JobDirectory:
     ) -> Listing:
         """The jobs of ``projects`` (empty: every project) matching the filters, listed
         concurrently. A project that cannot be listed is reported in ``failed`` and does
-        not hide the others; when every project fails, the first failure is raised."""
+        not hide the others; when the only project asked for fails, its error is raised."""
         names = list(projects) or list(self._lists)
         results = await asyncio.gather(
             *(self.client(n).list_jobs(health=health, types=types) for n in names),
@@ -156,8 +156,8 @@ class JobDirectory:
             else:
                 listing.jobs += [(name, job) for job in result.jobs]
                 listing.unreadable += len(result.unparsed_ids)
-        if len(listing.failed) == len(names):
-            raise next(iter(listing.failed.values()))
+        if len(names) == 1 and listing.failed:
+            raise listing.failed[names[0]]
         return listing
 
 

@@ -246,6 +246,8 @@ def jobs_reply(
         f" ({esc(filters, 200)})" if filters else ""
     )
     warning = f"⚠️ Not listed: {esc(_failures(failed), 2000)}" if failed else None
+    if not listed and warning:
+        return Reply(warning)  # nothing could be listed: "none match" would be untrue
     if not listed:
         return Reply("\n".join([f"{heading}: none match.", *([warning] if warning else [])]))
     lines = [job_line(job, project) for project, job in listed[:MAX_JOB_LINES]]
