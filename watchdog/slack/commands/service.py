@@ -90,7 +90,6 @@ class CommandService:
         self._prefixes = response_url_prefixes
         self._response_timeout = aiohttp.ClientTimeout(total=response_timeout)
         self._jobs = JobDirectory(polaris, clock, job_cache_ttl)
-        self._projects = tuple(polaris)
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
 
@@ -99,7 +98,7 @@ class CommandService:
     async def handle_slash(self, req: SlashRequest) -> Reply:
         """Answer a slash command at once; slow work continues in the background."""
         try:
-            command = parse_command(req.text, self._projects)
+            command = parse_command(req.text, self._jobs.projects)
         except UsageError as exc:
             self._count("invalid", "usage_error")
             return replies.usage_reply(exc.message)
@@ -254,7 +253,7 @@ class CommandService:
         try:
             # A button names its project; one posted before projects existed means default.
             project = value.project or DEFAULT_PROJECT
-            if project not in self._projects:
+            if project not in self._jobs.projects:
                 # Audited (by the coordinator: no replica leads an unknown project).
                 reason = f"project {replies.quoted(project, 40)} is not configured here"
                 await self._auditor.audited(change, _refuse(reason))
@@ -307,7 +306,7 @@ class CommandService:
         if self._rules().rule(change.target) is not None:
             return await self._add_silence(change, "rule", duration, reason)
         try:
-            ref = parse_job_ref(change.target, self._projects)
+            ref = parse_job_ref(change.target, self._jobs.projects)
         except UsageError:
             raise CommandFailed(
                 f"there is no rule called {replies.quoted(change.target)}"
