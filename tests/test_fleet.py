@@ -172,6 +172,24 @@ async def test_a_dead_replicas_projects_are_taken_over_after_the_lease(
         await store.commit(fence=stale, upserts=[late], now=clock())
 
 
+async def test_a_lease_is_relied_on_only_while_the_replicas_clock_says_it_holds(
+    replicas: Replicas, clock: FakeClock
+) -> None:
+    """Paused past its lease (no round ran), a replica on waking hands delivery no fence
+    at all — though it has not seen the lease go yet — so it posts nothing; its next
+    round renews the lease (nobody took it) and delivery has its fences back."""
+    a = replicas.add("a")
+    await replicas.rounds()
+    everything = {"", *PROJECTS}
+    assert set(a.fences()) == everything
+    clock.advance(a.valid_for - 0.5)
+    assert set(a.fences()) == everything, "still sure: renewed less than a lease ago"
+    clock.advance(1.0)
+    assert a.fences() == {} and a.leads() == list(PROJECTS)
+    await replicas.rounds()
+    assert set(a.fences()) == everything
+
+
 async def test_a_stopping_replica_hands_over_at_once(replicas: Replicas) -> None:
     """SIGTERM releases the leases and leaves: the other replica takes every project at
     its next round, without waiting for any lease or heartbeat to lapse."""

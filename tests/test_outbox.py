@@ -6,12 +6,13 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import pytest
 from harness import (
     START,
+    TEST_HOLDER,
     FakeClock,
     RecordingNotifier,
     Sleeps,
@@ -342,6 +343,77 @@ async def test_only_the_leader_delivers_and_polling_finds_other_processes_items(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert targets(notifier.items) == ids(1)
+
+
+class Confirming(RecordingNotifier):
+    """Confirms the lease right before each send, as the Slack notifier does, after
+    ``before_send`` (where a test makes the lease go)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.before_send: Callable[[int], None] = lambda index: None
+
+    async def deliver(self, records: Sequence[OutboxRecord], receipts: Receipts) -> None:
+        for index, record in enumerate(records):
+            if not await receipts.start([record.id]):
+                continue
+            self.before_send(index)
+            receipts.confirm(record.project)
+            self.items.append(record.item)
+            await receipts.done(record.id)
+
+
+async def test_a_lease_in_doubt_mid_delivery_sends_nothing_more_until_it_is_sure(
+    store: MemoryStore, clock: FakeClock
+) -> None:
+    """The lease goes out of sight after the first item (a pause past it): nothing more is
+    sent, the item claimed meanwhile is left alone, and once the lease is surely ours
+    again that claim is handed back and everything is delivered, once."""
+    held = await hold(store)
+    sure = dict(held)
+    notifier = Confirming()
+    notifier.before_send = lambda index: held.clear() if index == 1 else None
+    dispatcher = Dispatcher(store, notifier, fences=lambda: held, clock=clock)
+    await enqueue(store, [1, 2, 3])
+    assert not await dispatcher.deliver_once()
+    assert targets(notifier.items) == ids(1)
+    assert [r.maybe_sent for r in await store.outbox_due(clock(), 10)] == [True, False]
+    assert await dispatcher.deliver_once() and targets(notifier.items) == ids(1)  # in doubt
+    held.update(sure)
+    notifier.before_send = lambda index: None
+    assert await dispatcher.deliver_once()
+    assert targets(notifier.items) == ids(1, 2, 3)
+    assert await store.outbox_size() == 0
+
+
+async def test_claims_under_a_lease_that_moved_on_are_left_to_the_next_holder(
+    store: MemoryStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replica whose lease moved on while it held a claim never writes to that item
+    again (the successor may be posting it): when it leads the project again, under a
+    new term, it simply claims the item afresh."""
+    held = await hold(store)
+    notifier = Confirming()
+    notifier.before_send = lambda index: held.clear()
+    dispatcher = Dispatcher(store, notifier, fences=lambda: held, clock=clock)
+    await enqueue(store, [1])
+    assert not await dispatcher.deliver_once()
+    retried: list[int] = []
+    real_retry = store.outbox_retry
+
+    async def spy(item_id: int, next_attempt: float, error: str, **kw: bool) -> None:
+        retried.append(item_id)
+        await real_retry(item_id, next_attempt, error, **kw)
+
+    monkeypatch.setattr(store, "outbox_retry", spy)
+    await store.release_lease("default", TEST_HOLDER)
+    assert await store.acquire_lease("default", "replica-b", 60.0) == 2  # a successor
+    await store.release_lease("default", "replica-b")
+    held.update(await hold(store))  # ours again, under term 3
+    notifier.before_send = lambda index: None
+    assert await dispatcher.deliver_once()
+    assert retried == []
+    assert targets(notifier.items) == ids(1) and await store.outbox_size() == 0
 
 
 def test_a_notification_queued_by_an_older_version_still_loads() -> None:

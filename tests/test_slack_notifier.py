@@ -509,6 +509,9 @@ class Settled:
     async def start(self, record_ids: Sequence[int]) -> list[int]:
         return list(record_ids)
 
+    def confirm(self, project: str) -> None:
+        """The test's leases are always held."""
+
     def fence(self, project: str) -> Fence:
         return self._fences()[project]
 
@@ -535,6 +538,33 @@ async def timed_web(slack: SlackRig) -> AsyncIterator[SlackWebClient]:
     web = open_web_client(BOT_TOKEN, slack.standin.api_url, timeout=0.3)
     yield web
     await web.close()
+
+
+async def test_nothing_is_posted_once_the_lease_is_in_doubt(
+    slack: SlackRig,
+    store: MemoryStore,
+    rules: RulesHolder,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The lease goes right after the item is claimed (the replica was paused past it):
+    the notifier confirms the lease before posting, so nothing reaches Slack, and the
+    item stays queued for whoever holds the lease."""
+    held = await hold(store)
+    claim = store.outbox_start
+
+    async def claim_then_lose(item_ids: Sequence[int], fence: Fence) -> list[int]:
+        claimed = await claim(item_ids, fence)
+        held.clear()
+        return claimed
+
+    monkeypatch.setattr(store, "outbox_start", claim_then_lose)
+    notifier = SlackNotifier(slack.web, store, rules, clock=clock, pace=None)
+    dispatcher = Dispatcher(store, notifier, fences=lambda: held, clock=clock)
+    await store.enqueue([notification(alert(CLICKS))], project="default", now=clock())
+    assert not await dispatcher.deliver_once()
+    assert slack.standin.calls_of("chat.postMessage") == []
+    assert await store.outbox_size() == 1
 
 
 async def test_top_level_posts_carry_metadata_naming_their_incident(

@@ -31,11 +31,6 @@ from typing import Any
 import aiohttp
 import structlog
 from aiohttp import web
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
 
 from watchdog.deliver.notifier import Notifier
 from watchdog.deliver.outbox import Dispatcher
@@ -198,16 +193,13 @@ async def _notifier(
             group_threshold=lambda: rules.current.slack.group_threshold,
         )
         return terminal, None
-    # Its own session: slack-sdk's timeout does not apply to a shared one.
+    # Its own session: slack-sdk's timeout does not apply to a shared one. No retries
+    # inside slack-sdk: the outbox retries (429, 5xx, connection errors) with its own
+    # backoff, claiming the item afresh under the project's lease each time, where an SDK
+    # retry could post after the lease moved on, or re-post what a dropped connection
+    # had delivered without looking first.
     web_client = open_web_client(
-        settings.slack_bot_token.get_secret_value(),
-        settings.slack_api_url,
-        timeout=SLACK_TIMEOUT,
-        retry_handlers=[
-            AsyncRateLimitErrorRetryHandler(max_retry_count=2),
-            AsyncServerErrorRetryHandler(max_retry_count=2),
-            AsyncConnectionErrorRetryHandler(max_retry_count=2),
-        ],
+        settings.slack_bot_token.get_secret_value(), settings.slack_api_url, timeout=SLACK_TIMEOUT
     )
     stack.push_async_callback(web_client.close)
     notifier = SlackNotifier(web_client, store, rules, clock=options.clock, metrics=metrics)

@@ -6,7 +6,9 @@ crash they are known to be maybe sent), and reports, one by one, which it delive
 (:meth:`Receipts.done`) or can never deliver (:meth:`Receipts.dead`). When the
 destination is down it raises :class:`DeliveryUnavailable`: the dispatcher keeps the rest
 queued and tries again later, so nothing is lost and nothing jumps the queue. Writes the
-notifier makes itself (a storm's thread progress) go under :meth:`Receipts.fence`.
+notifier makes itself (a storm's thread progress) go under :meth:`Receipts.fence`, and
+right before each call that changes something at the destination it asks
+:meth:`Receipts.confirm`, since no database fences the destination itself.
 """
 
 from __future__ import annotations
@@ -24,6 +26,12 @@ class Receipts(Protocol):
         ids that may be sent now. Others are left out (another deliverer has them, or
         they are gone) and must not be sent. ``FencedOut`` when this replica no longer
         holds the lease of their project: send nothing more for it."""
+
+    def confirm(self, project: str) -> None:
+        """``FencedOut`` unless this replica is still sure to hold the lease this delivery
+        speaks for ``project`` under: asked right before each post or edit, so that a
+        replica that lost its lease in the middle of a delivery (paused past it, say)
+        sends nothing more."""
 
     def fence(self, project: str) -> Fence:
         """The lease this delivery speaks for ``project`` under ("" for coordinator

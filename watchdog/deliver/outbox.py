@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 
 import structlog
 
@@ -48,19 +48,30 @@ class _Receipts:
         fences: Mapping[str, Fence],
         records: Sequence[OutboxRecord],
         out_of_time: Callable[[], bool],
+        held: Fences,
     ) -> None:
         self._store = store
         self._fences = fences
+        self._held = held  # the leases held now (the fences above may have gone since)
         self._projects = {record.id: record.project for record in records}
         self.started: set[int] = set()
         self.settled: set[int] = set()
         self.out_of_time = out_of_time
+
+    def project_of(self, record_id: int) -> str:
+        return self._projects[record_id]
 
     def fence(self, project: str) -> Fence:
         fence = self._fences.get(project)
         if fence is None:  # not ours (outbox_due was asked for our projects only)
             raise FencedOut(project, 0, None)
         return fence
+
+    def confirm(self, project: str) -> None:
+        fence = self.fence(project)
+        now = self._held().get(project)
+        if now != fence:
+            raise FencedOut(fence.project, fence.term, now.term if now is not None else None)
 
     async def start(self, record_ids: Sequence[int]) -> list[int]:
         by_project: dict[str, list[int]] = {}
@@ -117,12 +128,15 @@ class Dispatcher:
         self._wakeup = asyncio.Event()
         self._failures = 0
         self._crashes: dict[int, int] = {}  # outbox id -> notifier crashes on it
-        # Items claimed but neither settled nor handed back (the store failed at the
-        # time): handed back first thing next time, or they stay claimed all term.
-        self._unreleased: set[int] = set()
+        # Items claimed but neither settled nor handed back (the store failed, or the
+        # lease was in doubt, at the time), with the project and lease they were claimed
+        # under: handed back once that lease is sure to be ours again, or they would stay
+        # claimed all term; left to the next holder when the lease moved on.
+        self._unreleased: dict[int, tuple[str, Fence]] = {}
         self._backlog = False  # the last batch was full: more may be due
         self._deadline: float | None = None  # event-loop time a graceful stop ends at
         self._delivering = False
+        self._store_down = False
         self.blocked_until = 0.0
         self.delivered = 0
 
@@ -134,9 +148,7 @@ class Dispatcher:
         """Deliver the due items (one batch). False when the destination is unavailable
         or the notifier crashed; :attr:`blocked_until` then says when to try again."""
         now = self._clock()
-        for record_id in sorted(self._unreleased):
-            await self._store.outbox_retry(record_id, now, "interrupted", maybe_sent=True)
-            self._unreleased.discard(record_id)
+        await self._release(now)
         fences = dict(self._fences())
         if not fences:
             self._backlog = False
@@ -146,13 +158,15 @@ class Dispatcher:
         if not records:
             await self._report_size()
             return True
-        receipts = _Receipts(self._store, fences, records, self._out_of_time)
+        receipts = _Receipts(self._store, fences, records, self._out_of_time, self._fences)
         try:
             await self._notifier.deliver(records, receipts)
         except FencedOut as exc:
-            # Another replica took the project over: what we claimed is its to settle.
+            # Another replica took the project over (or may have: our lease is in doubt):
+            # what we claimed is its to settle, unless the lease turns out to be ours.
             log.warning("outbox.lease_lost", project=exc.project, error=str(exc))
             self.delivered += len(receipts.settled)
+            self._keep_claims(receipts, receipts.started - receipts.settled)
             self._back_off(None)
             return False
         except DeliveryUnavailable as exc:
@@ -172,13 +186,13 @@ class Dispatcher:
             tried = [r for r in pending if r.id in receipts.started] or pending[:1]
             for record in tried:
                 maybe = record.maybe_sent or (exc.maybe_sent and record.id in receipts.started)
-                await self._hand_back(record.id, now, str(exc)[:500], maybe)
+                await self._hand_back(record, receipts, now, str(exc)[:500], maybe)
             await self._report_size()
             return False
         except StoreError:
             # The store failed, not the notifier: no item is to blame (run() backs off).
             self.delivered += len(receipts.settled)
-            self._unreleased.update(receipts.started - receipts.settled)
+            self._keep_claims(receipts, receipts.started - receipts.settled)
             raise
         except Exception as exc:
             # A bug rendering or sending one item must not hold back every later alert:
@@ -188,21 +202,19 @@ class Dispatcher:
             self.delivered += len(receipts.settled)
             self._back_off(None)
             # In flight when it crashed: it may have been sent.
-            self._unreleased.update(r.id for r in pending if r.id in receipts.started)
+            self._keep_claims(receipts, {r.id for r in pending if r.id in receipts.started})
             if pending:
                 head = pending[0].id
                 self._crashes[head] = self._crashes.get(head, 0) + 1
                 if self._crashes[head] >= MAX_CRASHES:
                     del self._crashes[head]
                     await receipts.dead(head, f"notifier crashed: {exc!r}"[:500])
-                    self._unreleased.discard(head)
+                    self._unreleased.pop(head, None)
             await self._report_size()
             return False
         self.delivered += len(receipts.settled)
         # Claimed but not settled, and no error: the notifier stopped for the deadline.
-        self._unreleased.update(
-            r.id for r in records if r.id in receipts.started - receipts.settled
-        )
+        self._keep_claims(receipts, receipts.started - receipts.settled)
         if self._failures:
             log.info("outbox.destination_back", after_failures=self._failures)
         self._failures = 0
@@ -210,13 +222,39 @@ class Dispatcher:
         await self._report_size()
         return True
 
-    async def _hand_back(self, record_id: int, now: float, error: str, maybe_sent: bool) -> None:
-        """Return a claimed item to the queue for a later attempt."""
+    async def _hand_back(
+        self, record: OutboxRecord, receipts: _Receipts, now: float, error: str, maybe_sent: bool
+    ) -> None:
+        """Return a claimed item to the queue for a later attempt — only while its lease
+        is still ours: after a takeover the item is the new holder's (who may have
+        claimed it already), and it already reads back as maybe sent."""
+        claim = (record.project, receipts.fence(record.project))
+        if self._fences().get(record.project) != claim[1]:
+            self._unreleased[record.id] = claim
+            return
         try:
-            await self._store.outbox_retry(record_id, now, error, maybe_sent=maybe_sent)
+            await self._store.outbox_retry(record.id, now, error, maybe_sent=maybe_sent)
         except Exception:
-            self._unreleased.add(record_id)
+            self._unreleased[record.id] = claim
             raise
+
+    def _keep_claims(self, receipts: _Receipts, record_ids: Collection[int]) -> None:
+        """Claims to hand back later (see :meth:`_release`)."""
+        for record_id in record_ids:
+            project = receipts.project_of(record_id)
+            self._unreleased[record_id] = (project, receipts.fence(project))
+
+    async def _release(self, now: float) -> None:
+        """Hand back the claims kept earlier whose lease is ours for sure again; forget
+        those whose project we now hold under another term (claimable by that term)."""
+        held = self._fences()
+        for record_id, (project, fence) in sorted(self._unreleased.items()):
+            current = held.get(project)
+            if current == fence:
+                await self._store.outbox_retry(record_id, now, "interrupted", maybe_sent=True)
+            elif current is None:
+                continue  # not ours for sure now: ask again next time
+            del self._unreleased[record_id]
 
     def _back_off(self, retry_after: float | None) -> float:
         """Block delivery for the next (capped, jittered) backoff; returns the delay."""
@@ -255,11 +293,22 @@ class Dispatcher:
             self._delivering = True
             try:
                 ok = await self.deliver_once()
+            except StoreError as exc:
+                # The store failed (the notifier's failures are handled in deliver_once):
+                # an outage, said once (the replica's health says it too), then its end.
+                if not self._store_down:
+                    log.warning("outbox.store_unavailable", error=str(exc))
+                self._store_down = True
+                ok = False
+                self._back_off(None)
             except Exception:
-                # The store failed (the notifier's failures are handled in deliver_once).
                 log.exception("outbox.store_failed")
                 ok = False
                 self._back_off(None)
+            else:
+                if self._store_down:
+                    log.info("outbox.store_back")
+                self._store_down = False
             finally:
                 self._delivering = False
             if self._deadline is not None:

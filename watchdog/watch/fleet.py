@@ -12,6 +12,12 @@ every lease so a rolling update hands over at once.
 A lease renewed under a new term (it lapsed and was taken again) means someone else may
 have written meanwhile: the watcher reloads. A lease lost to another replica stops the
 watcher at once; its writes are fenced anyway (:mod:`watchdog.store`).
+
+Slack is not fenced by the database, so delivery asks :meth:`Fleet.fences` right before
+each call, and that counts a lease as held only while this replica's own clock says the
+lease cannot have run out since the store last confirmed it. A replica that was paused
+(SIGSTOP, a long GC, a frozen VM) past its lease therefore posts nothing on waking, even
+before its next round finds the lease gone.
 """
 
 from __future__ import annotations
@@ -51,6 +57,9 @@ class Fleet:
         self._sleep = sleep
         self._on_change = on_change  # the set of leases changed (wake delivery)
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        #: when (our clock) the store last confirmed each lease we hold: the start of the
+        #: call that took or renewed it, so that the lease ran from no earlier than that
+        self._confirmed: dict[str, float] = {}
         self.health = Health("")  # the replica's own problems (the store, the leases)
         self.last_round_at: float | None = None
         self._stopping = False
@@ -74,10 +83,21 @@ class Fleet:
         """The project whose lease holder also delivers items of no project."""
         return min(self.watchers)
 
+    @property
+    def valid_for(self) -> float:
+        """How long after the store confirmed a lease this replica relies on it: the lease,
+        less an allowance for the clocks of replica and database drifting apart."""
+        return self.lease_seconds - min(1.0, self.lease_seconds / 10)
+
     def fences(self) -> dict[str, Fence]:
-        """The leases held now, by project; "" (items of no project) goes with the
-        coordinator project's."""
-        held = {name: fence for name, w in self.watchers.items() if (fence := w.fence)}
+        """The leases held now and sure to be ours by our own clock, by project; ""
+        (items of no project) goes with the coordinator project's."""
+        now = self._clock()
+        held = {
+            name: fence
+            for name, w in self.watchers.items()
+            if (fence := w.fence) and now - self._confirmed.get(name, -math.inf) < self.valid_for
+        }
         if self.coordinator in held:
             held[""] = held[self.coordinator]
         return held
@@ -104,10 +124,17 @@ class Fleet:
             self.health.report("store", None, now)
         self.last_round_at = self._clock()
 
+    async def _acquire(self, name: str) -> int | None:
+        asked = self._clock()
+        term = await self._store.acquire_lease(name, self.replica, self.lease_seconds)
+        if term is not None:
+            self._confirmed[name] = asked
+        return term
+
     async def _renew(self) -> None:
         for name in self.leads():
             watcher = self.watchers[name]
-            term = await self._store.acquire_lease(name, self.replica, self.lease_seconds)
+            term = await self._acquire(name)
             if term is None:
                 self._lose(name, "another replica holds the lease now")
             elif term != watcher.term:
@@ -131,7 +158,7 @@ class Fleet:
             orphaned = lease is None or lease.holder not in live
             if len(mine) >= share and not orphaned:
                 continue
-            term = await self._store.acquire_lease(name, self.replica, self.lease_seconds)
+            term = await self._acquire(name)
             if term is not None:
                 await self._start(name, term)
                 mine.append(name)

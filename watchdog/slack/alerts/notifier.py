@@ -12,15 +12,22 @@
   (:mod:`watchdog.slack.alerts.recovery`) and, when it finds it, carries on as if Slack's
   answer had come.
 - Posts are paced per channel (Slack allows about one message a second per channel with
-  short bursts); 429s, 5xx and connection errors are first retried by slack-sdk's retry
-  handlers, then reported as :class:`~watchdog.deliver.notifier.DeliveryUnavailable` so the outbox
-  keeps the item. Errors Slack will always give for an item (archived channel, blocks it
-  rejects) get one fallback, then the item is dead-lettered rather than block the queue.
+  short bursts); 429s, 5xx and connection errors are reported as
+  :class:`~watchdog.deliver.notifier.DeliveryUnavailable` so the outbox keeps the item and
+  retries it later (the bot gives its notifier a client without slack-sdk's own retries:
+  an outbox retry claims the item afresh under the project's lease, a retry inside the
+  SDK would not, and could land long after the lease moved to another replica).
+- Right before each post or edit the notifier asks the receipts to confirm this replica
+  still holds the project's lease (:meth:`~watchdog.deliver.notifier.Receipts.confirm`):
+  a replica paused mid-delivery past its lease sends nothing when it wakes.
+- Errors Slack will always give for an item (archived channel, blocks it rejects) get
+  one fallback, then the item is dead-lettered rather than block the queue.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -81,6 +88,8 @@ _BAD_CHANNEL = frozenset(
 _TRANSIENT = frozenset(
     {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"}
 )
+#: The calls that change what the channel shows (the ones a lease must cover).
+_WRITES = frozenset({"chat_postMessage", "chat_update"})
 _GONE_MESSAGE = frozenset(
     {"message_not_found", "cant_update_message", "edit_window_closed", "thread_not_found"}
 )
@@ -124,6 +133,8 @@ class SlackNotifier:
         self._metrics = metrics
         self._pace = pace
         self._limiters: dict[str, AsyncLimiter] = {}
+        #: set while a send unit is delivered: raises unless its lease is still ours
+        self._confirm: Callable[[], None] | None = None
 
     async def check_auth(self) -> str:
         """``auth.test`` at start-up: the bot's user id.
@@ -160,6 +171,8 @@ class SlackNotifier:
             if limiter is None:
                 limiter = self._limiters[channel] = AsyncLimiter(*self._pace)
             await limiter.acquire()
+        if method in _WRITES and self._confirm is not None:
+            self._confirm()  # as late as can be: waiting for the pace took time too
         try:
             resp = await getattr(self._web, method)(channel=channel, **kwargs)
         except SlackApiError as exc:
@@ -286,6 +299,7 @@ class SlackNotifier:
                 continue  # another deliverer has them, or they are gone
             unit = dataclasses.replace(unit, records=mine)
             find = finder.find if finder is not None and _maybe_sent(unit) else None
+            self._confirm = functools.partial(receipts.confirm, unit.records[0].project)
             try:
                 created = await self._send(unit, receipts, known, find)
             except _Permanent as exc:
@@ -295,6 +309,8 @@ class SlackNotifier:
                 for record in unit.records:
                     await receipts.dead(record.id, exc.error)
                 continue
+            finally:
+                self._confirm = None
             for i, record in enumerate(unit.records):
                 await receipts.done(record.id, created if i == 0 else {})
 
