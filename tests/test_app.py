@@ -62,6 +62,7 @@ async def running_bot(
     slack: bool = True,
     bot_token: str = "xoxb-standin",
     standin: SlackStandIn | None = None,
+    rules: str = RULES,
 ) -> AsyncIterator[Running]:
     clock = FakeClock()
     sim = Simulator(clock=clock)
@@ -88,7 +89,7 @@ async def running_bot(
             terminal_write=lambda line: None,
             response_url_prefixes=(standin.response_url(""),),
         )
-        app = build_app(settings, holder(RULES), options)
+        app = build_app(settings, holder(rules), options)
         async with TestServer(app) as bot:
             yield Running(sim, standin, bot, clock)
 
@@ -125,6 +126,22 @@ async def test_healthz_is_503_when_the_loop_has_not_ticked_for_three_intervals()
             body = await resp.json()
             assert "has not ticked" in body["detail"]
             assert body["leads"] == ["default"] and body["replica"]
+        async with http.get(run.bot.make_url("/livez")) as resp:
+            assert resp.status == 503 and "has not ticked" in (await resp.json())["detail"]
+
+
+async def test_a_loop_slowed_by_an_outage_is_alive_for_a_minute() -> None:
+    """With a short interval, a loop that has not come round for three intervals (each
+    store call may take 10 s in a database outage) is still alive; only a minute without
+    progress makes /livez say it is stuck (a restart cures a stuck loop, not an outage)."""
+    short = RULES.replace('interval = "30s"', 'interval = "5s"')
+    async with running_bot(rules=short) as run, aiohttp.ClientSession() as http:
+        watcher = run.bot.app[BOT].watchers["default"]
+        await _until(lambda: watcher.last_tick_at is not None)
+        run.clock.advance(30)
+        async with http.get(run.bot.make_url("/livez")) as resp:
+            assert resp.status == 200, await resp.text()
+        run.clock.advance(31)
         async with http.get(run.bot.make_url("/livez")) as resp:
             assert resp.status == 503 and "has not ticked" in (await resp.json())["detail"]
 

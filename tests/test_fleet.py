@@ -251,3 +251,22 @@ async def test_a_tick_under_a_lost_lease_writes_nothing_and_steps_down(
     with pytest.raises(LeaseLost):
         await watcher.tick(clock())
     assert watcher.term is None
+
+
+async def test_a_tick_under_a_lost_lease_stores_no_samples(
+    replicas: Replicas, clock: FakeClock, store: MemoryStore
+) -> None:
+    """Samples swept before the lease was lost are not appended either: the fenced commit
+    goes first, so the successor's history gets nothing from a stale replica."""
+    a = replicas.add("a")
+    await replicas.rounds()
+    watcher = a.watchers["alpha"]
+    watcher.sweep.set_targets({job_id(1): ("numRowsProcessed",)}, clock())
+    report = await watcher.sweep.sweep_once()
+    assert report.attempted == 1
+    clock.advance(20)
+    replicas.add("b")
+    await replicas.rounds("b")
+    with pytest.raises(LeaseLost):
+        await watcher.tick(clock())
+    assert await store.load_samples("alpha", 0.0) == []

@@ -55,6 +55,11 @@ from watchdog.watch.loop import Watcher
 log = structlog.get_logger(__name__)
 
 SHUTDOWN_BUDGET = 8.0  # seconds; the container gives 10 before SIGKILL
+#: Seconds without progress before a loop counts as stuck, at the least. A loop that
+#: cannot reach the database or Polaris still goes round — each store call gives up
+#: within 10 s, each listing at the tick's deadline — only slower; /livez must not get a
+#: replica restarted for an outage that a restart cannot cure.
+STALL_AFTER = 60.0
 BOT: web.AppKey[Bot] = web.AppKey("bot")
 
 
@@ -102,17 +107,18 @@ class Bot:
 
     def liveness(self) -> str | None:
         """Why the replica looks stuck (None: alive): a watch loop it runs, or its lease
-        loop, has not made progress for three of its periods."""
+        loop, has not made progress for three of its periods (and at least
+        :data:`STALL_AFTER`: an outage makes single rounds slow, not stuck)."""
         now = self.clock()
         interval = self.rules.current.watch.interval
         for name in self.fleet.leads():
             watcher = self.watchers[name]
             seen = (watcher.last_tick_at, watcher.last_progress_at)
             last = max((t for t in seen if t is not None), default=self.started_at)
-            if now - last > 3 * interval:
+            if now - last > max(3 * interval, STALL_AFTER):
                 return f"project {name}: the watch loop has not ticked for {now - last:.0f}s"
         last_round = self.fleet.last_round_at or self.started_at
-        if now - last_round > 3 * self.fleet.renew_every + 5:
+        if now - last_round > max(3 * self.fleet.renew_every + 5, STALL_AFTER):
             return f"the lease loop has not run for {now - last_round:.0f}s"
         return None
 

@@ -95,7 +95,9 @@ class Database:
             await pool.close(timeout=self._timeout)
 
     def _why(self, exc: BaseException) -> str:
-        if isinstance(exc, TimeoutError | PoolTimeout):
+        if isinstance(exc, PoolTimeout):
+            text = f"no connection to the database within {self._timeout:g}s"
+        elif isinstance(exc, TimeoutError):
             text = f"no answer within {2 * self._timeout:g}s"
         else:
             text = " ".join(str(exc).split()) or type(exc).__name__

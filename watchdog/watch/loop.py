@@ -259,8 +259,8 @@ class Watcher:
     async def _commit(self, tally: Tally, fence: Fence) -> None:
         """Write what the tally decided (and the samples swept since), then adopt it."""
         upserts, deletes, outgoing = tally.take()
+        rows = self.sweep.take_rows()
         try:
-            await self._store.append_samples(self.project, self.sweep.take_rows())
             await self._store.commit(
                 fence=fence, upserts=upserts, deletes=deletes, outbox=outgoing, now=tally.now
             )
@@ -270,12 +270,20 @@ class Watcher:
         except StoreError as exc:
             self.health.report("store", f"cannot record the project's state: {exc}", tally.now)
             raise
-        self.health.report("store", None, tally.now)
         tally.committed.extend(outgoing)
         self._alerts = dict(tally.alerts)  # only now: the store has it
         self._progress()
         if outgoing:
             self._on_commit()
+        # After the fenced commit, so that a replica that lost the lease writes no samples.
+        # Failing here loses nothing the watch needs now (the book holds the samples),
+        # only history for a restart or a successor: said, not raised.
+        try:
+            await self._store.append_samples(self.project, rows)
+        except StoreError as exc:
+            self.health.report("store", f"cannot record the project's samples: {exc}", tally.now)
+            return
+        self.health.report("store", None, tally.now)
 
     def _meta_verdict(self, now: float, seen: Observation, rules: RuleSet) -> Verdict:
         """The verdict of the meta-alert, and the project's health as it stands."""
@@ -330,6 +338,7 @@ class Watcher:
         while self.term is not None:
             interval = self._rules.current.watch.interval
             self.idle.clear()
+            store_failed = False
             try:
                 report = await self.tick(next_at)
                 self._log.debug(
@@ -342,8 +351,12 @@ class Watcher:
             except LeaseLost as exc:
                 self._log.warning("watch.lease_lost", reason=str(exc))
                 return
-            except StoreError:
-                pass  # reported as a problem by _commit; the next tick tries again
+            except StoreError as exc:
+                # A problem until a commit succeeds (_commit says which write failed; a
+                # read may fail first); the next tick tries again.
+                store_failed = True
+                if "store" not in self.health.problems:
+                    self.health.report("store", f"cannot use the state store: {exc}", next_at)
             except Exception:
                 self._log.exception("watch.tick_crashed")
                 self.health.report("tick", "the watch loop crashed (see the logs)", next_at)
@@ -358,12 +371,15 @@ class Watcher:
             behind = self._clock() - next_at
             if behind > 0:
                 skipped = math.ceil(behind / interval)
-                self._log.warning(
-                    "watch.overrun",
-                    skipped_ticks=skipped,
-                    hint="a listing tick took longer than [watch] interval: Polaris is slow "
-                    "to list, or the listings are long; lengthen the interval or raise "
-                    "page_size",
-                )
+                # A store that does not answer is a problem of its own (said above), not
+                # a slow Polaris listing.
+                if not store_failed:
+                    self._log.warning(
+                        "watch.overrun",
+                        skipped_ticks=skipped,
+                        hint="a listing tick took longer than [watch] interval: Polaris is "
+                        "slow to list, or the listings are long; lengthen the interval or "
+                        "raise page_size",
+                    )
                 next_at += skipped * interval
             await self._sleep(next_at - self._clock())
