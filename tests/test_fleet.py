@@ -190,6 +190,24 @@ async def test_a_lease_is_relied_on_only_while_the_replicas_clock_says_it_holds(
     assert set(a.fences()) == everything
 
 
+async def test_a_standby_comes_round_just_after_a_dead_replicas_lease_ends(
+    replicas: Replicas, clock: FakeClock
+) -> None:
+    """While the other replica renews, a standby's rounds come every lease / 3; once it
+    stops (a SIGKILL), the standby's next round is right after that lease ends, so the
+    takeover does not wait for a further period."""
+    replicas.add("a")
+    b = replicas.add("b")
+    await replicas.rounds(times=3)
+    assert b.next_round_in() == b.renew_every
+    clock.advance(12)  # a died 12 s into its 15 s lease: 3 s left
+    await replicas.rounds("b")
+    assert b.next_round_in() == pytest.approx(3.05)
+    clock.advance(b.next_round_in())
+    await replicas.rounds("b")
+    assert sorted(b.leads()) == list(PROJECTS)
+
+
 async def test_a_stopping_replica_hands_over_at_once(replicas: Replicas) -> None:
     """SIGTERM releases the leases and leaves: the other replica takes every project at
     its next round, without waiting for any lease or heartbeat to lapse."""

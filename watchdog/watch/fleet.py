@@ -6,8 +6,9 @@ others stand by. Every ``lease / 3`` seconds the fleet says it is alive (a heart
 the store), renews the leases it holds, and balances: with N projects and R live replicas
 a replica holds at most ``ceil(N / R)`` of them, releasing one when it holds more, and
 takes over any project whose lease is free or whose holder stopped beating. A replica
-that dies is replaced within the lease (default 15 s) plus one renewal; SIGTERM releases
-every lease so a rolling update hands over at once.
+that dies is replaced within the lease (default 15 s): a standby runs its next round
+just after the soonest lease of another replica runs out, not a whole period later.
+SIGTERM releases every lease, so a rolling update hands over at the next round.
 
 A lease renewed under a new term (it lapsed and was taken again) means someone else may
 have written meanwhile: the watcher reloads. A lease lost to another replica stops the
@@ -36,6 +37,9 @@ from watchdog.watch.loop import Watcher
 
 log = structlog.get_logger(__name__)
 
+#: Seconds after another replica's lease ends that a standby's round comes.
+_AFTER_EXPIRY = 0.05
+
 
 class Fleet:
     def __init__(
@@ -62,6 +66,7 @@ class Fleet:
         self._confirmed: dict[str, float] = {}
         self.health = Health("")  # the replica's own problems (the store, the leases)
         self.last_round_at: float | None = None
+        self._expiries: list[float] = []  # others' leases, as the last round saw them
         self._stopping = False
 
     # ---- what others read ----------------------------------------------------------
@@ -108,7 +113,17 @@ class Fleet:
         """Heartbeat, renew, balance and take over, every ``lease / 3`` seconds."""
         while not self._stopping:
             await self.round()
-            await self._sleep(self.renew_every)
+            await self._sleep(self.next_round_in())
+
+    def next_round_in(self) -> float:
+        """Seconds to the next round: ``lease / 3``, or less when another replica's lease
+        runs out sooner (its holder stopped renewing it: it may be dead), so that the
+        takeover follows the lease's end closely. Lease times are the store's clock;
+        clocks apart by some seconds only make this early (a wasted round) or late (by
+        at most the period)."""
+        now = self._clock()
+        soonest = min((t for t in self._expiries if t > now), default=math.inf)
+        return min(self.renew_every, max(soonest - now + _AFTER_EXPIRY, _AFTER_EXPIRY))
 
     async def round(self) -> None:
         """One heartbeat-renew-balance round (tests call it directly)."""
@@ -116,6 +131,11 @@ class Fleet:
         try:
             live = set(await self._store.heartbeat(self.replica, self.lease_seconds))
             leases = {lease.project: lease for lease in await self._store.leases()}
+            self._expiries = [
+                lease.expires
+                for lease in leases.values()
+                if lease.holder != self.replica and lease.project in self.watchers
+            ]
             await self._renew()
             await self._balance(live, leases)
         except StoreError as exc:
