@@ -134,6 +134,22 @@ class BotProcess:
             return False
         return isinstance(body, dict) and body.get("detail") == "ok"
 
+    async def health(self) -> tuple[int, dict[str, Any]] | None:
+        """``/healthz``: its status and JSON body; None while the bot does not answer."""
+        got = await self._get("/healthz")
+        if got is None:
+            return None
+        try:
+            body: Any = json.loads(got[1])
+        except ValueError:
+            return None
+        return got[0], body if isinstance(body, dict) else {}
+
+    async def live(self) -> int | None:
+        """``/livez``'s status; None while the bot does not answer."""
+        got = await self._get("/livez")
+        return None if got is None else got[0]
+
     async def metrics(self) -> dict[str, float] | None:
         """``/metrics`` parsed by :func:`read_metrics`; None while the bot does not answer."""
         got = await self._get("/metrics")
