@@ -10,10 +10,10 @@ Both serialise to plain JSON (:func:`dump_outgoing` / :func:`load_outgoing`).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-from watchdog.domain.alerts import AlertState, Reason, RuleFacts, alert_from_dict
+from watchdog.domain.alerts import AlertState, Reason, RuleFacts, alert_from_dict, plain
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +55,8 @@ Outgoing = Notification | AuditEntry
 def dump_outgoing(item: Outgoing) -> str:
     """JSON for the outbox."""
     if isinstance(item, Notification):
-        return json.dumps({"type": "notification", **asdict(item)}, separators=(",", ":"))
-    return json.dumps({"type": "audit", **asdict(item)}, separators=(",", ":"))
+        return json.dumps({"type": "notification", **plain(item)}, separators=(",", ":"))
+    return json.dumps({"type": "audit", **plain(item)}, separators=(",", ":"))
 
 
 def load_outgoing(text: str) -> Outgoing:
