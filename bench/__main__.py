@@ -28,6 +28,8 @@ BENCHMARKS: dict[str, str] = {
     "ack": "bench.command_ack",
     "storm": "bench.storm",
     "api": "bench.api_use",
+    "failover": "bench.failover",
+    "commit": "bench.commit",
 }
 
 
