@@ -254,14 +254,15 @@ def test_rules_config_map_passes_check(name: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["single-replica-sqlite.yaml", "ha-postgresql.yaml"])
-def test_pods_probe_healthz_and_stop_in_time(name: str) -> None:
-    """Readiness and liveness on /healthz, 15 s to drain, a 256Mi memory limit, port 8080."""
+def test_pods_probe_livez_and_stop_in_time(name: str) -> None:
+    """Readiness and liveness on /livez (a replica that cannot watch is neither restarted
+    nor cut off from Slack), 15 s to drain, a 256Mi memory limit, port 8080."""
     (deployment,) = _setup(name)["Deployment"]
     spec = deployment["spec"]["template"]["spec"]
     assert spec["terminationGracePeriodSeconds"] == 15
     (container,) = spec["containers"]
     for probe in ("readinessProbe", "livenessProbe"):
-        assert container[probe]["httpGet"]["path"] == "/healthz", probe
+        assert container[probe]["httpGet"]["path"] == "/livez", probe
     assert container["resources"]["limits"]["memory"] == "256Mi"
     assert {"name": "http", "containerPort": 8080} in container["ports"]
 
