@@ -7,6 +7,9 @@ SIGTERMed — with every fault ``--scale`` times longer, and prints the figures 
 Markdown table for the README, then anything that went wrong. Exit 0 when nothing did
 (no incident lost, duplicated or unresolved, nothing spurious, no crash or traceback).
 
+``--ha`` runs the three-replica scenario of ``tests/test_chaos_ha.py`` instead (three
+bot processes on a private PostgreSQL server; its own timeline, not scaled).
+
 ``run(scale, workdir)`` is the same for other benchmark scripts.
 """
 
@@ -24,7 +27,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from chaos_accounting import ChaosReport
+from chaos_ha_accounting import HaReport
+from chaos_ha_scenario import run_ha_chaos
 from chaos_scenario import Timing, run_chaos
+from pg_private import PrivatePostgres, find_bin_dir
 
 from watchdog.logs import configure_logging
 
@@ -34,6 +40,19 @@ def run(scale: float, workdir: Path, *, patience: float = 30.0) -> ChaosReport:
     # Waiting for a condition may take longer when the faults do.
     timing = Timing(scale=scale, patience=max(patience, patience * scale))
     return asyncio.run(run_chaos(workdir, timing, grace=30.0 * max(scale, 1.0)))
+
+
+def run_ha(workdir: Path) -> HaReport:
+    """One three-replica run (lease 2 s, interval 1 s, as the test); logs in ``workdir``."""
+    bin_dir, why = find_bin_dir()
+    if bin_dir is None:
+        raise SystemExit(f"cannot run the three-replica scenario: {why}")
+
+    async def go() -> HaReport:
+        async with PrivatePostgres(bin_dir) as pg:
+            return await run_ha_chaos(workdir, pg, lease=2.0, interval=1.0)
+
+    return asyncio.run(go())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,6 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--workdir", type=Path, default=None, help="keep state and bot logs here (a temp dir)"
     )
+    parser.add_argument(
+        "--ha", action="store_true", help="three replicas on PostgreSQL (tests/test_chaos_ha.py)"
+    )
     args = parser.parse_args(argv)
     if args.scale <= 0:
         parser.error("--scale must be positive")
@@ -54,9 +76,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging("console", level="warning", stream=sys.stderr)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="polaris-chaos-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    print(f"chaos run at scale {args.scale:g}; bot logs in {workdir}", file=sys.stderr)
-    report = run(args.scale, workdir)
-    print(f"### Chaos run (scale {args.scale:g})\n")
+    report: ChaosReport | HaReport
+    if args.ha:
+        print(f"three-replica chaos run; bot logs in {workdir}", file=sys.stderr)
+        report = run_ha(workdir)
+        print("### Chaos run, three replicas on PostgreSQL\n")
+    else:
+        print(f"chaos run at scale {args.scale:g}; bot logs in {workdir}", file=sys.stderr)
+        report = run(args.scale, workdir)
+        print(f"### Chaos run (scale {args.scale:g})\n")
     print(report.markdown())
     problems = report.problems()
     if problems:
