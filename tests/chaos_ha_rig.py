@@ -272,11 +272,6 @@ class HaRig:
                     **inherited,
                     "PYTHONPATH": str(REPO),
                     **{f"CHAOS_KEY_{p.upper()}": f"key-{p}" for p in PROJECTS},
-                    # `run` still asks for the one-project variables even when the rules
-                    # file has [[projects]] (which take precedence): name the first one.
-                    "POLARIS_API_URL": f"http://{sim_host}:{sim_port}",
-                    "POLARIS_PROJECT_ID": self.project_ids["p1"],
-                    "POLARIS_API_KEY": "key-p1",
                     "SLACK_BOT_TOKEN": BOT_TOKEN,
                     "SLACK_SIGNING_SECRET": "chaos-signing-secret",
                     "SLACK_API_URL": f"{slack_url}/{name}/api/",
