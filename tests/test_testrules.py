@@ -214,7 +214,7 @@ notified = [
     assert lines == [
         f"{path}:8: case 'names': firing: 'unhealthy' must name a rule and a job as 'rule/job'",
         f"{path}:10: case 'names': notified: 'fired:unhealthy/a' must start with one of "
-        "new, repeat, changed, resolved and ':'",
+        "new, repeat, changed, resolved, escalate and ':'",
     ]
 
 

@@ -3,7 +3,8 @@
 A batch of outbox records (one tick's notifications, in enqueue order) becomes a list of
 send units, in the order of their first record:
 
-- an audit line is always a unit of its own;
+- an audit line, a redraw of an incident's message and a digest are always units of
+  their own;
 - when a batch brings ``threshold`` or more NEW alerts of one rule for one project and
   channel, they become one *storm*: a single grouped message instead of one per job
   (the meta-alert about Polaris itself is never grouped);
@@ -24,14 +25,25 @@ from dataclasses import dataclass
 from typing import Literal
 
 from watchdog.domain.alerts import META_RULE, Reason
-from watchdog.domain.outgoing import AuditEntry, Notification
+from watchdog.domain.outgoing import AuditEntry, Notification, Redraw
 from watchdog.store import OutboxRecord
 
-UnitKind = Literal["audit", "single", "storm", "storm-repeat", "storm-changed", "storm-resolved"]
+UnitKind = Literal[
+    "audit",
+    "redraw",
+    "digest",
+    "single",
+    "storm",
+    "storm-repeat",
+    "storm-changed",
+    "storm-resolved",
+    "storm-escalate",
+]
 _FOLLOW_UP: dict[Reason, UnitKind] = {
     Reason.REPEAT: "storm-repeat",
     Reason.CHANGED: "storm-changed",
     Reason.RESOLVED: "storm-resolved",
+    Reason.ESCALATE: "storm-escalate",
     # A NEW for a storm member (a silence ended while it fired) is shown as still firing.
     Reason.NEW: "storm-repeat",
 }
@@ -90,8 +102,12 @@ def group(
 
     for record in records:
         item = record.item
-        if isinstance(item, AuditEntry):
-            units.append(("audit", [record], None))
+        if not isinstance(item, Notification):
+            alone: UnitKind = (
+                "audit" if isinstance(item, AuditEntry) else
+                "redraw" if isinstance(item, Redraw) else "digest"
+            )  # fmt: skip
+            units.append((alone, [record], None))
             continue
         alert = item.alert
         if groupable(item) and new_counts[(alert.project, alert.rule, item.channel)] >= threshold:

@@ -1,6 +1,8 @@
 """The terminal notifier: one coloured line per item, for the demo and Slack-less runs.
 
 Every alert line starts with its project (``[prod]``), as every Slack alert names it.
+Acknowledgement redraws become a line saying what changed, and the daily digest a line
+of plain words.
 
 It groups as the Slack notifier does (:mod:`watchdog.deliver.group`): a storm of NEW
 alerts of one rule is one line with a count, and its members' later repeats and resolves
@@ -17,7 +19,8 @@ from datetime import UTC, datetime
 from watchdog.deliver.group import SendUnit, group
 from watchdog.deliver.notifier import Receipts
 from watchdog.domain.alerts import Reason
-from watchdog.domain.outgoing import AuditEntry, Notification
+from watchdog.domain.digest import Counts, Digest
+from watchdog.domain.outgoing import AuditEntry, DigestPost, Notification, Outgoing, Redraw
 from watchdog.rules.durations import format_duration
 from watchdog.store import OutboxRecord
 
@@ -26,7 +29,10 @@ _COLOURS = {
     "REPEAT": "\x1b[33m",
     "CHANGED": "\x1b[35m",
     "RESOLVED": "\x1b[1;32m",
+    "ESCALATE": "\x1b[1;35m",
     "AUDIT": "\x1b[36m",
+    "UPDATE": "\x1b[36m",
+    "DIGEST": "\x1b[1;34m",
 }
 _RESET = "\x1b[0m"
 
@@ -35,12 +41,16 @@ def _clock(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S")
 
 
-def describe(item: Notification | AuditEntry) -> tuple[str, str]:
+def describe(item: Outgoing) -> tuple[str, str]:
     """(label, line) for one outgoing item: the plain-words form used in a terminal."""
     if isinstance(item, AuditEntry):
         verdict = "ok" if item.ok else f"failed: {item.result}"
         target = f"{item.project}/{item.target}" if item.project else item.target
         return "AUDIT", f"<{item.user}> {item.action} {target} — {verdict}"
+    if isinstance(item, Redraw):
+        return "UPDATE", f"incident {item.incident_id}: {item.note or 'redrawn'}"
+    if isinstance(item, DigestPost):
+        return "DIGEST", digest_text(item.digest)
     alert = item.alert
     job = alert.job
     where = f"job {job.job_id} table {job.table or '-'}" if job.job_id != "-" else "Polaris API"
@@ -49,20 +59,52 @@ def describe(item: Notification | AuditEntry) -> tuple[str, str]:
         Reason.REPEAT: "REPEAT",
         Reason.CHANGED: "CHANGED",
         Reason.RESOLVED: "RESOLVED",
+        Reason.ESCALATE: "ESCALATE",
     }[item.reason]
     if item.reason is Reason.RESOLVED:
         lasted = format_duration(max((alert.resolved_at or 0) - (alert.fired_at or 0), 0))
         why = f"{alert.resolve_reason or 'resolved'} (fired for {lasted})"
+    elif item.reason is Reason.ESCALATE:
+        why = f"unacknowledged, escalated to {item.mention or 'nobody'}"
     else:
         why = alert.condition.summary
     return label, f"[{alert.project}] {alert.severity:<8} {alert.rule} · {where} · {why}"
 
 
-def _at(item: Notification | AuditEntry) -> float:
-    return item.at if isinstance(item, AuditEntry) else item.alert.last_eval
+def _top(counts: Counts, shown: int = 3) -> str:
+    return ", ".join(f"{name} ×{count}" for name, count in counts[:shown]) or "-"
 
 
-_STORM_LABELS = {"storm-repeat": "REPEAT", "storm-changed": "CHANGED", "storm-resolved": "RESOLVED"}
+def digest_text(d: Digest) -> str:
+    """A digest in one line of plain words."""
+    span = format_duration(max(round(d.until - d.since), 1))
+
+    def median(seconds: float | None) -> str:
+        return "-" if seconds is None else format_duration(max(round(seconds), 0))
+
+    noisy = ", ".join(f"{j.job_id[:8]} ({j.table or '-'}) ×{j.incidents}" for j in d.noisiest)
+    return (
+        f"last {span}: {d.incidents} incidents, {d.still_firing} still firing, "
+        f"{d.acknowledged} acknowledged (median {median(d.median_ack)}), {d.resolved} "
+        f"resolved (median {median(d.median_resolve)}) · by rule: {_top(d.by_rule)} · "
+        f"by table: {_top(d.by_table)} · noisiest: {noisy or '-'}"
+    )
+
+
+def _at(item: Outgoing) -> float:
+    if isinstance(item, AuditEntry | Redraw):
+        return item.at
+    if isinstance(item, DigestPost):
+        return item.digest.until
+    return item.alert.last_eval
+
+
+_STORM_LABELS = {
+    "storm-repeat": "REPEAT",
+    "storm-changed": "CHANGED",
+    "storm-resolved": "RESOLVED",
+    "storm-escalate": "ESCALATE",
+}
 
 
 class TerminalNotifier:
@@ -99,7 +141,7 @@ class TerminalNotifier:
                 await receipts.done(record.id)
 
     def _lines(self, unit: SendUnit) -> Iterator[tuple[float, str, str]]:
-        if unit.kind in ("audit", "single"):
+        if unit.kind in ("audit", "single", "redraw", "digest"):
             item = unit.records[0].item
             yield (_at(item), *describe(item))
             return
@@ -121,7 +163,9 @@ class TerminalNotifier:
             self._storms[key] = (size, resolved)
             line = f"{len(items)} jobs resolved ({len(resolved)} of {size})"
         else:
-            verb = "still firing" if unit.kind == "storm-repeat" else "changed"
+            verb = {"storm-repeat": "still firing", "storm-changed": "changed"}.get(
+                unit.kind, f"unacknowledged, escalated to {first.mention or 'nobody'}"
+            )
             line = f"{len(items)} of {size} jobs {verb}"
         line = f"[{alert.project}] {alert.severity:<8} {alert.rule} · {line}"
         yield _at(first), _STORM_LABELS[unit.kind], line

@@ -34,6 +34,7 @@ class Reason(StrEnum):
     REPEAT = "repeat"  # still firing; the rule's repeat interval is due
     CHANGED = "changed"  # still firing, but health or execution status changed
     RESOLVED = "resolved"
+    ESCALATE = "escalate"  # firing, unacknowledged, for the rule's `escalate.after`
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,15 @@ class AlertState:
     notified_signature: tuple[str | None, str | None, str] | None = None
     #: the Polaris project the job belongs to (``default`` in single-project mode)
     project: str = DEFAULT_PROJECT
+    #: when the incident's first post was handed on (later than ``fired_at`` when a
+    #: silence or a maintenance window held it back): escalation counts from here
+    posted_at: float | None = None
+    #: who acknowledged the incident (a Slack user id) and when; the watch loop copies
+    #: it from the store's acknowledgements each tick
+    acked_by: str | None = None
+    acked_at: float | None = None
+    #: when the incident was escalated (it is, at most once)
+    escalated_at: float | None = None
 
     @property
     def fingerprint(self) -> str:

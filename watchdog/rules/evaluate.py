@@ -33,6 +33,7 @@ from watchdog.rules.model import (
     BudgetRule,
     ExecutionRule,
     HealthRule,
+    Match,
     RateRule,
     RatioRule,
     RisingRule,
@@ -53,6 +54,7 @@ __all__ = [
     "BUDGET_METRIC",
     "SPARKLINE_POINTS",
     "evaluate",
+    "fits",
     "increase",
     "matches",
     "needs_samples",
@@ -69,16 +71,7 @@ def matches(rule: Rule, job: Job, now: float, *, check_age: bool = True) -> bool
     ``max_age`` keeps old history from starting alerts; ``check_age=False`` leaves it out
     for a job whose alert already fires (a job that stays failed must not "resolve" a day
     later just because it got old)."""
-    match = rule.match
-    if match.type and job.type not in match.type:
-        return False
-    if match.execution_status and job.execution_status not in match.execution_status:
-        return False
-    if match.table:
-        table = job.table
-        if table is None or not any(fnmatchcase(table, glob) for glob in match.table):
-            return False
-    if match.job_id and job.id.lower() not in match.job_id:
+    if not fits(rule.match, job.type, job.execution_status, job.table, job.id):
         return False
     if check_age and rule.max_age > 0 and job.is_terminal:
         # A job that ended long ago is history: listing it must not page anyone.
@@ -86,6 +79,28 @@ def matches(rule: Rule, job: Job, now: float, *, check_age: bool = True) -> bool
         if updated is not None and updated.timestamp() < now - rule.max_age:
             return False
     return True
+
+
+def fits(
+    match: Match,
+    job_type: str,
+    execution_status: str,
+    table: str | None,
+    job_id: str,
+    project: str | None = None,
+) -> bool:
+    """Whether a job with these facts passes ``match`` — the rules' matcher, which
+    maintenance windows use too. ``project`` None leaves ``match.project`` out (the watch
+    loop hands a rule only the jobs of projects it looks at)."""
+    if match.type and job_type not in match.type:
+        return False
+    if match.execution_status and execution_status not in match.execution_status:
+        return False
+    if match.table and (table is None or not any(fnmatchcase(table, g) for g in match.table)):
+        return False
+    if match.job_id and job_id.lower() not in match.job_id:
+        return False
+    return project is None or not match.project or project in match.project
 
 
 def needs_samples(rule: Rule, job: Job) -> bool:

@@ -9,7 +9,9 @@ write a one-element set.
 from __future__ import annotations
 
 import re
+import zoneinfo
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, StrictFloat
@@ -21,6 +23,10 @@ from watchdog.rules.durations import Duration, format_duration
 from watchdog.rules.problems import did_you_mean
 
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
+WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_FULL_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_TIME_OF_DAY = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])|24:00")
+_ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 # What Polaris project ids look like (UUIDs) and what stand-ins use: no '/', '?', '%'.
 _PROJECT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -122,6 +128,53 @@ def _url(value: str) -> str:
     return value
 
 
+def _weekday(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value  # the str type check says what is wrong
+    word = value.strip().lower()
+    if word in _FULL_DAYS:
+        return WEEKDAYS[_FULL_DAYS.index(word)]
+    if word not in WEEKDAYS:
+        hint = did_you_mean(word, WEEKDAYS) or f"expected one of: {', '.join(WEEKDAYS)}"
+        raise ValueError(f"bad day {value!r} ({hint})")
+    return word
+
+
+def _time_of_day(value: str) -> str:
+    if not _TIME_OF_DAY.fullmatch(value):
+        raise ValueError(f"bad time {value!r}: write 24-hour HH:MM, like '02:00' or '23:30'")
+    return value
+
+
+def _time_zone(value: str) -> str:
+    try:
+        if not _ZONE_NAME.fullmatch(value):
+            raise ValueError(value)
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        hint = did_you_mean(value, zoneinfo.available_timezones()) or (
+            "an IANA name like 'Europe/Berlin', 'America/New_York' or 'UTC'"
+        )
+        raise ValueError(f"unknown time zone {value!r} ({hint})") from None
+    return value
+
+
+def _instant(value: Any) -> Any:
+    """An RFC 3339 timestamp with its UTC offset, as text or a TOML date-time."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(
+                f"bad timestamp {value!r}: use RFC 3339, like '2026-12-24T00:00:00Z'"
+            ) from None
+    if isinstance(value, datetime) and value.tzinfo is None:
+        raise ValueError(
+            f"timestamp {value.isoformat()!r} has no UTC offset: add 'Z' or one like '+01:00'"
+        )
+    return value
+
+
 def _fraction(value: float) -> float:
     if value > 1:
         raise ValueError(f"must be a fraction, at most 1 (0.05 means 5%; got {value:g})")
@@ -158,6 +211,16 @@ MetricName = Annotated[str, AfterValidator(_one_of("metric", KNOWN_METRICS))]
 #: A share such as an error ratio: 0.01 is 1%. `above = 5` almost surely meant 5%.
 Fraction = Annotated[StrictFloat, Field(gt=0), AfterValidator(_fraction)]
 Hysteresis = Annotated[StrictFloat, Field(ge=0.0, lt=1.0)]
+#: ``days = ["sat", "sun"]`` (full names too, any case)
+Weekdays = Annotated[
+    tuple[Annotated[str, BeforeValidator(_weekday)], ...], BeforeValidator(listify)
+]
+#: ``"02:00"``; ``"24:00"`` is the end of the day
+TimeOfDay = Annotated[str, AfterValidator(_time_of_day)]
+#: an IANA time zone name that :mod:`zoneinfo` knows
+TimeZoneName = Annotated[str, AfterValidator(_time_zone)]
+#: an RFC 3339 timestamp with its offset: ``"2026-12-24T00:00:00Z"``
+Instant = Annotated[datetime, BeforeValidator(_instant)]
 JobTypes = Annotated[
     tuple[Annotated[str, AfterValidator(_one_of("job type", JOB_TYPES))], ...],
     BeforeValidator(listify),

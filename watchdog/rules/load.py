@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from watchdog.domain.alerts import DEFAULT_PROJECT
 from watchdog.rules.durations import STRINGS_ONLY
+from watchdog.rules.maintenance import unknown_names
 from watchdog.rules.problems import (
     Problem,
     RulesFileError,
@@ -63,6 +64,12 @@ def cross_checks(path: str, document: Document, lines: TomlLines) -> list[Proble
                 where = ("rules", index, "match", "project", item)
                 message = f"rules[{index}] {rule.name!r}: unknown project {name!r} ({hint})"
                 problems.append(Problem(path, lines.nearest_line(where), message))
+    rules = [rule.name for rule in document.rules]
+    for index, window in enumerate(document.maintenance):
+        for key, problem in unknown_names(window, rules, known):
+            message = f"maintenance[{index}] {window.name!r}: {problem}"
+            at = lines.nearest_line(("maintenance", index, *key))
+            problems.append(Problem(path, at, message))
     seen: dict[tuple[str, str], str] = {}
     for index, project in enumerate(document.projects):
         key = (project.url.lower(), project.id.lower())

@@ -60,6 +60,15 @@ class Repeat(Frozen):
         return self
 
 
+class Escalate(Frozen):
+    """An alert neither acknowledged nor resolved ``after`` it was posted gets one thread
+    reply mentioning ``mention`` (and, with ``channel``, a message there linking to it)."""
+
+    after: PositiveDuration
+    mention: Text
+    channel: Text | None = None
+
+
 class RuleBase(Frozen):
     """Keys every rule takes, whatever its kind."""
 
@@ -72,6 +81,7 @@ class RuleBase(Frozen):
     channel: Text | None = None
     mention: Text | None = None
     repeat: Annotated[Repeat | None, RepeatShorthand] = None
+    escalate: Escalate | None = None
     # Terminal jobs last updated longer ago than this are history, not news: without it
     # the first start would page for every failure still listed by Polaris.
     max_age: Duration = 86_400.0

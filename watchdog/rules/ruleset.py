@@ -11,8 +11,16 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from watchdog.domain.alerts import DEFAULT_PROJECT
+from watchdog.rules.maintenance import MaintenanceWindow
 from watchdog.rules.model import Rule
-from watchdog.rules.tables import Frozen, HaSettings, ProjectSpec, SlackSettings, WatchSettings
+from watchdog.rules.tables import (
+    DigestSettings,
+    Frozen,
+    HaSettings,
+    ProjectSpec,
+    SlackSettings,
+    WatchSettings,
+)
 
 
 class Document(Frozen):
@@ -21,8 +29,10 @@ class Document(Frozen):
     watch: WatchSettings = Field(default_factory=WatchSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     ha: HaSettings = Field(default_factory=HaSettings)
+    digest: DigestSettings | None = None
     projects: tuple[ProjectSpec, ...] = ()
     rules: tuple[Rule, ...] = ()
+    maintenance: tuple[MaintenanceWindow, ...] = ()
 
 
 class RuleSet(Document):

@@ -1,4 +1,5 @@
-"""The rules file's settings tables: ``[watch]``, ``[slack]``, ``[ha]`` and ``[[projects]]``.
+"""The rules file's settings tables: ``[watch]``, ``[slack]``, ``[ha]``, ``[digest]`` and
+``[[projects]]``.
 
 Frozen models with ``extra="forbid"`` like every part of the file (see
 :mod:`watchdog.rules.ruleset`), so a typo is an error rather than a setting silently left
@@ -22,6 +23,8 @@ from watchdog.rules.fields import (
     ProjectName,
     SlackUserIds,
     Text,
+    TimeOfDay,
+    TimeZoneName,
 )
 
 
@@ -87,6 +90,21 @@ class HaSettings(Frozen):
     #: a project's lease lasts this long unless renewed; a replica that dies is replaced
     #: within about this long (plus one interval)
     lease: AtLeast1s = 15.0
+
+
+class DigestSettings(Frozen):
+    """``[digest]``: once a day at ``at`` (in ``timezone``), the last 24 hours in one post."""
+
+    at: TimeOfDay
+    timezone: TimeZoneName = "UTC"
+    #: where it is posted (default: ``[slack] channel``)
+    channel: Text | None = None
+
+    @model_validator(mode="after")
+    def _within_the_day(self) -> DigestSettings:
+        if self.at == "24:00":
+            raise ValueError("at must be at most 23:59 (write '00:00' for midnight)")
+        return self
 
 
 class ProjectSpec(Frozen):

@@ -1,9 +1,10 @@
 """The state store: one protocol, three backends (memory, SQLite, PostgreSQL).
 
 Everything the bot must not forget across a restart — or share between replicas — lives
-behind :class:`Store`: alert states, the Slack message of each incident, silences, the
-outbox of notifications not yet accepted by Slack, the sample history windows need, and
-one lease per Polaris project. Each method is one transaction, so a crash leaves either
+behind :class:`Store`: alert states, the Slack message of each incident, silences and
+acknowledgements, the outbox of notifications not yet accepted by Slack, the sample
+history windows need, the incident history the digest reads, and one lease per Polaris
+project. Each method is one transaction, so a crash leaves either
 the old or the new state, never half of each.
 
 Leases and fencing. Each project is watched by the replica holding its lease; taking a
@@ -18,6 +19,11 @@ PostgreSQL), never from the replicas'.
 Items without a project (audit lines of commands on no job, the daily digest) belong to
 the *coordinator*: the holder of the lease of the first project by name. Their fence is
 the coordinator project's.
+
+The incident history is written by :meth:`Store.commit` from the notifications it
+enqueues, in the same transaction: a NEW (or any follow-up) records the incident, a
+RESOLVED closes it and ends its acknowledgement. Acknowledgements are written unfenced by
+any replica serving Slack, like silences, and stamp the incident's history line.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from watchdog.domain.alerts import AlertState, fingerprint
+from watchdog.domain.oncall import Ack, Incident
 from watchdog.domain.outgoing import Outgoing
 from watchdog.domain.samples import SampleRow
 from watchdog.errors import WatchdogError
@@ -154,13 +161,24 @@ class Store(Protocol):
         outbox: Sequence[Outgoing] = (),
         now: float,
     ) -> None:
-        """Atomically save alert states (by fingerprint), delete fingerprints and enqueue
-        items for ``fence.project``; :class:`FencedOut` (and nothing written) when the
-        project's lease term is not ``fence.term``."""
+        """Atomically save alert states (by fingerprint), delete fingerprints, enqueue
+        items for ``fence.project`` and record the incidents their notifications announce
+        or resolve (a resolve also drops the incident's acknowledgement);
+        :class:`FencedOut` (and nothing written) when the project's lease term is not
+        ``fence.term``."""
 
     async def enqueue(self, items: Sequence[Outgoing], *, project: str, now: float) -> None:
         """Enqueue items outside any tick, unfenced: audit lines of commands, which any
         replica serving Slack may write. ``project`` "" for coordinator items."""
+
+    async def enqueue_once(
+        self, key: str, items: Sequence[Outgoing], *, project: str, fence: Fence, now: float
+    ) -> bool:
+        """Enqueue ``items`` for ``project`` ("" for coordinator items) under ``fence``
+        and mark ``key`` done, in one transaction — unless ``key`` is marked already: then
+        nothing is written and the answer is False. What must happen once (a day's digest) happens
+        once, across crashes and replicas. Marks are kept for a week and more
+        (:meth:`prune_history`)."""
 
     # -- outbox ---------------------------------------------------------------------------
     async def outbox_due(
@@ -205,6 +223,27 @@ class Store(Protocol):
     async def remove_silence(self, silence_id: str) -> bool: ...
 
     async def list_silences(self) -> list[Silence]: ...
+
+    # -- acknowledgements and the incident history ---------------------------------------
+    async def add_ack(self, ack: Ack) -> None:
+        """Acknowledge ``ack.incident_id`` (replacing an earlier ack of it); the incident's
+        history line keeps the first acknowledgement's time."""
+
+    async def remove_ack(self, incident_id: str) -> bool:
+        """Withdraw an acknowledgement (and clear it from the history line); whether
+        there was one."""
+
+    async def list_acks(self, project: str | None = None) -> list[Ack]:
+        """The acknowledgements of ``project`` (every project when None), by incident id."""
+
+    async def list_incidents(self, since: float) -> list[Incident]:
+        """The history lines of incidents that fired, resolved or were still open at or
+        after ``since``, ordered by fire time (then incident id)."""
+
+    async def prune_history(self, project: str, before: float) -> None:
+        """Drop ``project``'s incidents resolved before ``before`` (and unresolved ones
+        fired before it whose alert is gone), its acknowledgements made before it of
+        alerts that are gone, and :meth:`enqueue_once` marks made before it."""
 
     # -- sample history -------------------------------------------------------------------
     async def append_samples(self, project: str, rows: Sequence[SampleRow]) -> None: ...

@@ -17,6 +17,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from watchdog.domain.alerts import AlertState, alert_from_dict
+from watchdog.domain.oncall import Ack, Incident
 from watchdog.domain.outgoing import Outgoing, dump_outgoing, load_outgoing
 from watchdog.domain.samples import SampleRow
 from watchdog.store import (
@@ -27,7 +28,17 @@ from watchdog.store import (
     OutboxRecord,
     Silence,
 )
-from watchdog.store.rows import MessageRow, alert_rows, claimable, lease_term, message_rows
+from watchdog.store.rows import (
+    IncidentRow,
+    MessageRow,
+    alert_rows,
+    claimable,
+    history_rows,
+    incident_from_row,
+    lease_term,
+    message_rows,
+    open_or_since,
+)
 
 
 @dataclass(slots=True)
@@ -58,6 +69,9 @@ class MemoryStore:
         self._meta: dict[str, str] = {}
         self._leases: dict[str, tuple[str, int, float]] = {}  # project -> (holder, term, expires)
         self._replicas: dict[str, float] = {}  # replica -> alive until
+        self._acks: dict[str, Ack] = {}  # incident id -> ack
+        self._incidents: dict[str, IncidentRow] = {}  # incident id -> row
+        self._marks: dict[str, float] = {}  # enqueue_once key -> when
 
     async def open(self) -> None:
         """Idempotent; a closed store cannot be reopened."""
@@ -129,16 +143,43 @@ class MemoryStore:
         # stored, or a stale term, fails the whole commit and leaves the store as it was.
         rows = alert_rows(fence, upserts, deletes)
         items = [dump_outgoing(item) for item in outbox]
+        history, resolved = history_rows(outbox)
         self._fenced(fence)
         for fp, project, _rule, _job, _phase, text in rows:
             self._alerts[fp] = (project, text)
         for fp in deletes:
             self._alerts.pop(fp, None)
         self._append(items, fence.project, now)
+        for row in history:
+            self._record(row)
+        for incident_id in resolved:
+            self._acks.pop(incident_id, None)
+
+    def _record(self, row: IncidentRow) -> None:
+        """Upsert a history row as the SQL stores do: the fire time and the first
+        acknowledgement stay, a resolve time once set stays."""
+        old = self._incidents.get(row[0])
+        if old is not None:
+            resolved = row[8] if row[8] is not None else old[8]
+            acked_at, acked_by = (old[9], old[10]) if old[9] is not None else (row[9], row[10])
+            row = (*row[:7], old[7], resolved, acked_at, acked_by)
+        self._incidents[row[0]] = row
 
     async def enqueue(self, items: Sequence[Outgoing], *, project: str, now: float) -> None:
         self._check()
         self._append([dump_outgoing(item) for item in items], project, now)
+
+    async def enqueue_once(
+        self, key: str, items: Sequence[Outgoing], *, project: str, fence: Fence, now: float
+    ) -> bool:
+        self._check()
+        texts = [dump_outgoing(item) for item in items]
+        self._fenced(fence)
+        if key in self._marks:
+            return False
+        self._marks[key] = float(now)
+        self._append(texts, project, now)
+        return True
 
     def _append(self, items: Sequence[str], project: str, now: float) -> None:
         for text in items:
@@ -262,6 +303,56 @@ class MemoryStore:
     async def list_silences(self) -> list[Silence]:
         self._check()
         return sorted(self._silences.values(), key=lambda s: (s.created_at, s.id))
+
+    # -- acknowledgements and the incident history ---------------------------------------
+    async def add_ack(self, ack: Ack) -> None:
+        self._check()
+        self._acks[ack.incident_id] = replace(ack, at=float(ack.at))
+        row = self._incidents.get(ack.incident_id)
+        if row is not None and row[9] is None:
+            self._incidents[ack.incident_id] = (*row[:9], float(ack.at), ack.user)
+
+    async def remove_ack(self, incident_id: str) -> bool:
+        self._check()
+        row = self._incidents.get(incident_id)
+        if row is not None:
+            self._incidents[incident_id] = (*row[:9], None, None)
+        return self._acks.pop(incident_id, None) is not None
+
+    async def list_acks(self, project: str | None = None) -> list[Ack]:
+        self._check()
+        return [
+            self._acks[iid]
+            for iid in sorted(self._acks)
+            if project is None or self._acks[iid].project == project
+        ]
+
+    async def list_incidents(self, since: float) -> list[Incident]:
+        self._check()
+        found = [
+            incident_from_row((*row[:2], *row[3:]))
+            for row in self._incidents.values()
+        ]
+        chosen = [i for i in found if open_or_since(i, since)]
+        return sorted(chosen, key=lambda i: (i.fired_at, i.incident_id))
+
+    async def prune_history(self, project: str, before: float) -> None:
+        self._check()
+        live = set(self._alerts)
+        for iid, row in list(self._incidents.items()):
+            if row[1] != project:
+                continue
+            resolved = row[8]
+            if (resolved is not None and resolved < before) or (
+                resolved is None and row[7] < before and row[2] not in live
+            ):
+                del self._incidents[iid]
+        for iid, ack in list(self._acks.items()):
+            if ack.project == project and ack.at < before and ack.fingerprint not in live:
+                del self._acks[iid]
+        for key, at in list(self._marks.items()):
+            if at < before:
+                del self._marks[key]
 
     # -- sample history -------------------------------------------------------------------
     async def append_samples(self, project: str, rows: Sequence[SampleRow]) -> None:

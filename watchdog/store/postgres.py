@@ -30,6 +30,7 @@ from watchdog.store import (
     Silence,
     StoreError,
 )
+from watchdog.store.postgres_oncall import PostgresOnCall, write_history
 from watchdog.store.postgres_pool import Cursor, Database
 from watchdog.store.postgres_schema import SCHEMA_VERSION
 from watchdog.store.postgres_sql import (
@@ -41,7 +42,7 @@ from watchdog.store.postgres_sql import (
     read_due,
 )
 from watchdog.store.postgres_url import mask_url
-from watchdog.store.rows import alert_rows, message_rows
+from watchdog.store.rows import alert_rows, history_rows, message_rows
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore", "mask_url"]
 
@@ -52,8 +53,9 @@ T = TypeVar("T")
 _NOW = "extract(epoch from now())::float8"
 
 
-class PostgresStore:
-    """The :class:`~watchdog.store.Store` protocol on one PostgreSQL database."""
+class PostgresStore(PostgresOnCall):
+    """The :class:`~watchdog.store.Store` protocol on one PostgreSQL database (the on-call
+    tables' methods are :class:`~watchdog.store.postgres_oncall.PostgresOnCall`'s)."""
 
     def __init__(self, url: str, *, max_size: int = 4, timeout: float = 5.0) -> None:
         self._db = Database(url, max_size=max_size, timeout=timeout)
@@ -151,6 +153,7 @@ class PostgresStore:
     ) -> None:
         alerts = alert_rows(fence, upserts, deletes)
         items = [(fence.project, dump_outgoing(item), now, now) for item in outbox]
+        history, resolved = history_rows(outbox)
 
         async def work(cur: Cursor) -> None:
             await check_fence(cur, fence)
@@ -162,6 +165,7 @@ class PostgresStore:
                 )
             if items:
                 await cur.executemany(INSERT_ITEM, items)
+            await write_history(cur, history, resolved)
 
         await self._tx(work)
 

@@ -55,6 +55,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # Replicas say they are alive here, so projects are shared out among them.
         """CREATE TABLE replicas (
             name text COLLATE "C" PRIMARY KEY, expires double precision NOT NULL)""",
+        # The on-call workflow: acknowledgements by incident, the incident history the
+        # digest reads, and the marks of what must happen once (a day's digest).
+        """CREATE TABLE acks (
+            incident_id text COLLATE "C" PRIMARY KEY, project text NOT NULL,
+            fingerprint text NOT NULL, rule text NOT NULL, job_id text NOT NULL,
+            user_id text NOT NULL, at double precision NOT NULL)""",
+        "CREATE INDEX acks_project ON acks (project)",
+        """CREATE TABLE incidents (
+            incident_id text COLLATE "C" PRIMARY KEY, project text NOT NULL,
+            fingerprint text NOT NULL, rule text NOT NULL, job_id text NOT NULL,
+            table_name text, severity text NOT NULL, fired_at double precision NOT NULL,
+            resolved_at double precision, acked_at double precision, acked_by text)""",
+        "CREATE INDEX incidents_fired ON incidents (fired_at)",
+        "CREATE INDEX incidents_project ON incidents (project)",
+        """CREATE TABLE marks (
+            key text PRIMARY KEY, at double precision NOT NULL)""",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

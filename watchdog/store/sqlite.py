@@ -40,7 +40,8 @@ from watchdog.store import (
     Silence,
     StoreError,
 )
-from watchdog.store.rows import alert_rows, message_rows
+from watchdog.store.rows import alert_rows, history_rows, message_rows
+from watchdog.store.sqlite_oncall import DROP_ACK, UPSERT_INCIDENT, SqliteOnCall
 from watchdog.store.sqlite_schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -84,8 +85,9 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class SqliteStore:
-    """The :class:`~watchdog.store.Store` protocol on one SQLite file."""
+class SqliteStore(SqliteOnCall):
+    """The :class:`~watchdog.store.Store` protocol on one SQLite file (the on-call
+    tables' methods are :class:`~watchdog.store.sqlite_oncall.SqliteOnCall`'s)."""
 
     def __init__(self, path: str | Path, clock: Callable[[], float] = time.time) -> None:
         if str(path) == ":memory:":
@@ -234,12 +236,15 @@ class SqliteStore:
         alerts = alert_rows(fence, upserts, deletes)
         # executemany runs in list order, so AUTOINCREMENT ids follow the given order.
         items = [(fence.project, dump_outgoing(item), now, now) for item in outbox]
+        history, resolved = history_rows(outbox)
         await self._write(
             fenced_many,
             fence,
             (UPSERT_ALERT, alerts),
             ("DELETE FROM alerts WHERE fingerprint = ?", [(fp,) for fp in deletes]),
             (INSERT_ITEM, items),
+            (UPSERT_INCIDENT, history),
+            (DROP_ACK, [(incident,) for incident in resolved]),
         )
 
     async def enqueue(self, items: Sequence[Outgoing], *, project: str, now: float) -> None:

@@ -196,6 +196,20 @@ MIGRATIONS: tuple[tuple[Statement, ...], ...] = (
         # Replicas say they are alive here, so projects are shared out among them.
         "CREATE TABLE replicas (name TEXT PRIMARY KEY, expires REAL NOT NULL)",
         _v2_project_keys,
+        # The on-call workflow: acknowledgements by incident, the incident history the
+        # digest reads, and the marks of what must happen once (a day's digest).
+        """CREATE TABLE acks (
+            incident_id TEXT PRIMARY KEY, project TEXT NOT NULL, fingerprint TEXT NOT NULL,
+            rule TEXT NOT NULL, job_id TEXT NOT NULL, user_id TEXT NOT NULL,
+            at REAL NOT NULL)""",
+        "CREATE INDEX acks_project ON acks (project)",
+        """CREATE TABLE incidents (
+            incident_id TEXT PRIMARY KEY, project TEXT NOT NULL, fingerprint TEXT NOT NULL,
+            rule TEXT NOT NULL, job_id TEXT NOT NULL, table_name TEXT, severity TEXT NOT NULL,
+            fired_at REAL NOT NULL, resolved_at REAL, acked_at REAL, acked_by TEXT)""",
+        "CREATE INDEX incidents_fired ON incidents (fired_at)",
+        "CREATE INDEX incidents_project ON incidents (project)",
+        "CREATE TABLE marks (key TEXT PRIMARY KEY, at REAL NOT NULL)",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

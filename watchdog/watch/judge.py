@@ -2,8 +2,8 @@
 
 A :class:`Tally` works on a staged copy of the alert states. For every rule it judges the
 jobs of the rule's listing and the jobs that left it, moves each fingerprint through its
-lifecycle (:func:`watchdog.watch.lifecycle.evolve`), applies silences, and collects what changed
-and what to announce. Nothing is written here: the watch loop commits a tally's changes
+lifecycle (:func:`watchdog.watch.lifecycle.evolve`), applies silences, maintenance windows
+and acknowledgements, and collects what changed and what to announce. Nothing is written here: the watch loop commits a tally's changes
 and only then makes the staged states its own, so a failed commit never leaves the bot
 believing it announced something it did not.
 
@@ -14,20 +14,23 @@ watch loop and ``test-rules`` both call it, so a rules test runs the production 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from watchdog.domain.alerts import (
     DEFAULT_PROJECT,
     META_RULE,
     AlertState,
     Condition,
+    JobFacts,
     Reason,
     RuleFacts,
     fingerprint,
 )
+from watchdog.domain.oncall import Ack, with_ack
 from watchdog.domain.outgoing import Notification
 from watchdog.domain.samples import SampleBook
 from watchdog.polaris.models import Job
+from watchdog.rules.maintenance import MaintenanceWindow, open_windows
 from watchdog.rules.model import Rule
 from watchdog.store import Silence
 from watchdog.watch.lifecycle import Timing, Verdict, evolve
@@ -58,6 +61,9 @@ class Tally:
         now: float,
         project: str = DEFAULT_PROJECT,
         channel: str | None = None,
+        *,
+        acks: Collection[Ack] = (),
+        windows: Sequence[MaintenanceWindow] = (),
     ) -> None:
         self.project = project
         self.channel = channel  # the project's channel, where a rule names none
@@ -73,6 +79,21 @@ class Tally:
             kind: {s.target for s in active if s.target_kind == kind}
             for kind in ("rule", "job", "alert")
         }
+        self._windows = open_windows(windows, now)
+        self._take_acks({ack.incident_id: ack for ack in acks})
+
+    def _take_acks(self, acks: Mapping[str, Ack]) -> None:
+        """Copy the acknowledgements as they stand into the staged states (an unack
+        clears one), before anything is judged: the lifecycle reads them."""
+        for fp, state in list(self.alerts.items()):
+            acked = with_ack(state, acks.get(state.incident_id))
+            if acked is not state:
+                self.alerts[fp] = acked
+                self.upserts.append(acked)
+
+    def _held(self, rule: str, job: JobFacts) -> bool:
+        """Whether an open maintenance window holds back ``rule``'s alerts on ``job``."""
+        return any(window.covers(rule, self.project, job) for window in self._windows)
 
     def take(self) -> tuple[list[AlertState], list[str], list[Notification]]:
         """What changed since the last take: to commit."""
@@ -94,6 +115,7 @@ class Tally:
             facts.name in self._muted["rule"]
             or job_id in self._muted["job"]
             or fingerprint(self.project, facts.name, job_id) in self._muted["alert"]
+            or self._held(facts.name, verdict.job)
         )
         step = evolve(
             prev,
@@ -113,14 +135,20 @@ class Tally:
             self.upserts.append(step.state)
             self.alerts[step.state.fingerprint] = step.state
         if step.reason is not None and step.announced is not None:
-            new = step.reason is Reason.NEW
+            mention = rule.mention if rule is not None and step.reason is Reason.NEW else None
+            escalate = rule.escalate if rule is not None else None
+            if step.reason is not Reason.ESCALATE:
+                escalate = None
+            elif escalate is not None:
+                mention = escalate.mention
             self.outgoing.append(
                 Notification(
                     reason=step.reason,
                     alert=step.announced,
                     rule=facts,
                     channel=(rule.channel if rule is not None else None) or self.channel,
-                    mention=rule.mention if rule is not None and new else None,
+                    mention=mention,
+                    escalate_channel=escalate.channel if escalate is not None else None,
                 )
             )
 

@@ -7,10 +7,15 @@ to keep, whether to notify, and why (:class:`~watchdog.domain.alerts.Reason`). N
 no clock reads: ``now`` comes from the tick.
 
 Notification rules in one place:
-- NEW when a firing alert has not been announced and is not muted — this also announces
-  alerts that fired during a silence once the silence ends;
-- REPEAT when the rule's ``repeat`` is due (interval × backoff^n, capped);
-- CHANGED when health or execution status changed since the last announcement;
+- NEW when a firing alert has not been announced and is not muted (by a silence or a
+  maintenance window) — this also announces alerts that fired while muted once the
+  silence ends or the window closes;
+- ESCALATE once, when an announced alert nobody acknowledged is still firing the rule's
+  ``escalate.after`` after its first post;
+- REPEAT when the rule's ``repeat`` is due (interval × backoff^n, capped) and nobody
+  acknowledged the incident;
+- CHANGED when health or execution status changed since the last announcement
+  (acknowledged or not: the owner wants to know);
 - RESOLVED only for incidents that were announced (there is no message to edit otherwise).
 """
 
@@ -31,16 +36,19 @@ class Timing:
     repeat_every: float | None = None
     repeat_backoff: float = 1.0
     repeat_max: float | None = None
+    escalate_after: float | None = None
 
     @classmethod
     def of(cls, rule: Any) -> Timing:
         repeat = getattr(rule, "repeat", None)
+        escalate = getattr(rule, "escalate", None)
         return cls(
             for_=rule.for_,
             keep_firing_for=rule.keep_firing_for,
             repeat_every=repeat.every if repeat else None,
             repeat_backoff=repeat.backoff if repeat else 1.0,
             repeat_max=repeat.max if repeat else None,
+            escalate_after=escalate.after if escalate else None,
         )
 
     def repeat_after(self, repeats_done: int) -> float | None:
@@ -155,7 +163,9 @@ def transition(
     return prev
 
 
-def decide(state: AlertState | None, *, muted: bool, now: float) -> Reason | None:
+def decide(
+    state: AlertState | None, *, muted: bool, now: float, escalate_after: float | None = None
+) -> Reason | None:
     """Whether to notify about ``state`` now, and why. Pure."""
     if state is None:
         return None
@@ -165,7 +175,12 @@ def decide(state: AlertState | None, *, muted: bool, now: float) -> Reason | Non
         return None
     if not state.posted:
         return Reason.NEW
-    if state.next_repeat is not None and now >= state.next_repeat:
+    owned = state.acked_by is not None
+    if escalate_after is not None and not owned and state.escalated_at is None:
+        posted = state.posted_at or state.fired_at or state.since
+        if now - posted >= escalate_after:
+            return Reason.ESCALATE
+    if not owned and state.next_repeat is not None and now >= state.next_repeat:
         return Reason.REPEAT
     if state.notified_signature is not None and state.job.signature != state.notified_signature:
         return Reason.CHANGED
@@ -179,6 +194,7 @@ def mark_notified(state: AlertState, reason: Reason, timing: Timing, now: float)
         return replace(
             state,
             posted=True,
+            posted_at=now,
             repeats=0,
             next_repeat=now + delay if delay is not None else None,
             notified_signature=state.job.signature,
@@ -194,6 +210,8 @@ def mark_notified(state: AlertState, reason: Reason, timing: Timing, now: float)
         )
     if reason is Reason.CHANGED:
         return replace(state, notified_signature=state.job.signature)
+    if reason is Reason.ESCALATE:
+        return replace(state, escalated_at=now)
     return state
 
 
@@ -216,7 +234,7 @@ def evolve(
     state = transition(
         prev, verdict, rule=rule, severity=severity, timing=timing, now=now, project=project
     )
-    reason = decide(state, muted=muted, now=now)
+    reason = decide(state, muted=muted, now=now, escalate_after=timing.escalate_after)
     if state is None:
         return Step(None, None)
     if state.phase is Phase.RESOLVED:

@@ -36,6 +36,7 @@ from watchdog.domain.alerts import (
     RuleFacts,
     fingerprint,
 )
+from watchdog.domain.oncall import HISTORY_SECONDS
 from watchdog.domain.samples import SampleBook, capacity_for, retention_for
 from watchdog.errors import WatchdogError
 from watchdog.metrics import BotMetrics
@@ -198,7 +199,9 @@ class Watcher:
             channel = (spec.channel if spec else None) or self._channel
             self._context = (
                 rules,
-                TickContext(self.project, mine, plan(mine), rules.watch, channel),
+                TickContext(
+                    self.project, mine, plan(mine), rules.watch, channel, rules.maintenance
+                ),
             )
             # Only ever grow: the points kept were spaced by the old interval, and a
             # shorter ring would cut history a window still needs.
@@ -221,6 +224,7 @@ class Watcher:
         rules = self._rules.current
         context = self._tick_context(rules)
         silences = await self._store.list_silences()
+        acks = await self._store.list_acks(self.project)
         tally, seen = await judge_tick(
             self._api,
             context,
@@ -228,6 +232,7 @@ class Watcher:
             self._alerts,
             silences,
             now,
+            acks=acks,
             before_judging=before_judging,
         )
         self._progress()
@@ -304,6 +309,7 @@ class Watcher:
         gone = sorted(self._forgotten)
         self._forgotten.clear()
         await self._store.prune_samples(self.project, now - self._retention(rules), gone)
+        await self._store.prune_history(self.project, now - HISTORY_SECONDS)
 
     def _observe(self, report: TickReport, firing: Counter[str], now: float) -> None:
         if self._metrics is None:

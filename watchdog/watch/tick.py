@@ -11,11 +11,13 @@ cadence, and a rule judges the newest fresh samples with their real timestamps.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from watchdog.domain.alerts import AlertState
+from watchdog.domain.oncall import Ack
 from watchdog.polaris.api import PolarisApi
+from watchdog.rules.maintenance import MaintenanceWindow
 from watchdog.rules.model import Rule
 from watchdog.rules.tables import WatchSettings
 from watchdog.store import Silence
@@ -27,13 +29,15 @@ from watchdog.watch.sweep import MetricsSweep
 
 @dataclass(frozen=True)
 class TickContext:
-    """What a tick judges with: the project, its rules and the watch settings."""
+    """What a tick judges with: the project, its rules, the watch settings and the
+    maintenance windows."""
 
     project: str
     rules: Sequence[Rule]
     plan: Plan
     watch: WatchSettings
     channel: str | None = None  # the project's alert channel, if it has its own
+    windows: Sequence[MaintenanceWindow] = ()
 
 
 async def judge_tick(
@@ -44,9 +48,11 @@ async def judge_tick(
     silences: Sequence[Silence],
     now: float,
     *,
+    acks: Collection[Ack] = (),
     before_judging: Callable[[], Awaitable[object]] | None = None,
 ) -> tuple[Tally, Observation]:
-    """Observe Polaris at ``now`` and judge every rule; nothing is written.
+    """Observe Polaris at ``now`` and judge every rule, with the silences, the
+    acknowledgements and the context's maintenance windows; nothing is written.
 
     ``before_judging`` runs between the listings and the judgement: ``test-rules`` fetches
     the tick's metrics there, as if the sweep had just visited every job.
@@ -61,7 +67,15 @@ async def judge_tick(
     sweep.set_targets(seen.targets, now)
     if before_judging is not None:
         await before_judging()
-    tally = Tally(dict(alerts), silences, now, context.project, context.channel)
+    tally = Tally(
+        dict(alerts),
+        silences,
+        now,
+        context.project,
+        context.channel,
+        acks=acks,
+        windows=context.windows,
+    )
     await judge_rules(
         tally, context.rules, context.plan, seen, sweep.book, fresh(sweep, now, context.watch)
     )
