@@ -616,7 +616,7 @@ async def test_response_url_outside_slack_is_never_posted_to(rig: Rig) -> None:
 
 async def test_pause_button_suspends_and_replaces_the_buttons(rig: Rig) -> None:
     """Pause on an alert suspends the job; the message keeps its content, and its Pause
-    button becomes Resume (Cancel and Silence stay)."""
+    button becomes Resume (Acknowledge, Cancel and Silence stay)."""
     alert = alert_for(STREAM, "clicks")
     post = alert_post(alert)
     answer = await rig.click_alert(Action.PAUSE, alert)
@@ -627,7 +627,7 @@ async def test_pause_button_suspends_and_replaces_the_buttons(rig: Rig) -> None:
     assert [b["type"] for b in updated["blocks"] if b["type"] != "context"] == [
         b["type"] for b in post["blocks"] if b["type"] != "context"
     ]
-    assert button_ids(updated) == [Action.RESUME, Action.CANCEL, Action.SILENCE]
+    assert button_ids(updated) == [Action.ACK, Action.RESUME, Action.CANCEL, Action.SILENCE]
     outcome = [b for b in updated["blocks"] if b.get("block_id") == "wd_outcome"]
     assert outcome[0]["elements"][0]["text"].startswith(f"⏸ Paused by <@{OPERATOR}> · <!date^")
     [entry] = rig.audit
@@ -661,14 +661,16 @@ def button_ids(message: dict[str, Any]) -> list[str]:
 @pytest.mark.parametrize(
     ("action", "left"),
     [
-        (Action.CANCEL, [Action.SILENCE]),  # a canceled job has nothing left to pause
-        (Action.SILENCE, [Action.PAUSE, Action.CANCEL]),
+        # a canceled job has nothing left to pause
+        (Action.CANCEL, [Action.ACK, Action.SILENCE]),
+        (Action.SILENCE, [Action.ACK, Action.PAUSE, Action.CANCEL]),
     ],
 )
 async def test_buttons_left_after_a_click_follow_what_was_done(
     rig: Rig, action: Action, left: list[Action]
 ) -> None:
-    """After Cancel only Silence is left; after Silence no second Silence."""
+    """After Cancel only Acknowledge and Silence are left; after Silence no second
+    Silence."""
     answer = await rig.click_alert(action, alert_for(STREAM, "clicks"))
     updated = await answer.final()
     assert button_ids(updated) == left

@@ -162,11 +162,12 @@ def test_alert_shows_summary_and_job_fields() -> None:
 
 @pytest.mark.parametrize("status", ["running", "idle", "pending"])
 def test_live_streaming_job_can_be_paused_canceled_and_silenced(status: str) -> None:
-    """A live streaming job offers Pause, Cancel and Silence 1h."""
+    """A live streaming job offers Acknowledge, Pause, Cancel and Silence 1h."""
     alert = make_alert(job={"execution_status": status})
     message = alert_message(make_notification(alert), now=NOW)
-    assert button_labels(message) == ["Pause", "Cancel", "Silence 1h"]
+    assert button_labels(message) == ["Acknowledge", "Pause", "Cancel", "Silence 1h"]
     assert [b["action_id"] for b in buttons(message)] == [
+        Action.ACK,
         Action.PAUSE,
         Action.CANCEL,
         Action.SILENCE,
@@ -177,27 +178,27 @@ def test_suspended_job_offers_resume_instead_of_pause() -> None:
     """A suspended job can be resumed (or canceled), not paused."""
     alert = make_alert(job={"execution_status": "suspended"})
     message = alert_message(make_notification(alert), now=NOW)
-    assert button_labels(message) == ["Resume", "Cancel", "Silence 1h"]
+    assert button_labels(message) == ["Acknowledge", "Resume", "Cancel", "Silence 1h"]
 
 
 @pytest.mark.parametrize("status", ["completed", "canceled", "failed"])
 def test_terminal_job_offers_only_silence(status: str) -> None:
-    """Nothing can be done to a finished job but silencing its alert."""
+    """Nothing can be done to a finished job but acknowledging or silencing its alert."""
     alert = make_alert(job={"execution_status": status})
     message = alert_message(make_notification(alert), now=NOW)
-    assert button_labels(message) == ["Silence 1h"]
+    assert button_labels(message) == ["Acknowledge", "Silence 1h"]
 
 
 def test_batch_job_cannot_be_paused() -> None:
     """Only streaming jobs pause; a running batch job gets Cancel and Silence."""
     alert = make_alert(job={"type": "batch"})
     message = alert_message(make_notification(alert), now=NOW)
-    assert button_labels(message) == ["Cancel", "Silence 1h"]
+    assert button_labels(message) == ["Acknowledge", "Cancel", "Silence 1h"]
 
 
 def test_cancel_button_is_danger_with_confirm_dialog_naming_job_and_table() -> None:
     """Cancel is red and asks first, naming the job and the table."""
-    cancel = buttons(alert_message(make_notification(), now=NOW))[1]
+    cancel = buttons(alert_message(make_notification(), now=NOW))[2]
     assert cancel["style"] == "danger"
     dialog = cancel["confirm"]
     assert dialog["title"]["text"] == "Cancel job?"

@@ -41,6 +41,7 @@ from watchdog.polaris.client import PolarisClient
 from watchdog.rules.holder import RulesHolder
 from watchdog.settings import ProjectConfig, Settings
 from watchdog.slack.alerts.notifier import SlackNotifier, SlackUnreachableError
+from watchdog.slack.commands.oncall import OnCallService
 from watchdog.slack.commands.response_urls import trusted_response_urls
 from watchdog.slack.commands.server import HEADER_TIMEOUT, SlackEndpoints, add_routes
 from watchdog.slack.commands.service import CommandService
@@ -49,6 +50,7 @@ from watchdog.slack.commands.verify import RequestVerifier
 from watchdog.slack.web import SLACK_TIMEOUT, SlackWebClient, open_web_client
 from watchdog.store import Store
 from watchdog.store.open import describe_store, open_store
+from watchdog.watch.daily import DailyDigest
 from watchdog.watch.fleet import Fleet
 from watchdog.watch.loop import Watcher
 
@@ -281,8 +283,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             clock=options.clock,
             sleep=options.sleep,
             on_change=dispatcher.wake,
+            daily=DailyDigest(store, rules, options.clock),
         )
-        commands = CommandService(
+        commands = OnCallService(
             polaris=clients,
             store=store,
             rules=lambda: rules.current,

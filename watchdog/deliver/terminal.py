@@ -20,7 +20,7 @@ from watchdog.deliver.group import SendUnit, group
 from watchdog.deliver.notifier import Receipts
 from watchdog.domain.alerts import Reason
 from watchdog.domain.digest import Counts, Digest
-from watchdog.domain.outgoing import AuditEntry, DigestPost, Notification, Outgoing, Redraw
+from watchdog.domain.outgoing import AuditEntry, DigestPost, Outgoing, Redraw
 from watchdog.rules.durations import format_duration
 from watchdog.store import OutboxRecord
 

@@ -69,9 +69,7 @@ def summarize(incidents: Iterable[Incident], since: float, until: float) -> Dige
     acked = [i for i in span if i.acked_at is not None and i.acked_at < until]
     resolved = [i for i in span if i.resolved_at is not None and i.resolved_at < until]
     open_ = [
-        i
-        for i in every
-        if i.fired_at < until and (i.resolved_at is None or i.resolved_at >= until)
+        i for i in every if i.fired_at < until and (i.resolved_at is None or i.resolved_at >= until)
     ]
     jobs = Counter((i.project, i.job_id) for i in span if i.job_id != META_JOB)
     tables = {(i.project, i.job_id): i.table for i in span}

@@ -85,7 +85,7 @@ class MaintenanceWindow(Frozen):
         if value is not None and start is not None and minutes(value) == minutes(start):
             raise ValueError(
                 f"must differ from from ({start}): a window from {start} to {value} "
-                "would last no time (for a whole day write from = \"00:00\", to = \"24:00\")"
+                'would last no time (for a whole day write from = "00:00", to = "24:00")'
             )
         return value
 
@@ -110,7 +110,7 @@ class MaintenanceWindow(Frozen):
             )
         if not recurring and not one_off:
             raise ValueError(
-                "a window needs from and to (recurring, e.g. from = \"02:00\", to = \"04:00\")"
+                'a window needs from and to (recurring, e.g. from = "02:00", to = "04:00")'
                 " or start and end (one-off, RFC 3339 timestamps)"
             )
         pairs = (("from", self.from_, "to", self.to), ("start", self.start, "end", self.end))

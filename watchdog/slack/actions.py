@@ -20,6 +20,8 @@ class Action(StrEnum):
     RESUME = "wd_resume"
     CANCEL = "wd_cancel"  # carries a confirm dialog; the click itself is the confirmation
     SILENCE = "wd_silence"  # silence the alert's rule for this job for 1h
+    ACK = "wd_ack"  # acknowledge the incident: its repeats and escalation stop
+    UNACK = "wd_unack"  # withdraw the acknowledgement
 
 
 @dataclass(frozen=True, slots=True)

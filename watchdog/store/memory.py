@@ -329,10 +329,7 @@ class MemoryStore:
 
     async def list_incidents(self, since: float) -> list[Incident]:
         self._check()
-        found = [
-            incident_from_row((*row[:2], *row[3:]))
-            for row in self._incidents.values()
-        ]
+        found = [incident_from_row((*row[:2], *row[3:])) for row in self._incidents.values()]
         chosen = [i for i in found if open_or_since(i, since)]
         return sorted(chosen, key=lambda i: (i.fired_at, i.incident_id))
 

@@ -46,6 +46,10 @@ async def write_history(cur: Cursor, rows: Sequence[IncidentRow], resolved: Sequ
         await cur.execute("DELETE FROM acks WHERE incident_id = ANY(%s)", (list(resolved),))
 
 
+def _ack_row(ack: Ack) -> tuple[str, str, str, str, str, str, float]:
+    return (ack.fingerprint, ack.incident_id, ack.project, ack.rule, ack.job_id, ack.user, ack.at)
+
+
 class PostgresOnCall:
     """The on-call methods of :class:`~watchdog.store.postgres.PostgresStore`."""
 
@@ -78,8 +82,7 @@ class PostgresOnCall:
                     VALUES (%s, %s, %s, %s, %s, %s, %s)
                     ON CONFLICT (incident_id) DO UPDATE SET user_id = EXCLUDED.user_id,
                         at = EXCLUDED.at""",
-                (ack.fingerprint, ack.incident_id, ack.project, ack.rule, ack.job_id,
-                 ack.user, float(ack.at)),  # fmt: skip
+                (*_ack_row(ack),),
             )
             await cur.execute(
                 """UPDATE incidents SET acked_at = %s, acked_by = %s

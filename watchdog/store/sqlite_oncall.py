@@ -91,8 +91,17 @@ class SqliteOnCall:
             (
                 f"INSERT OR REPLACE INTO acks (fingerprint, {_ACK_COLUMNS})"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(ack.fingerprint, ack.incident_id, ack.project, ack.rule, ack.job_id,
-                  ack.user, float(ack.at))],  # fmt: skip
+                [
+                    (
+                        ack.fingerprint,
+                        ack.incident_id,
+                        ack.project,
+                        ack.rule,
+                        ack.job_id,
+                        ack.user,
+                        ack.at,
+                    )
+                ],
             ),
             (
                 "UPDATE incidents SET acked_at = ?, acked_by = ?"

@@ -2,8 +2,11 @@
 
 A test file names a rules file and holds cases; each case describes jobs as series over
 ticks (execution status, health, cumulative counters) and what must hold at given times:
-which alerts fire, which are pending, which notifications go out. This module reads and
-checks the file; :mod:`watchdog.testing.run` runs the cases.
+which alerts fire, which are pending, which notifications go out. A case may also hold
+maintenance windows of its own (``[[case.maintenance]]``, as in the rules file, next to
+the rules file's), acknowledgements (``[[case.ack]]``), and the time of its first tick
+(``start``), so windows and escalations can be tested at the hours they mean. This module
+reads and checks the file; :mod:`watchdog.testing.run` runs the cases.
 
 Series use promtool's expanding notation, so people who know Prometheus' rule tests feel
 at home: ``"0+10x3"`` is ``0 10 20 30`` (a start and three more steps), ``"5x2"`` is
@@ -38,7 +41,8 @@ from pydantic_core import ErrorDetails
 from watchdog.errors import InputError
 from watchdog.polaris.models import EXECUTION_STATUSES, HEALTH_STATUSES, JOB_TYPES
 from watchdog.rules.durations import UNSIGNED_NUMBER, parse_duration
-from watchdog.rules.fields import JobId, MetricName, Text
+from watchdog.rules.fields import Instant, JobId, MetricName, Text
+from watchdog.rules.maintenance import MaintenanceWindow
 from watchdog.rules.problems import Problem, describe_error, did_you_mean, toml_problem
 from watchdog.rules.toml_lines import TomlLines
 
@@ -255,11 +259,30 @@ class ExpectSpec(_Strict):
         return self
 
 
+class AckSpec(_Strict):
+    """An operator acknowledges the incident of ``alert`` ("rule/job") firing at ``at``
+    (before that tick is judged); with ``until``, withdraws it at that time."""
+
+    at: Seconds
+    alert: str
+    until: Seconds | None = None
+
+    @model_validator(mode="after")
+    def _until_after_at(self) -> AckSpec:
+        if self.until is not None and self.until <= self.at:
+            raise ValueError("until must be later than at")
+        return self
+
+
 class CaseSpec(_Strict):
     name: Text
     interval: Interval | None = None
+    #: the time of the first tick (default 2023-11-14T22:13:20Z)
+    start: Instant | None = None
     job: tuple[JobSpec, ...] = Field(min_length=1)
     expect: tuple[ExpectSpec, ...] = Field(min_length=1)
+    maintenance: tuple[MaintenanceWindow, ...] = ()
+    ack: tuple[AckSpec, ...] = ()
 
     @model_validator(mode="after")
     def _unique_jobs(self) -> CaseSpec:
@@ -281,6 +304,8 @@ _MODELS: dict[str, type[BaseModel]] = {
     "case": CaseSpec,
     "job": JobSpec,
     "expect": ExpectSpec,
+    "maintenance": MaintenanceWindow,
+    "ack": AckSpec,
 }
 
 

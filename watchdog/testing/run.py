@@ -6,7 +6,9 @@ shows the case's jobs at each tick, and :func:`watchdog.watch.tick.judge_tick` l
 hands the metric targets to a real :class:`~watchdog.watch.sweep.MetricsSweep` (one pass
 per tick), and judges every rule into a tally, exactly as the live loop does before it
 commits. So a passing test says what the bot would do, not what a second implementation
-of the rules thinks. Silences are out of scope.
+of the rules thinks. Maintenance windows (the rules file's and the case's own) and the
+case's acknowledgements go into the judgement as the live loop passes them; silences are
+out of scope.
 
 The report says ``PASS  name`` or ``FAIL  name`` with, for each failed expectation, what
 was missing or unexpected and what the alert was doing instead, then ``N passed, M failed``.
@@ -21,9 +23,11 @@ from pathlib import Path
 from typing import TextIO
 
 from watchdog.domain.alerts import AlertState, Phase, Reason
+from watchdog.domain.oncall import Ack
 from watchdog.domain.samples import SampleBook, capacity_for, retention_for
 from watchdog.rules.durations import format_duration
 from watchdog.rules.load import load_ruleset
+from watchdog.rules.maintenance import unknown_names
 from watchdog.rules.problems import Problem, RulesFileError, did_you_mean
 from watchdog.rules.ruleset import RuleSet
 from watchdog.testing.file import (
@@ -88,6 +92,14 @@ def _mismatches(tests: RuleTestFile, ruleset: RuleSet) -> Iterator[Problem]:
         interval = _interval(tests, case, ruleset)
         jobs = [job.name for job in case.job]
         where = f"case {case.name!r}: "
+        for number, window in enumerate(case.maintenance):
+            for key, problem in unknown_names(window, rules, ruleset.project_names):
+                at_key = ("case", index, "maintenance", number, *key)
+                yield tests.problem(at_key, f"{where}maintenance {window.name!r}: {problem}")
+        for number, ack in enumerate(case.ack):
+            bad = _bad_alert(ack.alert, False, rules, jobs)
+            if bad is not None:
+                yield tests.problem(("case", index, "ack", number, "alert"), f"{where}ack: {bad}")
         for number, expect in enumerate(case.expect):
             at: tuple[str | int, ...] = ("case", index, "expect", number)
             ticks = expect.at / interval
@@ -154,15 +166,20 @@ class CaseRun:
     def __init__(self, case: CaseSpec, ruleset: RuleSet, interval: float) -> None:
         self._by_id = {job.id: job for job in case.job}
         self._interval = interval
-        self._clock = T0
+        self.start = case.start.timestamp() if case.start is not None else T0
+        self._clock = self.start
         project = ruleset.project_names[0]
         rules = ruleset.rules_for(project)
         watch = ruleset.watch.model_copy(update={"interval": interval})
         spec = ruleset.project(project)
+        windows = (*ruleset.maintenance, *case.maintenance)
         self._context = TickContext(
-            project, rules, plan(rules), watch, spec.channel if spec else None
+            project, rules, plan(rules), watch, spec.channel if spec else None, windows
         )
-        self._polaris = CasePolaris(case.job, T0)
+        self._case = case
+        self._acks: dict[str, Ack] = {}  # by incident, as the store keeps them
+        self._held: dict[int, str | None] = {}  # case ack → the incident it holds, if any
+        self._polaris = CasePolaris(case.job, self.start)
         # Sized as the bot sizes it, so a too-short history shows up here as well.
         book = SampleBook(capacity_for(ruleset.max_window, interval))
         self._sweep = MetricsSweep(
@@ -179,8 +196,9 @@ class CaseRun:
     async def tick(self) -> Snapshot:
         """Run the next tick, as :meth:`watchdog.watch.loop.Watcher.tick` would."""
         tick, self.ticks = self.ticks, self.ticks + 1
-        now = self._clock = T0 + tick * self._interval
+        now = self._clock = self.start + tick * self._interval
         self._polaris.move_to(tick, now)
+        self._acknowledge(now)
         tally, seen = await judge_tick(
             self._polaris,
             self._context,
@@ -188,6 +206,7 @@ class CaseRun:
             self.alerts,
             (),
             now,
+            acks=list(self._acks.values()),
             before_judging=self._sweep.sweep_once,
         )
         self.alerts = tally.alerts
@@ -203,6 +222,25 @@ class CaseRun:
         for state in self.alerts.values():
             by_phase.get(state.phase, {})[self.label(state)] = state
         return Snapshot(by_phase[Phase.FIRING], by_phase[Phase.PENDING], frozenset(notified))
+
+    def _acknowledge(self, now: float) -> None:
+        """Make and withdraw the case's acknowledgements due by ``now``, as an operator
+        would between two ticks: an ack holds the incident firing (as the last tick left
+        it) when it is made, and none when the alert is not firing then."""
+        offset = now - self.start
+        by_label = {self.label(a): a for a in self.alerts.values() if a.phase is Phase.FIRING}
+        for index, spec in enumerate(self._case.ack):
+            if index not in self._held:
+                if offset >= spec.at:
+                    alert = by_label.get(spec.alert)
+                    self._held[index] = alert.incident_id if alert is not None else None
+                    if alert is not None:
+                        self._acks[alert.incident_id] = Ack.of(alert, "test-rules", now)
+            elif spec.until is not None and offset >= spec.until:
+                incident = self._held[index]
+                if incident is not None:
+                    self._acks.pop(incident, None)
+                    self._held[index] = None
 
 
 # ---- checking expectations ----------------------------------------------------------------
@@ -251,19 +289,19 @@ def _explain(run: CaseRun, snapshot: Snapshot, label: str) -> str:
     if alert in snapshot.firing:
         state = snapshot.firing[alert]
         summary = state.condition.summary
-        doing = f"firing since {_ago(state.fired_at or state.since)}"
+        doing = f"firing since {_ago(run, state.fired_at or state.since)}"
         doing += f": {summary}" if summary and not kind else ""
     elif alert in snapshot.pending:
-        doing = f"pending since {_ago(snapshot.pending[alert].since)}"
+        doing = f"pending since {_ago(run, snapshot.pending[alert].since)}"
     else:
         doing = "neither pending nor firing"
     if not kind:
         return doing
     last = run.last_sent.get(alert)
-    sent = f"last notification: {last[0]} at {_ago(last[1])}" if last else "never notified"
+    sent = f"last notification: {last[0]} at {_ago(run, last[1])}" if last else "never notified"
     return f"{doing}; {sent}"
 
 
-def _ago(seconds: float) -> str:
+def _ago(run: CaseRun, seconds: float) -> str:
     """A time as the test file writes it: since the first tick."""
-    return format_duration(seconds - T0)
+    return format_duration(seconds - run.start)

@@ -12,7 +12,9 @@ SIGTERM releases every lease, so a rolling update hands over at the next round.
 
 A lease renewed under a new term (it lapsed and was taken again) means someone else may
 have written meanwhile: the watcher reloads. A lease lost to another replica stops the
-watcher at once; its writes are fenced anyway (:mod:`watchdog.store`).
+watcher at once; its writes are fenced anyway (:mod:`watchdog.store`). After each round
+the fleet asks the daily digest whether it is due (:mod:`watchdog.watch.daily`): only the
+coordinator posts it.
 
 Slack is not fenced by the database, so delivery asks :meth:`Fleet.fences` right before
 each call, and that counts a lease as held only while this replica's own clock says the
@@ -32,6 +34,7 @@ import structlog
 
 from watchdog.rules.holder import RulesHolder
 from watchdog.store import Fence, Lease, Store, StoreError
+from watchdog.watch.daily import DailyDigest
 from watchdog.watch.health import Health
 from watchdog.watch.loop import Watcher
 
@@ -52,6 +55,7 @@ class Fleet:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         on_change: Callable[[], None] = lambda: None,
+        daily: DailyDigest | None = None,
     ) -> None:
         self.watchers = dict(sorted(watchers.items()))
         self._store = store
@@ -60,6 +64,7 @@ class Fleet:
         self._clock = clock
         self._sleep = sleep
         self._on_change = on_change  # the set of leases changed (wake delivery)
+        self._daily = daily
         self._tasks: dict[str, asyncio.Task[None]] = {}
         #: when (our clock) the store last confirmed each lease we hold: the start of the
         #: call that took or renewed it, so that the lease ran from no earlier than that
@@ -138,6 +143,8 @@ class Fleet:
             ]
             await self._renew()
             await self._balance(live, leases)
+            if self._daily is not None and await self._daily.check(self.fences()):
+                self._on_change()  # the digest is queued: deliver it
         except StoreError as exc:
             self.health.report("store", f"cannot reach the state store: {exc}", now)
         else:

@@ -3,9 +3,9 @@
 A :class:`Tally` works on a staged copy of the alert states. For every rule it judges the
 jobs of the rule's listing and the jobs that left it, moves each fingerprint through its
 lifecycle (:func:`watchdog.watch.lifecycle.evolve`), applies silences, maintenance windows
-and acknowledgements, and collects what changed and what to announce. Nothing is written here: the watch loop commits a tally's changes
-and only then makes the staged states its own, so a failed commit never leaves the bot
-believing it announced something it did not.
+and acknowledgements, and collects what changed and what to announce. Nothing is written
+here: the watch loop commits a tally's changes and only then makes the staged states its
+own, so a failed commit never leaves the bot believing it announced something it did not.
 
 :func:`judge_rules` is the whole judgement of one tick over what the tick observed; the
 watch loop and ``test-rules`` both call it, so a rules test runs the production code.

@@ -39,11 +39,13 @@ __all__ = [
     "SlackMessage",
     "alert_message",
     "audit_message",
+    "escalation_message",
     "format_mention",
     "marker",
     "meta_message",
     "resolved_message",
     "sparkline",
+    "storm_escalation",
     "storm_list_replies",
     "storm_message",
     "thread_reply",
@@ -131,6 +133,9 @@ def alert_message(
         blocks.append(ActionsBlock(block_id="wd_alert_actions", elements=buttons))
     if outcome is not None:
         blocks.append(_context(outcome, OUTCOME_BLOCK))
+    owner = ap.acknowledged(alert)
+    if owner is not None:
+        blocks.append(_context(owner))
     blocks.append(_context(ap.timeline(alert, now)))
     names = ap.names(rule.name, alert.job, alert.project)
     text = f"{mark} FIRING {names}: {tx.esc(ap.gist(alert), 300)}"
@@ -153,6 +158,9 @@ def resolved_message(n: Notification, *, now: float) -> SlackMessage:
         ),
         ap.job_fields(alert.job, alert.project),
     ]
+    owner = ap.acknowledged(alert)
+    if owner is not None:
+        blocks.append(_context(owner))
     names = ap.names(n.rule.name, alert.job, alert.project)
     text = f"{DONE} RESOLVED {names} after {took}: {reason}"
     return SlackMessage.of(text, blocks)
@@ -172,8 +180,46 @@ def thread_reply(n: Notification, *, now: float) -> SlackMessage:
         line = f"{mark} Changed: {ap.changes(alert)}\n{summary}"
     elif n.reason is Reason.CHANGED:
         line = f"{mark} Changed: {summary}"
+    elif n.reason is Reason.ESCALATE:
+        line = _escalated(n, now)
     else:
         line = f"{mark} Firing: {summary}"
+    return SlackMessage.of(line, [_section(line)])
+
+
+def _escalated(n: Notification, now: float, jobs: int = 1) -> str:
+    """The escalation's words, mention first (≤ 800); ``jobs`` > 1 for a storm's."""
+    mention = ap.format_mention(n.mention)
+    lead = f"🚨 {mention} Escalated:" if mention else "🚨 Escalated:"
+    rule, took = tx.esc(n.rule.name, 150), ap.fired_for(n.alert, now)
+    if jobs > 1:
+        return f"{lead} *{rule}* fires on {jobs} jobs and nobody has acknowledged them."
+    job = tx.code(n.alert.job_id, 100)
+    table = f" (table {tx.esc(n.alert.job.table, 200)})" if n.alert.job.table else ""
+    return f"{lead} *{rule}* on job {job}{table} has been firing for {took} unacknowledged."
+
+
+def escalation_message(
+    n: Notification, link: str | None, *, now: float, jobs: int = 1
+) -> SlackMessage:
+    """The escalation, for the escalation channel: the mention and a link to the alert
+    (or to the storm's post, for ``jobs`` of a storm)."""
+    alert = n.alert
+    body = _escalated(n, now, jobs)
+    if link is not None:
+        body += f"\n<{link.replace('&', '&amp;')}|Open the alert>"
+    if jobs > 1:
+        text = f"🚨 ESCALATED {tx.esc(n.rule.name, 150)} on {jobs} jobs: unacknowledged"
+        return SlackMessage.of(text, [_section(body)])
+    took = ap.fired_for(alert, now)
+    names = ap.names(n.rule.name, alert.job, alert.project)
+    text = f"🚨 ESCALATED {names}: unacknowledged for {took}"
+    return SlackMessage.of(text, [_section(body), _context(ap.timeline(alert, now))])
+
+
+def storm_escalation(n: Notification, jobs: int, *, now: float) -> SlackMessage:
+    """The mention in a storm's thread when ``jobs`` of its members escalate."""
+    line = _escalated(n, now, jobs)
     return SlackMessage.of(line, [_section(line)])
 
 
@@ -306,6 +352,8 @@ _VERBS = {
     "cancel": ("canceled", "cancel"),
     "silence": ("silenced", "silence"),
     "unsilence": ("removed silence", "remove silence"),
+    "ack": ("acknowledged", "acknowledge"),
+    "unack": ("withdrew the acknowledgement of", "withdraw the acknowledgement of"),
 }
 
 
@@ -315,7 +363,7 @@ def audit_message(entry: AuditEntry) -> SlackMessage:
     done, verb = _VERBS.get(entry.action, (f"did {entry.action} on", f"{entry.action}"))
     done, verb = tx.esc(done, 50), tx.esc(verb, 50)
     target = tx.code(entry.target, 200)
-    if entry.action in ("pause", "resume", "cancel"):
+    if entry.action in ("pause", "resume", "cancel", "ack", "unack"):
         target = f"job {target}"
         if entry.table:
             target += f" (table {tx.esc(entry.table, 200)})"

@@ -6,6 +6,9 @@
   (:func:`watchdog.deliver.group.group`): a storm of NEW alerts of one rule becomes ONE
   grouped post with the full list in its thread, and its members' later repeats and
   resolves update that grouped post instead of touching one message per job.
+- An escalation is a mention in the incident's thread (and a link in the escalation
+  channel); a redraw edits an incident's message after an acknowledgement; the digest is
+  one post (:mod:`watchdog.slack.alerts.oncall`).
 - Every top-level post carries message metadata naming its incident (or storm). Before
   posting one for an outbox record that may already have been sent (an earlier attempt
   started and never settled), the bot looks for its own post in the channel's history
@@ -41,11 +44,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from watchdog.deliver.group import SendUnit, group
 from watchdog.deliver.notifier import DeliveryUnavailable, Receipts
 from watchdog.domain.alerts import META_RULE, Reason
-from watchdog.domain.outgoing import AuditEntry, Notification
+from watchdog.domain.outgoing import AuditEntry, DigestPost, Notification, Redraw
 from watchdog.errors import WatchdogError
 from watchdog.metrics import BotMetrics
 from watchdog.rules.holder import RulesHolder
-from watchdog.slack.alerts import messages, storms
+from watchdog.slack.alerts import messages, oncall, storms
 from watchdog.slack.alerts.messages import SlackMessage
 from watchdog.slack.alerts.recovery import HistoryUnavailable, PostFinder
 from watchdog.store import MessageRef, OutboxRecord, Store
@@ -258,6 +261,19 @@ class SlackNotifier:
             )
         return True
 
+    async def permalink(self, ref: MessageRef) -> str:
+        """A link to a message: Slack's permalink, else one built from channel and ts
+        (the escalation it is for is sent either way)."""
+        try:
+            resp = await self._call("chat_getPermalink", ref.channel, message_ts=ref.ts)
+        except (DeliveryUnavailable, _Permanent) as exc:
+            log.warning("slack.permalink_failed", error=str(exc))
+            return oncall.archive_link(ref)
+        link = resp.get("permalink")
+        if isinstance(link, str) and link.startswith("https://"):
+            return link
+        return oncall.archive_link(ref)
+
     # ---- delivery ----------------------------------------------------------------------
 
     def channel_for(self, wanted: str | None, audit: bool = False) -> str:
@@ -329,12 +345,16 @@ class SlackNotifier:
         find: storms.Finder | None,
     ) -> dict[str, MessageRef]:
         now = self._clock()
-        if unit.kind == "audit":
-            entry = unit.records[0].item
-            assert isinstance(entry, AuditEntry)
-            await self.post(
-                self.channel_for(entry.channel, audit=True), messages.audit_message(entry)
-            )
+        item = unit.records[0].item
+        if isinstance(item, AuditEntry):
+            channel = self.channel_for(item.channel, audit=True)
+            await self.post(channel, messages.audit_message(item))
+            return {}
+        if isinstance(item, Redraw):
+            await oncall.redraw(self, self._store, self._rules.current, item, now)
+            return {}
+        if isinstance(item, DigestPost):
+            await oncall.post_digest(self, item)
             return {}
         items = unit.notifications
         if unit.kind != "single":
@@ -357,6 +377,9 @@ class SlackNotifier:
         if ref is None and n.reason is not Reason.NEW:
             # Its first post may have been made earlier in this batch.
             ref = await self._store.get_message(n.incident_id)
+        if n.reason is Reason.ESCALATE:
+            await oncall.escalate(self, n, ref, now)
+            return {}
         if n.reason is Reason.NEW or ref is None:
             return await self._post_incident(n, now, find)
         if n.reason is Reason.RESOLVED:

@@ -191,10 +191,12 @@ _STATUS_AFTER = {Action.PAUSE: "suspended", Action.RESUME: "running", Action.CAN
 
 
 def buttons(alert: AlertState, after: Action | None = None) -> list[ButtonElement]:
-    """Pause or Resume as the job's state allows, Cancel unless terminal, Silence 1h.
+    """Acknowledge (or Unacknowledge), Pause or Resume as the job's state allows, Cancel
+    unless terminal, Silence 1h.
 
     ``after`` is a click that just succeeded: a paused job offers Resume, a canceled one
-    no job buttons, a silenced alert no second Silence.
+    no job buttons, a silenced alert no second Silence. Whether the incident is
+    acknowledged is the alert's own word (the redraw after a click reads the store).
     """
     job = alert.job
     value = encode_value(ButtonValue(job.job_id, alert.rule, alert.incident_id, alert.project))
@@ -202,6 +204,10 @@ def buttons(alert: AlertState, after: Action | None = None) -> list[ButtonElemen
         return []  # a job id this long is not Polaris': offer no action on it
     status = _STATUS_AFTER.get(after, job.execution_status) if after else job.execution_status
     found = []
+    if alert.acked_by is None:
+        found.append(_button("Acknowledge", Action.ACK, value, style="primary"))
+    else:
+        found.append(_button("Unacknowledge", Action.UNACK, value))
     if status not in TERMINAL_STATUSES:
         if job.type == "streaming" and status in _PAUSABLE:
             found.append(_button("Pause", Action.PAUSE, value))
@@ -240,6 +246,14 @@ def _button(
         style=style,
         confirm=confirm,
     )
+
+
+def acknowledged(alert: AlertState) -> str | None:
+    """The line "👀 Acknowledged by @ann · 10:04" while someone owns the incident."""
+    if alert.acked_by is None:
+        return None
+    at = f" · {tx.date_token(alert.acked_at)}" if alert.acked_at is not None else ""
+    return f"👀 Acknowledged by {user(alert.acked_by)}{at}"
 
 
 def timeline(alert: AlertState, now: float) -> str:

@@ -35,6 +35,8 @@ class Poster(Protocol):
 
     async def update(self, ref: MessageRef, message: SlackMessage) -> bool: ...
 
+    async def permalink(self, ref: MessageRef) -> str: ...
+
     def channel_for(self, wanted: str | None) -> str: ...
 
 
@@ -117,7 +119,8 @@ async def storm_follow_up(
     step: str,
     now: float,
 ) -> None:
-    """Repeats, changes or resolves of storm members: one update and a thread reply."""
+    """Repeats, changes, escalations or resolves of storm members: one update (a resolve)
+    and thread replies."""
     storm = await store.get_message(key)
     if storm is None:  # bookkeeping lost: fall back to plain, thread-less replies
         for n in items:
@@ -145,6 +148,16 @@ async def storm_follow_up(
         storm = MessageRef(storm.channel, storm.ts, "storm", {**storm.data, "resolved": resolved})
         await store.save_messages({key: storm}, fence)
         heading = f"Resolved: {len(items)} jobs ({len(resolved)} of {len(members)})"
+    elif kind == "storm-escalate":
+        # The mention first, then which jobs; the escalation channel gets a link after.
+        mention = messages.storm_escalation(items[0], len(items), now=now)
+        listed = messages.storm_list_replies(alerts, heading=f"Escalated: {len(items)} jobs")
+        storm = await _thread(poster, store, fence, key, storm, [mention, *listed], step)
+        if items[0].escalate_channel:
+            link = await poster.permalink(storm)
+            note = messages.escalation_message(items[0], link, now=now, jobs=len(items))
+            await poster.post(items[0].escalate_channel, note)
+        return
     else:
         verb = "Still firing" if kind == "storm-repeat" else "Changed"
         heading = f"{verb}: {len(items)} jobs"

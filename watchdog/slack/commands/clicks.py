@@ -25,13 +25,13 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from watchdog.domain.alerts import AlertState, Reason, RuleFacts
-from watchdog.domain.outgoing import Notification
+from watchdog.domain.alerts import AlertState
 from watchdog.polaris.models import Job
 from watchdog.rules.model import Rule
 from watchdog.slack import text as tx
 from watchdog.slack.actions import Action, ButtonValue, encode_value
-from watchdog.slack.alerts.messages import OUTCOME_BLOCK, alert_message
+from watchdog.slack.alerts.messages import OUTCOME_BLOCK
+from watchdog.slack.alerts.oncall import live_message
 from watchdog.slack.alerts.parts import user as mention
 from watchdog.slack.commands.replies import Reply
 from watchdog.slack.text import code, esc
@@ -52,6 +52,8 @@ _DONE = {
     Action.RESUME: ("▶️", "Resumed", "resume"),
     Action.CANCEL: ("🛑", "Canceled", "cancel"),
     Action.SILENCE: ("🔕", "Silenced for 1h", "silence"),
+    Action.ACK: ("👀", "Acknowledged", "acknowledge"),
+    Action.UNACK: ("↩️", "Acknowledgement withdrawn", "withdraw the acknowledgement"),
 }
 
 
@@ -100,19 +102,7 @@ def redrawn_alert(
     """The alert message of a live incident with the click's outcome ``line``; ``done``
     is the action that succeeded (None when it failed), ``rule`` its rule if it still
     exists (a rule reloaded away leaves what the alert itself knows)."""
-    if rule is None:
-        facts = RuleFacts(name=alert.rule, kind="removed", severity=alert.severity)
-    else:
-        facts = RuleFacts(
-            name=rule.name,
-            kind=rule.kind,
-            severity=rule.severity,
-            description=rule.description,
-            runbook=rule.runbook,
-        )
-    mention = rule.mention if rule is not None else None
-    n = Notification(Reason.NEW, alert, facts, mention=mention)
-    message = alert_message(n, now=now, outcome=line, after=done)
+    message = live_message(alert, rule, now=now, outcome=line, after=done)
     return Reply(message.text, message.blocks, ephemeral=False, replace_original=True)
 
 
@@ -140,6 +130,8 @@ _AFTER_CLICK: dict[Action, dict[str, tuple[Action, str] | None]] = {
     Action.RESUME: {Action.RESUME.value: (Action.PAUSE, "Pause")},
     Action.CANCEL: {a.value: None for a in (Action.PAUSE, Action.RESUME, Action.CANCEL)},
     Action.SILENCE: {Action.SILENCE.value: None},
+    Action.ACK: {Action.ACK.value: (Action.UNACK, "Unacknowledge")},
+    Action.UNACK: {Action.UNACK.value: (Action.ACK, "Acknowledge")},
 }
 
 

@@ -43,6 +43,10 @@ USAGE = """\
 • `silence RULE|JOB DURATION [reason]` — mute a rule or a job (operators): `silence 1a2b3c 2h`
 • `silences` — active silences
 • `unsilence ID` — end a silence (operators)
+• `ack JOB [RULE]` · `unack JOB [RULE]` — acknowledge a job's firing alerts: no more repeats \
+or escalation (operators)
+• `maintenance` — maintenance windows, and which are open
+• `digest [DURATION]` — incidents of the last day (or DURATION) in numbers
 `JOB` is a job id or a unique prefix of one (at least 6 characters), looked up in every \
 project; `PROJECT/JOB` (`prod/1a2b3c`) looks in that project only."""
 
