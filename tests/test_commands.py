@@ -224,8 +224,14 @@ class Answer:
 
 
 @asynccontextmanager
-async def running_rig(*, polaris_middleware: Any = None) -> AsyncIterator[Rig]:
-    """The whole rig, served; shared with test_slack_server and test_socket.
+async def running_rig(
+    *,
+    polaris_middleware: Any = None,
+    rules_text: str = RULES,
+    service_class: type[CommandService] = CommandService,
+) -> AsyncIterator[Rig]:
+    """The whole rig, served; shared with test_slack_server, test_socket and
+    test_oncall_commands (which serves the app's OnCallService and its own rules).
 
     ``polaris_middleware`` wraps the simulated Polaris (outermost), to change its answers."""
     clock, gate = FakeClock(), Gate()
@@ -236,7 +242,7 @@ async def running_rig(*, polaris_middleware: Any = None) -> AsyncIterator[Rig]:
     standin = SlackStandIn(clock=clock)
     store = MemoryStore()
     await store.open()
-    rules = parse_ruleset(RULES, "rules.toml")
+    rules = parse_ruleset(rules_text, "rules.toml")
     metrics = BotMetrics()
     audit: list[AuditEntry] = []
 
@@ -261,7 +267,7 @@ async def running_rig(*, polaris_middleware: Any = None) -> AsyncIterator[Rig]:
             retry=RetryPolicy(attempts=1),
         )
         rules_now: list[Any] = [rules]
-        service = CommandService(
+        service = service_class(
             {"default": polaris},
             store,
             lambda: rules_now[0],

@@ -24,8 +24,10 @@ from storekit import (
     targets,
 )
 
-from watchdog.domain.alerts import Phase
-from watchdog.domain.outgoing import AuditEntry, Outgoing
+from watchdog.domain.alerts import Phase, Reason
+from watchdog.domain.digest import summarize
+from watchdog.domain.oncall import Ack, Incident
+from watchdog.domain.outgoing import AuditEntry, DigestPost, Notification, Outgoing, Redraw
 from watchdog.store import Fence, FencedOut, Lease, MessageRef, Store
 from watchdog.store.memory import MemoryStore
 from watchdog.store.open import describe_store, open_store
@@ -536,6 +538,157 @@ async def test_prune_drops_old_rows_and_gone_jobs(store: Store) -> None:
     ]
     await store.prune_samples(PROJECT, before=0.0)
     assert len(await store.load_samples(PROJECT, since=0.0)) == 2
+
+
+# -- acknowledgements and the incident history -----------------------------------------------
+
+
+def announced(job_id: str = "job-1", reason: Reason = Reason.NEW, **changes: Any) -> Notification:
+    """A notification of ``job_id``'s incident (fired at 130) for ``reason``."""
+    alert = make_alert(job_id=job_id, **changes)
+    if reason is Reason.RESOLVED:
+        alert = replace(alert, phase=Phase.RESOLVED, resolved_at=400.0, resolve_reason="ok")
+    return replace(make_notification(job_id), reason=reason, alert=alert)
+
+
+async def test_acks_are_kept_by_incident_and_listed_per_project(store: Store) -> None:
+    """add_ack needs no lease; a second ack of an incident replaces the first; list_acks
+    filters by project; remove_ack says whether there was one."""
+    first = Ack("default/lag/job-1@130000", PROJECT, "lag", "job-1", "U1", 200.0)
+    other = Ack("prod/lag/job-9@5000", "prod", "lag", "job-9", "U2", 210.0)
+    await store.add_ack(first)
+    await store.add_ack(other)
+    await store.add_ack(replace(first, user="U3", at=220.0))
+    assert await store.list_acks(PROJECT) == [replace(first, user="U3", at=220.0)]
+    assert await store.list_acks() == [replace(first, user="U3", at=220.0), other]
+    assert await store.remove_ack(first.incident_id) is True
+    assert await store.remove_ack(first.incident_id) is False
+    assert await store.list_acks() == [other]
+
+
+async def test_commit_records_announced_incidents_and_their_resolve(
+    store: Store, fence: Fence
+) -> None:
+    """A NEW notification starts a history line in the same commit; a RESOLVED one closes
+    it and ends the incident's acknowledgement; audit lines add nothing."""
+    await store.commit(fence=fence, outbox=[announced("job-1"), make_audit()], now=130.0)
+    [line] = await store.list_incidents(0.0)
+    assert line == Incident(
+        incident_id=make_alert(job_id="job-1").incident_id,
+        project=PROJECT,
+        rule="lag",
+        job_id="job-1",
+        table="events",
+        severity="critical",
+        fired_at=130.0,
+    )
+    await store.add_ack(Ack.of(make_alert(job_id="job-1"), "U1", 190.0))
+    await store.commit(fence=fence, outbox=[announced("job-1", Reason.RESOLVED)], now=400.0)
+    [closed] = await store.list_incidents(0.0)
+    assert (closed.acked_at, closed.acked_by, closed.resolved_at) == (190.0, "U1", 400.0)
+    assert await store.list_acks() == []
+
+
+async def test_the_first_acknowledgement_is_the_one_the_history_keeps(
+    store: Store, fence: Fence
+) -> None:
+    """Time to acknowledge counts from the first ack; a withdrawn one is forgotten, and a
+    notification that carries no ack leaves the line's alone."""
+    incident = make_alert(job_id="job-1").incident_id
+    await store.commit(fence=fence, outbox=[announced("job-1")], now=130.0)
+    await store.add_ack(Ack.of(make_alert(job_id="job-1"), "U1", 150.0))
+    await store.add_ack(Ack.of(make_alert(job_id="job-1"), "U2", 170.0))
+    await store.commit(fence=fence, outbox=[announced("job-1", Reason.REPEAT)], now=180.0)
+    [line] = await store.list_incidents(0.0)
+    assert (line.incident_id, line.acked_at, line.acked_by) == (incident, 150.0, "U1")
+    await store.remove_ack(incident)
+    [line] = await store.list_incidents(0.0)
+    assert (line.acked_at, line.acked_by) == (None, None)
+    acked = announced("job-1", Reason.CHANGED, acked_by="U4", acked_at=190.0)
+    await store.commit(fence=fence, outbox=[acked], now=190.0)
+    [line] = await store.list_incidents(0.0)
+    assert (line.acked_at, line.acked_by) == (190.0, "U4")
+
+
+async def test_list_incidents_since_keeps_open_and_recent_ones(store: Store, fence: Fence) -> None:
+    """Incidents resolved before ``since`` are left out; open ones are listed whenever
+    they fired, in fire-time order."""
+    await store.commit(
+        fence=fence,
+        outbox=[
+            announced("old", fired_at=10.0, since=10.0),
+            announced("open", fired_at=20.0, since=20.0),
+            announced("late", fired_at=500.0, since=500.0),
+        ],
+        now=500.0,
+    )
+    gone = announced("old", Reason.RESOLVED, fired_at=10.0, since=10.0)
+    gone = replace(gone, alert=replace(gone.alert, resolved_at=50.0))
+    await store.commit(fence=fence, outbox=[gone], now=50.0)
+    assert [i.job_id for i in await store.list_incidents(0.0)] == ["old", "open", "late"]
+    assert [i.job_id for i in await store.list_incidents(100.0)] == ["open", "late"]
+
+
+async def test_prune_history_drops_what_is_old_and_over(store: Store, fence: Fence) -> None:
+    """Resolved lines older than the cut go; an old open line stays while its alert lives
+    and goes once it is gone; old acks of gone alerts go; old once-marks go."""
+    live = make_alert(job_id="live", fired_at=10.0, since=10.0)
+    await store.commit(
+        fence=fence,
+        upserts=[live],
+        outbox=[
+            announced("done", fired_at=10.0, since=10.0),
+            announced("live", fired_at=10.0, since=10.0),
+            announced("orphan", fired_at=10.0, since=10.0),
+            announced("recent", fired_at=1100.0, since=1100.0),
+        ],
+        now=10.0,
+    )
+    done = announced("done", Reason.RESOLVED, fired_at=10.0, since=10.0)
+    await store.commit(fence=fence, outbox=[done], now=400.0)
+    await store.add_ack(Ack.of(live, "U1", 20.0))
+    await store.add_ack(Ack("default/lag/gone@1", PROJECT, "lag", "gone", "U1", 20.0))
+    assert await store.enqueue_once("old-mark", [], project="", fence=fence, now=20.0)
+    await store.prune_history("other-project", 1000.0)
+    assert len(await store.list_incidents(0.0)) == 4
+    await store.prune_history(PROJECT, 1000.0)
+    assert [i.job_id for i in await store.list_incidents(0.0)] == ["live", "recent"]
+    assert [a.job_id for a in await store.list_acks()] == ["live"]
+    assert await store.enqueue_once("old-mark", [], project="", fence=fence, now=1000.0)
+
+
+async def test_enqueue_once_enqueues_a_key_once(store: Store, fence: Fence) -> None:
+    """The first call enqueues its items (as the given project's) and marks the key; any
+    later call with that key writes nothing and says so."""
+    key = "digest/2026-11-28"
+    assert await store.enqueue_once(key, [make_audit("a")], project="", fence=fence, now=5.0)
+    assert not await store.enqueue_once(key, [make_audit("b")], project="", fence=fence, now=6.0)
+    due = await store.outbox_due(now=10.0)
+    assert [(r.project, r.item) for r in due] == [("", make_audit("a"))]
+
+
+async def test_enqueue_once_under_a_lost_lease_writes_nothing(backend: Backend) -> None:
+    """A replica that lost the coordinator's lease cannot mark the day or enqueue; the
+    new holder still can."""
+    store = backend.store
+    old, new = await taken_over(backend)
+    with pytest.raises(FencedOut):
+        await store.enqueue_once("digest/x", [make_audit()], project="", fence=old, now=1.0)
+    assert await store.outbox_size() == 0
+    assert await store.enqueue_once("digest/x", [make_audit()], project="", fence=new, now=1.0)
+    assert await store.outbox_size() == 1
+
+
+async def test_redraws_and_digests_round_trip_through_the_outbox(store: Store) -> None:
+    """The on-call outbox items come back whole, also in SQL backends."""
+    digest = summarize(await store.list_incidents(0.0), 0.0, 86_400.0)
+    items: list[Outgoing] = [
+        Redraw("default/lag/job-1@130000", PROJECT, "acknowledged by U1", 5.0),
+        DigestPost(replace(digest, by_rule=(("lag", 2),)), "C0DIGEST", "Europe/Berlin"),
+        replace(announced(), reason=Reason.ESCALATE, escalate_channel="C0LEADS"),
+    ]
+    await store.enqueue(items, project="", now=5.0)
+    assert [r.item for r in await store.outbox_due(now=5.0)] == items
 
 
 # -- meta -------------------------------------------------------------------------------------

@@ -281,6 +281,14 @@ class SlackStandIn:
             return 200, {"ok": False, "error": "channel_not_found"}
         return history_page(self.top_level(channel), params)
 
+    def _permalink(self, request: web.Request, params: Params) -> Answer:
+        channel, ts = str(params.get("channel") or ""), str(params.get("message_ts") or "")
+        message = self.messages.get(ts)
+        if not self._channel_ok(channel) or message is None or message.channel != channel:
+            return 200, {"ok": False, "error": "message_not_found"}
+        link = f"https://standin.slack.invalid/archives/{channel}/p{ts.replace('.', '')}"
+        return 200, {"ok": True, "channel": channel, "permalink": link}
+
     def _connections_open(self, request: web.Request, params: Params) -> Answer:
         return 200, {"ok": True, "url": self.socket.issue_url(f"ws://{request.host}/socket")}
 
@@ -290,6 +298,7 @@ class SlackStandIn:
         "chat.update": _update,
         "chat.postEphemeral": _post_ephemeral,
         "conversations.history": _history,
+        "chat.getPermalink": _permalink,
         "apps.connections.open": _connections_open,
     }
 

@@ -208,12 +208,14 @@ def escalation_message(
     body = _escalated(n, now, jobs)
     if link is not None:
         body += f"\n<{link.replace('&', '&amp;')}|Open the alert>"
+    # The mention leads the plain text too: notifications are made from it.
+    lead = f"{ap.format_mention(n.mention) or ''} 🚨 ESCALATED".lstrip()
     if jobs > 1:
-        text = f"🚨 ESCALATED {tx.esc(n.rule.name, 150)} on {jobs} jobs: unacknowledged"
+        text = f"{lead} {tx.esc(n.rule.name, 150)} on {jobs} jobs: unacknowledged"
         return SlackMessage.of(text, [_section(body)])
     took = ap.fired_for(alert, now)
     names = ap.names(n.rule.name, alert.job, alert.project)
-    text = f"🚨 ESCALATED {names}: unacknowledged for {took}"
+    text = f"{lead} {names}: unacknowledged for {took}"
     return SlackMessage.of(text, [_section(body), _context(ap.timeline(alert, now))])
 
 

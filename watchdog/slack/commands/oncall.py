@@ -37,7 +37,6 @@ from watchdog.rules.maintenance import MaintenanceWindow
 from watchdog.slack import text as tx
 from watchdog.slack.actions import Action, ButtonValue
 from watchdog.slack.alerts.digest import digest_message
-from watchdog.slack.alerts.parts import user as mention
 from watchdog.slack.commands import clicks, replies
 from watchdog.slack.commands.changes import Change, CommandFailed
 from watchdog.slack.commands.parse import JobRef, UsageError, parse_job_ref
@@ -211,7 +210,8 @@ class OnCallService(CommandService):
         if not changed:
             if command.undo:
                 raise CommandFailed(f"no alert {of}on that job is acknowledged")
-            owners = sorted({mention(acks[a.incident_id].user) for a in live})
+            # Plain words: a failure's reason is escaped wherever it is shown.
+            owners = sorted({acks[a.incident_id].user for a in live})
             raise CommandFailed(f"already acknowledged by {', '.join(owners)}")
         for alert in changed:
             if command.undo:
@@ -266,7 +266,7 @@ class OnCallService(CommandService):
             return
         owner = [a for a in await self._store.list_acks(alert.project) if a.incident_id == incident]
         if owner:
-            raise CommandFailed(f"already acknowledged by {mention(owner[0].user)}")
+            raise CommandFailed(f"already acknowledged by {owner[0].user}")
         await self._store.add_ack(Ack.of(alert, change.user, self._clock()))
 
     async def _live_alert(self, incident_id: str) -> AlertState | None:
