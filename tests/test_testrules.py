@@ -309,3 +309,73 @@ def test_expanding_notation_is_start_plus_steps(start: int, step: int, count: in
     assert parse_numbers(f"{start}{sign}{abs(step)}x{count}") == [
         start + step * i for i in range(count + 1)
     ]
+
+
+# ---- the on-call workflow in cases --------------------------------------------------------
+
+ONCALL_CASE = """
+[[case]]
+name = "held and owned"
+start = "2026-03-29T00:50:00Z"
+interval = "5m"
+  [[case.maintenance]]
+  name = "night"
+  from = "02:00"
+  to = "04:00"
+  timezone = "Europe/Berlin"
+  rules = ["unhealthy"]
+  [[case.job]]
+  name = "a"
+  type = "streaming"
+  health = "ok x3 error"
+  [[case.ack]]
+  at = "2h15m"
+  alert = "unhealthy/a"
+  [[case.expect]]
+  at = "1h5m"
+  firing = ["unhealthy/a"]
+  notified = []
+  [[case.expect]]
+  at = "1h10m"
+  notified = ["new:unhealthy/a"]
+"""
+
+
+def test_cases_hold_alerts_in_windows_on_their_own_clock(tmp_path: Path) -> None:
+    """A case's window, at the case's start (Berlin's spring-forward night), holds the
+    alert until 04:00 CEST (02:00 UTC), then posts it once."""
+    code, lines = _run(_write(tmp_path, ONCALL_CASE))
+    assert (code, lines) == (0, ["PASS  held and owned", "1 passed, 0 failed"])
+
+
+def test_a_case_window_that_ignores_daylight_saving_would_fail(tmp_path: Path) -> None:
+    """The same case, expecting the post an hour late (as a fixed +01:00 would have it),
+    fails: the run follows the zone's real clock."""
+    text = ONCALL_CASE.replace('at = "1h10m"', 'at = "2h10m"').replace('at = "1h5m"', 'at = "2h5m"')
+    code, lines = _run(_write(tmp_path, text))
+    assert code == 1 and "FAIL  held and owned" in lines
+
+
+@pytest.mark.parametrize(
+    ("change", "needle", "words"),
+    [
+        (('rules = ["unhealthy"]', 'rules = ["unhealty"]'), 'rules = ["unhealty"]',
+         "case 'held and owned': maintenance 'night': unknown rule 'unhealty' (did you mean"),
+        (('timezone = "Europe/Berlin"', 'timezone = "Berlin"'), 'timezone = "Berlin"',
+         "case 'held and owned': maintenance 'night': timezone: unknown time zone 'Berlin'"),
+        (('alert = "unhealthy/a"', 'alert = "unhealthy/b"'), 'alert = "unhealthy/b"',
+         "case 'held and owned': ack: unknown job 'b' in 'unhealthy/b'"),
+        (('alert = "unhealthy/a"', 'alert = "unhealthy/a"\n  until = "1h"'), 'until = "1h"',
+         "case 'held and owned': ack[0]: until must be later than at"),
+    ],
+)  # fmt: skip
+def test_on_call_mistakes_in_a_case_are_reported_at_their_line(
+    tmp_path: Path, change: tuple[str, str], needle: str, words: str
+) -> None:
+    """Windows and acks in a case are checked like the rules file's: FILE:LINE, exit 2."""
+    text = ONCALL_CASE.replace(*change)
+    path = _write(tmp_path, text)
+    code, lines = _run(path)
+    line = (f"rules = {str(RULES)!r}\n" + text).splitlines().index(f"  {needle.strip()}") + 1
+    assert code == 2
+    assert any(found.startswith(f"{path}:{line}: {words}") for found in lines), lines

@@ -34,6 +34,8 @@ from pydantic import (
     Field,
     StrictInt,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic_core import ErrorDetails
@@ -267,11 +269,13 @@ class AckSpec(_Strict):
     alert: str
     until: Seconds | None = None
 
-    @model_validator(mode="after")
-    def _until_after_at(self) -> AckSpec:
-        if self.until is not None and self.until <= self.at:
-            raise ValueError("until must be later than at")
-        return self
+    @field_validator("until")
+    @classmethod
+    def _until_after_at(cls, value: float | None, info: ValidationInfo) -> float | None:
+        at = info.data.get("at")
+        if value is not None and at is not None and value <= at:
+            raise ValueError("must be later than at")
+        return value
 
 
 class CaseSpec(_Strict):
