@@ -12,9 +12,10 @@ from watchdog.devtools.demo import demo
 @pytest.mark.slow
 async def test_demo_shows_alerts_firing_resolving_and_commands_working() -> None:
     """At 20× speed, a few seconds of demo show a post, its resolve edit, the scripted
-    commands' answers and audit lines, and a non-operator refused."""
+    commands' answers and audit lines, a non-operator refused, and the on-call workflow:
+    an acknowledgement shown on its alert, an escalation, a maintenance window."""
     out = io.StringIO()
-    await demo(speed=20, duration=6.5, out=out, interactive=False)
+    await demo(speed=20, duration=9.0, out=out, interactive=False)
     text = out.getvalue()
     assert "posted" in text and "job-unhealthy" in text
     assert "✅ RESOLVED" in text and "(edited)" in text
@@ -22,6 +23,13 @@ async def test_demo_shows_alerts_firing_resolving_and_commands_working() -> None
     assert "paused job" in text and "resumed job" in text
     assert "only <@UDEMOOPS> can" in text
     assert "canceled job" in text
+    assert "👀 Acknowledged on job" in text and "👀 Acknowledged by @UDEMOOPS" in text
+    assert "[Unacknowledge]" in text and "acknowledged job" in text
+    assert "@oncall-leads Escalated: *job-unhealthy*" in text
+    assert "[C0DEMOLEADS] posted" in text and "Open the alert" in text
+    assert "*Maintenance windows* (1 of 1 open)" in text and "*log-compaction*" in text
+    assert "skipped-rows-rising" in text and "Table: `app_logs`" not in text
+    assert "📋 Polaris digest · last 1h" in text
     assert "Traceback" not in text
 
 

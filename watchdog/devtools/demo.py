@@ -6,10 +6,12 @@ prints every message the bot posts, edits or answers, and the bot itself with it
 Slack notifier, HTTP endpoints and command handling, watching both projects as
 ``[[projects]]`` (prod's alerts go to the ``[slack]`` channel, staging's to a channel of
 its own). A short script then plays an on-call engineer: it lists unhealthy jobs (of both
-projects), pauses and resumes a stream, cancels a job (with the confirmation click), shows
-that a non-operator is refused, and asks about a staging job as ``staging/<prefix>``. Lines
-typed on stdin are sent as ``/polaris`` commands by the operator. ``--speed`` runs
-simulated time faster.
+projects), acknowledges a failed batch job (the alert shows who owns it; the
+unacknowledged unhealthy stream escalates), pauses and resumes a stream, cancels a job
+(with the confirmation click), shows that a non-operator is refused, asks about a staging
+job as ``staging/<prefix>``, lists the maintenance window that holds the log tables'
+alerts back, and asks for the digest of the last hour. Lines typed on stdin are sent as
+``/polaris`` commands by the operator. ``--speed`` runs simulated time faster.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ PROJECTS: dict[str, tuple[str, str, str, str | None]] = {
     "prod": ("demo-project", "sim-key", "DEMO_POLARIS_KEY_PROD", None),
     "staging": ("demo-staging", "sim-key-staging", "DEMO_POLARIS_KEY_STAGING", STAGING_CHANNEL),
 }
+LEADS = "C0DEMOLEADS"  # where escalations link to their alert
 
 
 def demo_rules(polaris_url: str = "http://127.0.0.1:8181") -> RuleSet:
@@ -198,7 +201,9 @@ async def _script(
     """An on-call engineer's first minutes, in simulated seconds."""
     await sleep(27)
     await user.command("jobs health=error")
-    await sleep(6)
+    await sleep(3)
+    await user.command(f"ack {_prefix(sim, 'daily_import')}")
+    await sleep(3)
     stream = _prefix(sim, "billing_events")
     await user.command(f"pause {stream}")
     await sleep(6)
@@ -212,8 +217,12 @@ async def _script(
     await sleep(4)
     staging = sim.project(PROJECTS["staging"][0])
     await user.command(f"status staging/{_prefix(staging, 'search_events')}")
-    await sleep(26)
+    await sleep(4)
+    await user.command("maintenance")
+    await sleep(22)
     await user.command("alerts")
+    await sleep(6)
+    await user.command("digest 1h")
     say(
         "\n(demo script done — alerts keep firing and resolving; type commands such as "
         "`status <job>`, `jobs project=staging` or `silence job-unhealthy 10m`, "
@@ -248,7 +257,7 @@ async def demo(*, speed: float, duration: float | None, out: TextIO, interactive
     clock, sleep = scaled_clock(speed)
     sim = demo_simulator(clock)
     sim_runner, sim_url = await _site(await serve(sim, "127.0.0.1", 0))
-    channels = {CHANNEL, STAGING_CHANNEL, AUDIT_CHANNEL}
+    channels = {CHANNEL, STAGING_CHANNEL, AUDIT_CHANNEL, LEADS}
     standin = SlackStandIn(bot_token="xoxb-demo", printer=say, channels=channels)
     standin_runner, standin_url = await _site(standin.app())
     standin.bind(standin_url)

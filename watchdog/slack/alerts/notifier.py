@@ -168,8 +168,10 @@ class SlackNotifier:
 
     # ---- Slack calls -------------------------------------------------------------------
 
-    async def _call(self, method: str, channel: str, **kwargs: Any) -> dict[str, Any]:
-        if self._pace is not None:
+    async def _call(
+        self, method: str, channel: str, *, paced: bool = True, **kwargs: Any
+    ) -> dict[str, Any]:
+        if self._pace is not None and paced:  # reading methods do not post to the channel
             limiter = self._limiters.get(channel)
             if limiter is None:
                 limiter = self._limiters[channel] = AsyncLimiter(*self._pace)
@@ -265,7 +267,9 @@ class SlackNotifier:
         """A link to a message: Slack's permalink, else one built from channel and ts
         (the escalation it is for is sent either way)."""
         try:
-            resp = await self._call("chat_getPermalink", ref.channel, message_ts=ref.ts)
+            resp = await self._call(
+                "chat_getPermalink", ref.channel, paced=False, message_ts=ref.ts
+            )
         except (DeliveryUnavailable, _Permanent) as exc:
             log.warning("slack.permalink_failed", error=str(exc))
             return oncall.archive_link(ref)
