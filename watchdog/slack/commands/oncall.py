@@ -17,6 +17,9 @@ same audit trail:
   next opens or closes.
 - ``/polaris digest [DURATION]`` answers with the digest of the last day (or DURATION,
   up to the week of history kept), only to whoever asked.
+
+It extends the service from the inside — its ``_Change`` and ``_Failure`` included — so
+that an acknowledgement is audited, refused and explained exactly as a pause is.
 """
 
 from __future__ import annotations
