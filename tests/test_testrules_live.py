@@ -1,6 +1,8 @@
 """test-rules and the live loop are one implementation: every example case, replayed by
 ``test-rules`` and by a real :class:`~watchdog.watch.loop.Watcher` committing to a store, ends
-every tick with the same alerts in the same phases and the same notifications."""
+every tick with the same alerts in the same phases and the same notifications. The live
+loop gets a case's on-call parts the way it gets them in production: its maintenance
+windows in the rules, its acknowledgements in the store, its start on the clock."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from watchdog.rules.load import load_ruleset
 from watchdog.store.memory import MemoryStore
 from watchdog.testing.file import CaseSpec, load_test_file
 from watchdog.testing.polaris import CasePolaris
-from watchdog.testing.run import T0, CaseRun
+from watchdog.testing.run import CaseAcks, CaseRun
 from watchdog.watch.loop import Watcher
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,11 +52,14 @@ async def _live(case: CaseSpec) -> list[State]:
     committing to a store; its notifications are read back from the outbox."""
     interval = _interval(case)
     rules = RulesHolder(RULES.model_copy(update={"watch": RULES.watch.model_copy(
-        update={"interval": interval})}))  # fmt: skip
-    clock = FakeClock(T0)
+        update={"interval": interval}), "maintenance": (*RULES.maintenance,
+        *case.maintenance)}))  # fmt: skip
+    start = CaseRun(case, RULES, interval).start
+    clock = FakeClock(start)
     store = MemoryStore(clock=clock)
     await store.open()
-    polaris = CasePolaris(case.job, T0)
+    polaris = CasePolaris(case.job, start)
+    operator = CaseAcks(case, start)
     watcher = Watcher(
         project=DEFAULT_PROJECT, client=polaris, store=store, rules=rules, clock=clock
     )
@@ -63,8 +68,18 @@ async def _live(case: CaseSpec) -> list[State]:
     states: list[State] = []
     seen: set[int] = set()
     for tick in range(_ticks(case)):
-        clock.now = T0 + tick * interval
+        clock.now = start + tick * interval
         polaris.move_to(tick, clock.now)
+        firing = {
+            f"{state.rule}/{names[state.job_id]}": state
+            for state in watcher.alerts.values()
+            if state.phase is Phase.FIRING and state.rule != META_RULE
+        }
+        made, withdrawn = operator.due(clock.now, firing)
+        for ack in made:
+            await store.add_ack(ack)
+        for incident in withdrawn:
+            await store.remove_ack(incident)
         await watcher.tick(clock.now, before_judging=watcher.sweep.sweep_once)
         phases = {
             fp: state.phase for fp, state in watcher.alerts.items() if state.rule != META_RULE

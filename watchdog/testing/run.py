@@ -17,7 +17,7 @@ was missing or unexpected and what the alert was doing instead, then ``N passed,
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -43,7 +43,7 @@ from watchdog.watch.plan import plan
 from watchdog.watch.sweep import MetricsSweep
 from watchdog.watch.tick import TickContext, judge_tick
 
-__all__ = ["T0", "CaseRun", "Snapshot", "check_case", "run_test_file"]
+__all__ = ["T0", "CaseAcks", "CaseRun", "Snapshot", "check_case", "run_test_file"]
 
 #: The first tick of every case (2023-11-14 22:13:20 UTC): fixed, so runs are repeatable.
 T0 = 1_700_000_000.0
@@ -176,9 +176,8 @@ class CaseRun:
         self._context = TickContext(
             project, rules, plan(rules), watch, spec.channel if spec else None, windows
         )
-        self._case = case
+        self.operator = CaseAcks(case, self.start)
         self._acks: dict[str, Ack] = {}  # by incident, as the store keeps them
-        self._held: dict[int, str | None] = {}  # case ack → the incident it holds, if any
         self._polaris = CasePolaris(case.job, self.start)
         # Sized as the bot sizes it, so a too-short history shows up here as well.
         book = SampleBook(capacity_for(ruleset.max_window, interval))
@@ -198,7 +197,11 @@ class CaseRun:
         tick, self.ticks = self.ticks, self.ticks + 1
         now = self._clock = self.start + tick * self._interval
         self._polaris.move_to(tick, now)
-        self._acknowledge(now)
+        firing = {self.label(a): a for a in self.alerts.values() if a.phase is Phase.FIRING}
+        made, withdrawn = self.operator.due(now, firing)
+        self._acks.update((ack.incident_id, ack) for ack in made)
+        for incident in withdrawn:
+            self._acks.pop(incident, None)
         tally, seen = await judge_tick(
             self._polaris,
             self._context,
@@ -223,24 +226,37 @@ class CaseRun:
             by_phase.get(state.phase, {})[self.label(state)] = state
         return Snapshot(by_phase[Phase.FIRING], by_phase[Phase.PENDING], frozenset(notified))
 
-    def _acknowledge(self, now: float) -> None:
-        """Make and withdraw the case's acknowledgements due by ``now``, as an operator
-        would between two ticks: an ack holds the incident firing (as the last tick left
-        it) when it is made, and none when the alert is not firing then."""
-        offset = now - self.start
-        by_label = {self.label(a): a for a in self.alerts.values() if a.phase is Phase.FIRING}
-        for index, spec in enumerate(self._case.ack):
+
+class CaseAcks:
+    """The case's acknowledgements, made and withdrawn as an operator would between two
+    ticks: an ack holds the incident firing (as the last tick left it) at its ``at``, and
+    none when the alert is not firing then. ``test-rules`` keeps them as the store would;
+    a live replay writes them to its store."""
+
+    def __init__(self, case: CaseSpec, start: float) -> None:
+        self._specs = case.ack
+        self._start = start
+        self._held: dict[int, str | None] = {}  # case ack → the incident it holds, if any
+
+    def due(self, now: float, firing: Mapping[str, AlertState]) -> tuple[list[Ack], list[str]]:
+        """Before the tick at ``now``, with ``firing`` the firing alerts by label
+        ``rule/job``: the acks to make, and the incidents whose ack is withdrawn."""
+        offset = now - self._start
+        made: list[Ack] = []
+        withdrawn: list[str] = []
+        for index, spec in enumerate(self._specs):
             if index not in self._held:
                 if offset >= spec.at:
-                    alert = by_label.get(spec.alert)
+                    alert = firing.get(spec.alert)
                     self._held[index] = alert.incident_id if alert is not None else None
                     if alert is not None:
-                        self._acks[alert.incident_id] = Ack.of(alert, "test-rules", now)
+                        made.append(Ack.of(alert, "test-rules", now))
             elif spec.until is not None and offset >= spec.until:
                 incident = self._held[index]
                 if incident is not None:
-                    self._acks.pop(incident, None)
+                    withdrawn.append(incident)
                     self._held[index] = None
+        return made, withdrawn
 
 
 # ---- checking expectations ----------------------------------------------------------------
