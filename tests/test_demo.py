@@ -25,7 +25,7 @@ async def test_demo_shows_alerts_firing_resolving_and_commands_working() -> None
     assert "canceled job" in text
     assert "👀 Acknowledged on job" in text and "👀 Acknowledged by @UDEMOOPS" in text
     assert "[Unacknowledge]" in text and "acknowledged job" in text
-    assert "@oncall-leads Escalated: *job-unhealthy*" in text
+    assert "@oncall-leads Escalated [prod]: *job-unhealthy*" in text
     assert "[C0DEMOLEADS] posted" in text and "Open the alert" in text
     assert "*Maintenance windows* (1 of 1 open)" in text and "*log-compaction*" in text
     assert "skipped-rows-rising" in text and "Table: `app_logs`" not in text

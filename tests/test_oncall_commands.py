@@ -3,6 +3,7 @@ app's OnCallService over a memory store, replies on the Slack stand-in's respons
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
@@ -21,6 +22,8 @@ from test_commands import (
     button_ids,
     running_rig,
 )
+from test_projects import CHANNELS, PROD_JOB, STAGING_JOB, two_orgs, until
+from test_projects import OPERATOR as PROJECTS_OPERATOR
 
 from watchdog.domain.alerts import Reason, RuleFacts
 from watchdog.domain.outgoing import Notification, Redraw
@@ -273,3 +276,38 @@ async def test_help_lists_the_oncall_commands(rig: Rig) -> None:
     text = (await rig.slash("help")).ack["text"]
     assert "`ack JOB [RULE]`" in text and "`unack JOB [RULE]`" in text
     assert "`maintenance`" in text and "`digest [DURATION]`" in text
+
+
+# ---- the running bot, several projects ---------------------------------------------------
+
+
+async def test_ack_of_a_project_job_in_the_running_bot_edits_that_projects_alert(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The whole app over two organisations: `ack staging/aaaaaa02` acknowledges staging's
+    incident only; staging's lease holder edits its alert to name the owner; the audit
+    line names the project; staging's watcher takes the owner into its state."""
+    async with two_orgs(monkeypatch) as orgs:
+        text = await orgs.slash("ack staging/aaaaaa02")
+        assert text.startswith(f"👀 Acknowledged on job `{STAGING_JOB}`")
+        [ack] = await orgs.bot.store.list_acks()
+        assert (ack.project, ack.job_id, ack.user) == ("staging", STAGING_JOB, PROJECTS_OPERATOR)
+        await until(lambda: any(m.edited for m in orgs.standin.top_level()))
+        edited = [
+            m
+            for m in orgs.standin.top_level()
+            if m.edited and "Acknowledged by" in json.dumps(m.blocks, ensure_ascii=False)
+        ]
+        assert [m.channel for m in edited] == [CHANNELS["staging"]]
+        assert "[staging]" in edited[0].text
+        await until(lambda: any("acknowledged job" in t for t in orgs.all_texts()))
+        audit = [t for t in orgs.all_texts() if "acknowledged job" in t]
+        assert audit == [
+            f"✅ <@{PROJECTS_OPERATOR}> acknowledged job `{STAGING_JOB}` (table orders) in "
+            "project staging · rule: job-unhealthy"
+        ]
+        await orgs.tick()
+        states = orgs.bot.watchers["staging"].alerts.values()
+        assert [s.acked_by for s in states if s.job_id == STAGING_JOB] == [PROJECTS_OPERATOR]
+        prod = orgs.bot.watchers["prod"].alerts.values()
+        assert [s.acked_by for s in prod if s.job_id == PROD_JOB] == [None]

@@ -209,7 +209,8 @@ def test_the_terminal_prints_escalations_redraws_and_digests() -> None:
     n = escalation(notification(alert(CLICKS)))
     assert describe(n) == (
         "ESCALATE",
-        f"critical job-unhealthy · job {CLICKS} table clicks · unacknowledged, escalated to "
+        f"[default] critical job-unhealthy · job {CLICKS} table clicks · unacknowledged, "
+        "escalated to "
         f"{LEADS}",
     )
     assert describe(Redraw("i1", "default", "acknowledged by U1", START)) == (

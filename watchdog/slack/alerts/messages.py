@@ -190,7 +190,8 @@ def thread_reply(n: Notification, *, now: float) -> SlackMessage:
 def _escalated(n: Notification, now: float, jobs: int = 1) -> str:
     """The escalation's words, mention first (≤ 800); ``jobs`` > 1 for a storm's."""
     mention = ap.format_mention(n.mention)
-    lead = f"🚨 {mention} Escalated:" if mention else "🚨 Escalated:"
+    tag = ap.project_tag(n.alert.project)
+    lead = f"🚨 {mention} Escalated {tag}:" if mention else f"🚨 Escalated {tag}:"
     rule, took = tx.esc(n.rule.name, 150), ap.fired_for(n.alert, now)
     if jobs > 1:
         return f"{lead} *{rule}* fires on {jobs} jobs and nobody has acknowledged them."

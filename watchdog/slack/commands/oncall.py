@@ -18,8 +18,8 @@ same audit trail:
 - ``/polaris digest [DURATION]`` answers with the digest of the last day (or DURATION,
   up to the week of history kept), only to whoever asked.
 
-It extends the service from the inside — its ``_Change`` and ``_Failure`` included — so
-that an acknowledgement is audited, refused and explained exactly as a pause is.
+``JOB`` is found as for every command (an id, a unique prefix, or ``PROJECT/JOB``), and
+an acknowledgement is audited, refused and explained exactly as a pause is.
 """
 
 from __future__ import annotations
