@@ -168,10 +168,8 @@ class SlackNotifier:
 
     # ---- Slack calls -------------------------------------------------------------------
 
-    async def _call(
-        self, method: str, channel: str, *, paced: bool = True, **kwargs: Any
-    ) -> dict[str, Any]:
-        if self._pace is not None and paced:  # reading methods do not post to the channel
+    async def _call(self, method: str, channel: str, **kwargs: Any) -> dict[str, Any]:
+        if self._pace is not None:
             limiter = self._limiters.get(channel)
             if limiter is None:
                 limiter = self._limiters[channel] = AsyncLimiter(*self._pace)
@@ -264,19 +262,7 @@ class SlackNotifier:
         return True
 
     async def permalink(self, ref: MessageRef) -> str:
-        """A link to a message: Slack's permalink, else one built from channel and ts
-        (the escalation it is for is sent either way)."""
-        try:
-            resp = await self._call(
-                "chat_getPermalink", ref.channel, paced=False, message_ts=ref.ts
-            )
-        except (DeliveryUnavailable, _Permanent) as exc:
-            log.warning("slack.permalink_failed", error=str(exc))
-            return oncall.archive_link(ref)
-        link = resp.get("permalink")
-        if isinstance(link, str) and link.startswith("https://"):
-            return link
-        return oncall.archive_link(ref)
+        return await oncall.permalink(self._web, ref)
 
     # ---- delivery ----------------------------------------------------------------------
 

@@ -16,6 +16,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import aiohttp
+import structlog
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
 from watchdog.domain.alerts import AlertState, Phase, Reason, RuleFacts
 from watchdog.domain.oncall import with_ack
 from watchdog.domain.outgoing import DigestPost, Notification, Redraw
@@ -42,9 +47,27 @@ class Poster(Protocol):
     def channel_for(self, wanted: str | None) -> str: ...
 
 
+log = structlog.get_logger(__name__)
+
+
 def archive_link(ref: MessageRef) -> str:
     """A link to a message built from its channel and ts (when Slack gives no permalink)."""
     return f"https://slack.com/archives/{ref.channel}/p{ref.ts.replace('.', '')}"
+
+
+async def permalink(web: AsyncWebClient, ref: MessageRef) -> str:
+    """Slack's link to a message (``chat.getPermalink``), else one built from its channel
+    and ts: the escalation it is for goes out either way. A read, so neither paced nor
+    held to the lease like a post."""
+    try:
+        resp = await web.chat_getPermalink(channel=ref.channel, message_ts=ref.ts)
+        link = resp.get("permalink")
+    except (SlackApiError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+        log.warning("slack.permalink_failed", error=type(exc).__name__)
+        link = None
+    if isinstance(link, str) and link.startswith("https://"):
+        return link
+    return archive_link(ref)
 
 
 async def escalate(poster: Poster, n: Notification, ref: MessageRef | None, now: float) -> None:
