@@ -25,9 +25,10 @@ import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from watchdog import cli, operator
+from watchdog import cli
 from watchdog.devtools.polaris_sim.simulator import Simulator
 from watchdog.devtools.slack_standin.server import SlackStandIn
+from watchdog.polaris import client as polaris_client
 from watchdog.polaris.client import PolarisClient, RetryPolicy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,7 +51,9 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     monkeypatch.chdir(tmp_path)
     # Fast retries: an unreachable Polaris must not cost seconds of real backoff.
     fast = RetryPolicy(attempts=2, base=0.001, cap=0.001)
-    monkeypatch.setattr(operator, "PolarisClient", functools.partial(PolarisClient, retry=fast))
+    # The CLI imports the client where a command needs it: patch it where it is defined.
+    fast_client = functools.partial(PolarisClient, retry=fast)
+    monkeypatch.setattr(polaris_client, "PolarisClient", fast_client)
     structlog_config = structlog.get_config()
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level

@@ -45,7 +45,6 @@ from watchdog.slack.commands.oncall import OnCallService
 from watchdog.slack.commands.response_urls import trusted_response_urls
 from watchdog.slack.commands.server import HEADER_TIMEOUT, SlackEndpoints, add_routes
 from watchdog.slack.commands.service import CommandService
-from watchdog.slack.commands.socket import SocketModeReceiver
 from watchdog.slack.commands.verify import RequestVerifier
 from watchdog.slack.web import SLACK_TIMEOUT, SlackWebClient, open_web_client
 from watchdog.store import Store
@@ -300,6 +299,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             verifier = RequestVerifier(settings.slack_signing_secret, clock=options.wall_clock)
             endpoints = SlackEndpoints(commands, verifier, metrics)
         if settings.slack_app_token is not None and web_client is not None:
+            # Loaded only in Socket Mode: every other set-up runs without it.
+            from watchdog.slack.commands.socket import SocketModeReceiver
+
             receiver = SocketModeReceiver(settings.slack_app_token, web_client, commands)
             await receiver.start()
             stack.push_async_callback(receiver.close)

@@ -23,13 +23,10 @@ import json
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO
-
-import aiohttp
+from typing import TYPE_CHECKING, Any, TextIO
 
 from watchdog.domain.names import PROJECT_NAME
 from watchdog.errors import EXIT_FAILURE, InputError
-from watchdog.polaris.client import PolarisClient
 from watchdog.polaris.errors import PolarisError, check_job_id
 from watchdog.polaris.models import EXECUTION_STATUSES, HEALTH_STATUSES, JOB_TYPES, Job
 from watchdog.rules.load import load_ruleset
@@ -37,8 +34,13 @@ from watchdog.rules.problems import did_you_mean
 from watchdog.rules.ruleset import RuleSet
 from watchdog.settings import ProjectConfig, Settings
 
+if TYPE_CHECKING:  # loaded when a command runs: `check` and `test-rules` need no HTTP client
+    import aiohttp
+
+    from watchdog.polaris.client import PolarisClient
+
 #: What a command does with the clients of the projects it uses (name → client).
-Action = Callable[[Mapping[str, PolarisClient]], Awaitable[int]]
+Action = Callable[[Mapping[str, "PolarisClient"]], Awaitable[int]]
 _MAX_NAMED = 10  # projects an error names one by one
 
 
@@ -109,6 +111,8 @@ async def _with_clients(
     settings: Settings, rules: RuleSet, projects: Sequence[str], action: Action
 ) -> int:
     """Run ``action`` with a client for each of ``projects`` (only their keys needed)."""
+    import aiohttp
+
     from watchdog.logs import configure_logging
 
     if rules.projects:
@@ -127,6 +131,8 @@ async def _with_clients(
 
 
 def _client(session: aiohttp.ClientSession, project: ProjectConfig) -> PolarisClient:
+    from watchdog.polaris.client import PolarisClient
+
     return PolarisClient(session, project.api_url, project.project_id, project.api_key)
 
 
@@ -207,7 +213,7 @@ def _print_jobs(
 
 
 #: What a job command does: (client, the project to name or None, job id) → exit code.
-JobWork = Callable[[PolarisClient, str | None, str], Awaitable[int]]
+JobWork = Callable[["PolarisClient", str | None, str], Awaitable[int]]
 
 
 def _on_job(args: argparse.Namespace, settings: Settings, work: JobWork) -> int:
