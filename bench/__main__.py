@@ -16,15 +16,17 @@ import traceback
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from bench.report import Figure, Options, load, say, summary
+from bench.report import Figure, Options, Timing, load, say, summary
 from watchdog.logs import configure_logging
 
 #: Benchmark name → module (each has NAME, TITLE and ``async def run(Options)``).
 BENCHMARKS: dict[str, str] = {
-    "tick": "bench.tick",
-    "evaluation": "bench.evaluation",
-    "memory": "bench.memory",
     "latency": "bench.alert_latency",
+    "sweep": "bench.sweep",
+    "projects": "bench.projects",
+    "memory": "bench.memory",
+    "imports": "bench.imports",
+    "evaluation": "bench.evaluation",
     "ack": "bench.command_ack",
     "storm": "bench.storm",
     "api": "bench.api_use",
@@ -58,12 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging("console", level="warning")
     started, load_at_start = time.monotonic(), load()
     figures: list[Figure] = []
+    timings: list[Timing] = []
     for name in args.names or list(BENCHMARKS):
         module = importlib.import_module(BENCHMARKS[name])
         title: str = module.TITLE
         bench: Callable[[Options], Coroutine[Any, Any, list[Figure]]] = module.run
         say(f"\n== {title} ({name}) ==")
-        begun = time.monotonic()
+        begun, load_before = time.monotonic(), load()
         try:
             figures += asyncio.run(bench(options))
         except Exception as exc:
@@ -71,9 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             figures.append(
                 Figure(title, "benchmark crashed", f"{type(exc).__name__}: {exc}", "-", False)
             )
-        say(f"  ({time.monotonic() - begun:.0f} s)")
+        timing = Timing(name, time.monotonic() - begun, max(load_before, load()))
+        timings.append(timing)
+        say(f"  ({timing.seconds:.0f} s, load average up to {timing.load:.2f})")
     say()
-    say(summary(figures, options, time.monotonic() - started, (load_at_start, load())))
+    seconds = time.monotonic() - started
+    say(summary(figures, options, seconds, (load_at_start, load()), timings))
     return 1 if any(f.passed is False for f in figures) else 0
 
 

@@ -1,22 +1,22 @@
 """An in-process Polaris for the CPU and memory figures: real models, no network.
 
-:class:`FakePolaris` has the methods of :class:`~watchdog.polaris.client.PolarisClient` that
-the watcher calls (``list_jobs``, ``get_metrics``, ``get_job``) and returns the real
-model objects, so a :class:`~watchdog.watch.loop.Watcher` runs unchanged on it and a
-thousand ticks finish in minutes. Jobs are streaming jobs whose counters grow with the
+:class:`FakePolaris` answers the :class:`~watchdog.polaris.api.PolarisApi` protocol (the
+calls the watcher and its metrics sweep make) with the real model objects, so a
+:class:`~watchdog.watch.loop.Watcher` runs unchanged on it and a thousand ticks finish in
+minutes. Jobs are streaming jobs whose counters grow with the
 clock the caller sets (:attr:`FakePolaris.now`); a few per hundred are in health error
 and a few have rows skipped by error, so some rules fire.
 """
 
 from __future__ import annotations
 
+import functools
 import random
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, cast
 
-from watchdog.polaris.api import JobListing
-from watchdog.polaris.client import PolarisClient
+from watchdog.polaris.api import JobListing, PolarisApi
 from watchdog.polaris.errors import PolarisNotFoundError
 from watchdog.polaris.models import Job, Metrics
 
@@ -53,22 +53,36 @@ class FakePolaris:
         rng = random.Random(seed)
         self.now = born
         self._born = born
-        self.jobs: list[Job] = []
+        self._ids: list[str] = []
+        self._index: dict[str, int] = {}
         self._rates: dict[str, float] = {}
         self._skipping: set[str] = set()
         for index in range(jobs):
             job_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-            self.jobs.append(Job.model_validate(job_payload(index, job_id, born=born)))
+            self._ids.append(job_id)
+            self._index[job_id] = index
             self._rates[job_id] = rng.uniform(50.0, 500.0)
             if index % _SKIPPING_EVERY == 1:
                 self._skipping.add(job_id)
-        self._by_id = {job.id: job for job in self.jobs}
         self.requests = 0
-        self.concurrency = 16  # read by the watcher to size its fetch workers
 
-    def client(self) -> PolarisClient:
-        """This fake, typed as the client the watcher expects (it has the methods used)."""
-        return cast(PolarisClient, self)
+    @functools.cached_property
+    def jobs(self) -> list[Job]:
+        """Every job as a model (for benchmarks that evaluate without listing)."""
+        return [Job.model_validate(payload) for payload in self._payloads()]
+
+    def _payloads(self) -> Iterator[dict[str, Any]]:
+        for index, job_id in enumerate(self._ids):
+            yield job_payload(index, job_id, born=self._born)
+
+    @property
+    def concurrency(self) -> int:
+        """Read by the sweep to size its workers (no request waits here anyway)."""
+        return 16
+
+    def client(self) -> PolarisApi:
+        """This fake, typed as the API the watcher expects."""
+        return cast(PolarisApi, self)
 
     def totals(self, job_id: str, now: float) -> dict[str, float]:
         age = max(now - self._born, 0.0)
@@ -91,19 +105,20 @@ class FakePolaris:
         types: Iterable[str] = (),
         table: str | None = None,
         page_size: int = 100,
+        max_pages: int | None = None,
     ) -> JobListing:
         healths, statuses, kinds = set(health), set(execution), set(types)
         listing = JobListing()
-        for job in self.jobs:
-            if healths and job.health_status not in healths:
+        for payload in self._payloads():
+            if healths and payload["health"]["status"] not in healths:
                 continue
-            if statuses and job.execution_status not in statuses:
+            if statuses and payload["executionStatus"] not in statuses:
                 continue
-            if kinds and job.type not in kinds:
+            if kinds and payload["type"] not in kinds:
                 continue
-            if table is not None and job.table != table:
+            if table is not None and payload["target"]["tableName"] != table:
                 continue
-            listing.jobs.append(job)
+            listing.jobs.append(Job.model_validate(payload))
         listing.pages = max(1, -(-len(listing.jobs) // page_size))
         self.requests += listing.pages
         return listing
@@ -114,7 +129,10 @@ class FakePolaris:
 
     async def get_job(self, job_id: str) -> Job:
         self.requests += 1
-        job = self._by_id.get(job_id)
-        if job is None:
+        index = self._index.get(job_id)
+        if index is None:
             raise PolarisNotFoundError(f"Job {job_id} not found", endpoint="get_job", status=404)
-        return job
+        return Job.model_validate(job_payload(index, job_id, born=self._born))
+
+    async def set_status(self, job_id: str, desired: str) -> Job:
+        raise NotImplementedError("the benchmarks never change a job")

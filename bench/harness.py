@@ -2,8 +2,9 @@
 
 Everything is the real thing, wired the way :mod:`watchdog.app` wires it: one aiohttp
 session, one :class:`~watchdog.polaris.client.PolarisClient` with the rules' concurrency and
-rate, one :class:`~watchdog.store.sqlite.SqliteStore` in a temporary directory. The
-in-process bot is :func:`watchdog.app.build_app` served on loopback, posting to a
+rate, one :class:`~watchdog.store.sqlite.SqliteStore` in a temporary directory, a
+:class:`~watchdog.watch.loop.Watcher` holding its project's lease. The in-process bot is
+:func:`watchdog.app.build_app` served on loopback, posting to a
 :class:`~watchdog.devtools.slack_standin.server.SlackStandIn`.
 """
 
@@ -21,8 +22,10 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from bench.simproc import SimProcess
-from watchdog.app import BOT, Bot, build_app
+from watchdog.app import BOT, Bot, Options, build_app
 from watchdog.devtools.slack_standin.server import SlackStandIn, serve
+from watchdog.domain.alerts import DEFAULT_PROJECT
+from watchdog.polaris.api import PolarisApi
 from watchdog.polaris.client import PolarisClient
 from watchdog.rules.holder import RulesHolder
 from watchdog.rules.load import parse_ruleset
@@ -35,8 +38,10 @@ from watchdog.watch.loop import TickReport, Watcher
 CHANNEL = "C0BENCH"
 BOT_TOKEN = "xoxb-bench"
 SIGNING_SECRET = "bench-signing-secret"
+#: How long the bench's watchers hold their lease: longer than any benchmark runs.
+LEASE = 24 * 3600.0
 
-#: A health rule and metric rules that watch every streaming job (figures 1, 5 and 7).
+#: A health rule and metric rules that watch every streaming job.
 STREAMING_RULES = """
 [[rules]]
 name = "job-unhealthy"
@@ -66,6 +71,24 @@ within = "10m"
 match = { type = "streaming" }
 """
 
+#: The issue's load: a health rule, and a ``rising`` rule on every streaming job, so the
+#: sweep has one target per streaming job.
+RISING_RULES = """
+[[rules]]
+name = "job-unhealthy"
+kind = "health"
+status = ["error"]
+severity = "critical"
+
+[[rules]]
+name = "skipped-rows-rising"
+kind = "rising"
+metric = "numRowsSkippedByError"
+increase = 100
+within = "10m"
+match = { type = "streaming" }
+"""
+
 HEALTH_RULE = """
 [[rules]]
 name = "job-unhealthy"
@@ -83,8 +106,9 @@ def rules_text(
     max_rate: float = 2000.0,
     page_size: int = 1000,
     timeout: str = "30s",
+    projects: str = "",
 ) -> str:
-    """A whole rules file: ``[watch]``, ``[slack]`` and the ``[[rules]]`` of ``body``."""
+    """A whole rules file: ``[watch]``, ``[slack]``, ``projects`` and the rules of ``body``."""
     return f"""
 [watch]
 interval = "{interval}"
@@ -97,6 +121,7 @@ no_data_after = "10m"
 [slack]
 channel = "{CHANNEL}"
 operators = ["UBENCHOPS"]
+{projects}
 {body}"""
 
 
@@ -121,9 +146,31 @@ def ruleset(
     return parse_ruleset(text, "<bench>")
 
 
+async def leading_watcher(
+    api: PolarisApi,
+    store: Store,
+    rules: RuleSet,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> Watcher:
+    """A Watcher of the default project holding its lease in ``store`` (nothing delivers
+    its outbox: the null notifier of these figures)."""
+    watcher = Watcher(
+        project=DEFAULT_PROJECT, client=api, store=store, rules=RulesHolder(rules), clock=clock
+    )
+    term = await store.acquire_lease(DEFAULT_PROJECT, "bench", LEASE)
+    if term is None:
+        raise RuntimeError("the bench's store has another lease holder")
+    await watcher.lead(term)
+    return watcher
+
+
 @asynccontextmanager
 async def watcher_against(sim: SimProcess, rules: RuleSet, workdir: Path) -> AsyncIterator[Watcher]:
-    """A real Watcher + PolarisClient + SqliteStore against ``sim``; nothing delivers."""
+    """A real Watcher + PolarisClient + SqliteStore against ``sim``; nothing delivers.
+
+    The watcher's loop is not started: a benchmark calls ``tick`` (the listings and the
+    judgement) and ``sweep.sweep_once`` (one pass of the metrics) itself."""
     watch = rules.watch
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=max(100, watch.concurrency * 2)),
@@ -141,8 +188,7 @@ async def watcher_against(sim: SimProcess, rules: RuleSet, workdir: Path) -> Asy
     store = SqliteStore(workdir / f"state-{time.monotonic_ns()}.db")
     await store.open()
     try:
-        # The outbox fills and is never delivered: the null notifier of these figures.
-        yield Watcher(client=client, store=store, rules=RulesHolder(rules), holder="bench")
+        yield await leading_watcher(client, store, rules)
     finally:
         await store.close()
         await session.close()
@@ -150,6 +196,7 @@ async def watcher_against(sim: SimProcess, rules: RuleSet, workdir: Path) -> Asy
 
 @dataclass
 class TimedTick:
+    project: str
     started: float  # time.monotonic()
     ended: float
     report: TickReport
@@ -162,15 +209,20 @@ class RunningBot:
     url: str
     ticks: list[TimedTick]
 
+    @property
+    def watcher(self) -> Watcher:
+        """The watcher of the one project (single-project benchmarks)."""
+        return self.bot.watchers[DEFAULT_PROJECT]
+
 
 def _time_ticks(watcher: Watcher, ticks: list[TimedTick]) -> None:
     """Record when every tick ran: the loop looks ``tick`` up on the instance each time."""
-    original: Callable[[float], Awaitable[TickReport]] = watcher.tick
+    original: Callable[..., Awaitable[TickReport]] = watcher.tick
 
-    async def timed(now: float) -> TickReport:
+    async def timed(now: float, **kwargs: object) -> TickReport:
         started = time.monotonic()
-        report = await original(now)
-        ticks.append(TimedTick(started, time.monotonic(), report))
+        report = await original(now, **kwargs)
+        ticks.append(TimedTick(watcher.project, started, time.monotonic(), report))
         return report
 
     watcher.tick = timed  # type: ignore[method-assign]
@@ -193,19 +245,27 @@ async def bot_in_process(
         SLACK_APP_TOKEN=None,
         SLACK_API_URL=standin.api_url,
         WATCHDOG_STATE=workdir / f"bot-{time.monotonic_ns()}.db",
+        WATCHDOG_REPLICA="bench",
     )
-    app = build_app(settings, RulesHolder(rules), response_url_prefixes=(standin.base_url,))
+    options = Options(response_url_prefixes=(standin.base_url,))
+    app = build_app(settings, RulesHolder(rules), options)
     runner = web.AppRunner(app, access_log=None)
+    # The watchers are built (and their first leases taken) during start-up; their loops
+    # start ticking right after. Wrap ``tick`` before the first one runs.
+    ticks: list[TimedTick] = []
+
+    async def timing(app: web.Application) -> AsyncIterator[None]:
+        for watcher in app[BOT].watchers.values():
+            _time_ticks(watcher, ticks)
+        yield
+
+    app.cleanup_ctx.append(timing)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     host, port = runner.addresses[0][:2]
-    bot = app[BOT]
-    assert bot.watcher is not None
-    ticks: list[TimedTick] = []
-    _time_ticks(bot.watcher, ticks)
     try:
-        yield RunningBot(bot, standin, f"http://{host}:{port}", ticks)
+        yield RunningBot(app[BOT], standin, f"http://{host}:{port}", ticks)
     finally:
         await runner.cleanup()
         await standin_runner.cleanup()

@@ -1,14 +1,12 @@
-"""The process whose memory figure 3 reads: a real Watcher ticking, RSS reported as JSON.
+"""The process whose memory the memory figure reads: a real Watcher ticking and sweeping.
 
 Run by :mod:`bench.memory` as a fresh subprocess so that the resident set is the bot's
-alone (no simulator, no benchmark harness state). Two modes:
-
-- ``fake``: a real Watcher + SqliteStore over the in-process :class:`~bench.fakes.FakePolaris`
-  for N ticks of simulated time (no sleeping), RSS printed at checkpoints;
-- ``real``: a real Watcher + PolarisClient + SqliteStore against a simulator URL for a
-  few real-HTTP ticks.
-
-Each line on stdout is one JSON object.
+alone (no simulator, no benchmark harness state). It imports what ``polaris-watchdog run``
+imports (:mod:`watchdog.app`), so the figure holds the imports of the real bot, then runs
+a real Watcher and SqliteStore over the in-process :class:`~bench.fakes.FakePolaris` for
+N ticks of simulated time (no sleeping): each tick lists and judges, with one pass of the
+metrics sweep over every watched job before it judges, as a bot whose sweep keeps up
+with its interval does. RSS is printed at checkpoints, each line one JSON object.
 """
 
 from __future__ import annotations
@@ -26,15 +24,12 @@ from bench.report import rss_mb
 
 BASELINE_MB = rss_mb()  # before any library is imported: the interpreter alone
 
-import aiohttp  # noqa: E402  (imported after the baseline on purpose)
-from pydantic import SecretStr  # noqa: E402
-
+import watchdog.app  # noqa: E402, F401  (what `run` loads; imported after the baseline)
 from bench.fakes import FakePolaris  # noqa: E402
-from bench.harness import STREAMING_RULES, ruleset  # noqa: E402
-from watchdog.polaris.client import PolarisClient  # noqa: E402
-from watchdog.rules.holder import RulesHolder  # noqa: E402
+from bench.harness import leading_watcher, ruleset  # noqa: E402
 from watchdog.store.sqlite import SqliteStore  # noqa: E402
-from watchdog.watch.loop import Watcher  # noqa: E402
+
+IMPORTS_MB = rss_mb()
 
 INTERVAL = 30.0
 #: Two metrics per job, every series keeping an hour of points: the ring capacity (and the
@@ -83,12 +78,11 @@ async def fake_ticks(jobs: int, ticks: int, checkpoints: set[int], state_dir: st
         store = SqliteStore(Path(tmp) / "state.db")
         await store.open()
         try:
-            watcher = Watcher(
-                client=fake.client(), store=store, rules=RulesHolder(rules), holder="bench"
-            )
+            watcher = await leading_watcher(fake.client(), store, rules, clock=lambda: fake.now)
             emit(
                 event="start",
                 baseline_mb=BASELINE_MB,
+                imports_mb=IMPORTS_MB,
                 rss_mb=rss_mb(),
                 capacity=watcher.book.capacity,
             )
@@ -96,7 +90,7 @@ async def fake_ticks(jobs: int, ticks: int, checkpoints: set[int], state_dir: st
             for tick in range(1, ticks + 1):
                 now += INTERVAL
                 fake.now = now
-                report = await watcher.tick(now)
+                report = await watcher.tick(now, before_judging=watcher.sweep.sweep_once)
                 if tick in checkpoints:
                     emit(
                         event="tick",
@@ -111,65 +105,18 @@ async def fake_ticks(jobs: int, ticks: int, checkpoints: set[int], state_dir: st
             await store.close()
 
 
-async def real_ticks(url: str, project: str, key: str, ticks: int) -> None:
-    rules = ruleset(STREAMING_RULES, interval="30s", max_rate=2000.0, page_size=1000)
-    watch = rules.watch
-    async with aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=max(100, watch.concurrency * 2))
-    ) as session:
-        client = PolarisClient(
-            session,
-            url,
-            project,
-            SecretStr(key),
-            concurrency=watch.concurrency,
-            max_rate=watch.max_rate,
-            timeout=watch.timeout,
-        )
-        with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
-            store = SqliteStore(Path(tmp) / "state.db")
-            await store.open()
-            try:
-                watcher = Watcher(
-                    client=client, store=store, rules=RulesHolder(rules), holder="bench"
-                )
-                emit(event="start", baseline_mb=BASELINE_MB, rss_mb=rss_mb())
-                for tick in range(1, ticks + 1):
-                    report = await watcher.tick(time.time())
-                    emit(
-                        event="tick",
-                        tick=tick,
-                        rss_mb=rss_mb(),
-                        jobs=report.jobs,
-                        metrics=report.metrics_fetched,
-                        series=len(watcher.book),
-                    )
-            finally:
-                await store.close()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.memory_child")
-    sub = parser.add_subparsers(dest="mode", required=True)
-    fake = sub.add_parser("fake")
-    fake.add_argument("--jobs", type=int, default=5000)
-    fake.add_argument("--ticks", type=int, default=1000)
-    fake.add_argument("--checkpoints", default="1,120,1000")
-    fake.add_argument("--state-dir", default=None, help="where the SQLite file goes")
-    real = sub.add_parser("real")
-    real.add_argument("--url", required=True)
-    real.add_argument("--project", required=True)
-    real.add_argument("--key", required=True)
-    real.add_argument("--ticks", type=int, default=5)
+    parser.add_argument("--jobs", type=int, default=5000)
+    parser.add_argument("--ticks", type=int, default=1000)
+    parser.add_argument("--checkpoints", default="1,120,1000")
+    parser.add_argument("--state-dir", default=None, help="where the SQLite file goes")
     args = parser.parse_args(argv)
     from watchdog.logs import configure_logging
 
     configure_logging("json", level="warning")
-    if args.mode == "fake":
-        points = {int(p) for p in args.checkpoints.split(",") if p}
-        asyncio.run(fake_ticks(args.jobs, args.ticks, points, args.state_dir))
-    else:
-        asyncio.run(real_ticks(args.url, args.project, args.key, args.ticks))
+    points = {int(p) for p in args.checkpoints.split(",") if p}
+    asyncio.run(fake_ticks(args.jobs, args.ticks, points, args.state_dir))
     return 0
 
 

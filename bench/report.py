@@ -44,6 +44,20 @@ class Figure:
         return "PASS" if self.passed else "FAIL"
 
 
+@dataclass(frozen=True)
+class Timing:
+    """How long one benchmark ran, and the highest load average seen around it."""
+
+    benchmark: str
+    seconds: float
+    load: float
+
+
+#: A 1-minute load average above this, on this many cores, means other work ran beside
+#: the benchmark: its timings are then upper bounds.
+BUSY_PER_CORE = 0.5
+
+
 def say(line: str = "") -> None:
     """Progress output: flushed at once, so a long benchmark shows it is alive."""
     print(line, flush=True)
@@ -116,17 +130,31 @@ def load() -> float:
 
 
 def summary(
-    figures: Sequence[Figure], options: Options, seconds: float, loads: tuple[float, float]
+    figures: Sequence[Figure],
+    options: Options,
+    seconds: float,
+    loads: tuple[float, float],
+    timings: Sequence[Timing] = (),
 ) -> str:
     """The closing Markdown table, ready to paste into the README."""
     date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    busiest = max([*loads, *(t.load for t in timings)])
+    cores = os.cpu_count() or 1
+    busy = (
+        f" **The machine was busy** (load average up to {busiest:.2f} on {cores} cores): "
+        "timings are upper bounds."
+        if busiest > BUSY_PER_CORE * cores
+        else ""
+    )
+    walls = ", ".join(f"{t.benchmark} {t.seconds:.0f} s (load ≤ {t.load:.2f})" for t in timings)
     lines = [
         f"### polaris-watchdog benchmarks — {date}",
         "",
         f"Machine: {machine()}; load average {loads[0]:.2f} at the start, {loads[1]:.2f} at "
         f"the end. Medians over {options.runs} runs unless the figure says otherwise; "
-        f"{options.jobs:,} jobs; total bench time {seconds:.0f} s.",
+        f"{options.jobs:,} jobs; total bench time {seconds:.0f} s.{busy}",
         "",
+        *([f"Wall time: {walls}.", ""] if walls else []),
         "| Benchmark | Figure | Measured | Target | Result |",
         "|---|---|---|---|---|",
     ]

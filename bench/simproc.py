@@ -2,7 +2,9 @@
 
 The simulator runs as ``polaris-watchdog simulate`` in its own process so that its CPU
 is never charged to the bot being measured; faults (latency) are set, request
-statistics read and jobs flipped over HTTP, exactly as an operator would.
+statistics read and jobs flipped over HTTP, exactly as an operator would. One simulator
+may serve several projects of one organisation (``projects``): every admin call then
+names the project it is about (its id; none: the first).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 from pydantic import SecretStr
@@ -53,15 +56,21 @@ async def stop_process(proc: asyncio.subprocess.Process, *, grace: float = 10.0)
 
 
 class SimProcess:
-    """``polaris-watchdog simulate --scenario S --jobs N`` on a free loopback port."""
+    """``polaris-watchdog simulate --scenario S --jobs N`` on a free loopback port; with
+    ``projects`` > 1, that many projects each holding scenario S with N jobs."""
 
-    def __init__(self, scenario: str, jobs: int | None, *, workdir: Path) -> None:
+    def __init__(
+        self, scenario: str, jobs: int | None, *, workdir: Path, projects: int = 1
+    ) -> None:
         self.scenario = scenario
         self.jobs = jobs
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.project_id = PROJECT_ID
         self.api_key = SecretStr(API_KEY)
+        self.project_count = projects
+        #: (id, API key) of every project, the first (default) one first; read at start.
+        self.projects: list[tuple[str, SecretStr]] = [(PROJECT_ID, self.api_key)]
         self._log_path = workdir / f"sim-{scenario}-{self.port}.log"
         self._workdir = workdir
         self._proc: asyncio.subprocess.Process | None = None
@@ -86,7 +95,10 @@ class SimProcess:
 
     async def start(self) -> None:
         args = ["simulate", "--host", "127.0.0.1", "--port", str(self.port)]
-        args += ["--scenario", self.scenario]
+        for _ in range(self.project_count):
+            args += ["--scenario", self.scenario]
+        if self.project_count > 1:
+            args += ["--projects", str(self.project_count)]
         if self.jobs is not None:
             args += ["--jobs", str(self.jobs)]
         with self._log_path.open("wb") as log:
@@ -102,11 +114,13 @@ class SimProcess:
                 raise RuntimeError(f"simulator exited: {self._log_tail()}")
             try:
                 await self.faults()
-                return
+                break
             except aiohttp.ClientError:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"simulator did not start: {self._log_tail()}") from None
                 await asyncio.sleep(0.1)  # polling a child process: nothing to await
+        listed = await self._json("GET", "/_sim/projects")
+        self.projects = [(p["id"], SecretStr(p["api_key"])) for p in listed]
 
     async def stop(self) -> None:
         if self._session is not None:
@@ -124,30 +138,39 @@ class SimProcess:
 
     # ---- the admin API -----------------------------------------------------------------
 
-    async def _json(self, method: str, path: str, body: Any = None) -> Any:
+    async def _json(
+        self, method: str, path: str, body: Any = None, *, project: str | None = None
+    ) -> Any:
         assert self._session is not None, "the simulator is not started"
+        if project is not None:
+            path += ("&" if "?" in path else "?") + f"project={quote(project, safe='')}"
         async with self._session.request(method, self.url + path, json=body) as resp:
             resp.raise_for_status()
             return await resp.json()
 
-    async def faults(self, **faults: Any) -> dict[str, Any]:
+    async def faults(self, *, project: str | None = None, **faults: Any) -> dict[str, Any]:
         """Replace the injected faults (none given: clear them all)."""
-        result: dict[str, Any] = await self._json("POST", "/_sim/faults", faults)
+        result: dict[str, Any] = await self._json("POST", "/_sim/faults", faults, project=project)
         return result
 
-    async def stats(self, log: int = 0) -> dict[str, Any]:
+    async def all_faults(self, **faults: Any) -> None:
+        """The same faults in every project."""
+        for project, _ in self.projects:
+            await self.faults(project=project, **faults)
+
+    async def stats(self, log: int = 0, *, project: str | None = None) -> dict[str, Any]:
         """Request counts, in-flight maximum, and the last ``log`` request-log entries."""
-        result: dict[str, Any] = await self._json("GET", f"/_sim/stats?log={log}")
+        result: dict[str, Any] = await self._json("GET", f"/_sim/stats?log={log}", project=project)
         return result
 
-    async def reset_stats(self) -> None:
-        await self._json("POST", "/_sim/stats/reset")
+    async def reset_stats(self, *, project: str | None = None) -> None:
+        await self._json("POST", "/_sim/stats/reset", project=project)
 
-    async def jobs_summary(self) -> list[dict[str, Any]]:
+    async def jobs_summary(self, *, project: str | None = None) -> list[dict[str, Any]]:
         """Every job with its type, behaviour, status and health."""
-        result: list[dict[str, Any]] = await self._json("GET", "/_sim/jobs")
+        result: list[dict[str, Any]] = await self._json("GET", "/_sim/jobs", project=project)
         return result
 
-    async def change_job(self, job_id: str, **change: Any) -> None:
+    async def change_job(self, job_id: str, *, project: str | None = None, **change: Any) -> None:
         """Pin a job's health, execution status or totals (``POST /_sim/jobs/{id}``)."""
-        await self._json("POST", f"/_sim/jobs/{job_id}", change)
+        await self._json("POST", f"/_sim/jobs/{job_id}", change, project=project)

@@ -1,4 +1,4 @@
-"""Figure 6 — storm: 1,000 jobs failing in one tick → at most 3 top-level Slack posts,
+"""Storm: 1,000 jobs failing in one tick → at most 3 top-level Slack posts,
 all within 5 s of the tick.
 
 The real bot runs in this process (``build_app``, SqliteStore, SlackNotifier) against the
@@ -104,7 +104,7 @@ async def _one_storm(
         timeout=30,
         what="the storm's resolve",
     )
-    await wait_until(lambda: not running.bot.watcher or not running.bot.watcher.alerts, timeout=30)
+    await wait_until(lambda: not running.watcher.alerts, timeout=30, what="every alert resolved")
     await outbox_drained(running.bot.store, timeout=60)
     return len(posts), last, len(saw)
 
