@@ -81,14 +81,19 @@ class BotProcess:
             "utf-8",
         )
         self.state = state or workdir / f"{name}-state.db"
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "WATCHDOG_"))},
-            # One project: these are it. Several: `run` still asks for them (the first
-            # project's values), and the rules' [[projects]] are what it watches.
+        # One project: POLARIS_*. Several: [[projects]], each key in a variable of its own.
+        polaris = {
             "POLARIS_API_URL": sim.url,
             "POLARIS_PROJECT_ID": sim.project_id,
             "POLARIS_API_KEY": sim.api_key.get_secret_value(),
-            **keys,
+        }
+        self.env = {
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("SLACK_", "WATCHDOG_", "POLARIS_"))
+            },
+            **(keys if several else polaris),
             "SLACK_BOT_TOKEN": BOT_TOKEN,
             "SLACK_SIGNING_SECRET": SIGNING_SECRET,
             "SLACK_API_URL": slack_api_url,
