@@ -575,6 +575,30 @@ async def test_a_tick_commits_health_alerts_without_a_single_metrics_request(
     assert notified(rig) == [("new", "job-unhealthy", ORDERS)]
 
 
+async def test_health_alerts_are_committed_before_the_metric_rules_listings(
+    start: Start, sim: Simulator, clock: FakeClock
+) -> None:
+    """The listing-only rules commit on their own short listing, first: the health alert
+    is written (and delivery woken) before the metric rules' listing is asked for."""
+    sim.set_health(ORDERS, "error")
+    rig = await start(RISING)
+    commits: list[tuple[int, list[str]]] = []  # (notifications, listings asked so far)
+    original = rig.store.commit
+
+    async def counting(**kwargs: Any) -> None:
+        commits.append((len(kwargs.get("outbox", ())), list_queries(sim)))
+        await original(**kwargs)
+
+    rig.store.commit = counting  # type: ignore[method-assign]
+    await rig.watcher.tick(clock())
+    first_notes, asked = commits[0]
+    assert first_notes == 1
+    assert len(asked) == 1 and "healthStatus=error" in asked[0]
+    assert any("targetTableName=clicks" in q for q in list_queries(sim)[1:])
+    await rig.dispatcher.deliver_once()
+    assert notified(rig) == [("new", "job-unhealthy", ORDERS)]
+
+
 async def test_a_job_missing_from_one_listing_keeps_its_history(
     start: Start, sim: Simulator, clock: FakeClock
 ) -> None:

@@ -39,7 +39,7 @@ from watchdog.testing.file import (
     load_test_file,
 )
 from watchdog.testing.polaris import CasePolaris
-from watchdog.watch.plan import plan
+from watchdog.watch.judge import Tally
 from watchdog.watch.sweep import MetricsSweep
 from watchdog.watch.tick import TickContext, judge_tick
 
@@ -173,9 +173,7 @@ class CaseRun:
         watch = ruleset.watch.model_copy(update={"interval": interval})
         spec = ruleset.project(project)
         windows = (*ruleset.maintenance, *case.maintenance)
-        self._context = TickContext(
-            project, rules, plan(rules), watch, spec.channel if spec else None, windows
-        )
+        self._context = TickContext(project, rules, watch, spec.channel if spec else None, windows)
         self.operator = CaseAcks(case, self.start)
         self._acks: dict[str, Ack] = {}  # by incident, as the store keeps them
         self._polaris = CasePolaris(case.job, self.start)
@@ -202,6 +200,16 @@ class CaseRun:
         self._acks.update((ack.incident_id, ack) for ack in made)
         for incident in withdrawn:
             self._acks.pop(incident, None)
+        notified: set[str] = set()
+
+        async def adopt(tally: Tally) -> None:
+            # As the loop adopts a tally once its commit went through.
+            self.alerts = tally.alerts
+            for note in tally.outgoing:
+                label = self.label(note.alert)
+                notified.add(f"{note.reason.value}:{label}")
+                self.last_sent[label] = (note.reason.value, now)
+
         tally, seen = await judge_tick(
             self._polaris,
             self._context,
@@ -210,15 +218,11 @@ class CaseRun:
             (),
             now,
             acks=list(self._acks.values()),
+            listings_judged=adopt,
             before_judging=self._sweep.sweep_once,
         )
-        self.alerts = tally.alerts
-        notified: set[str] = set()
-        for note in tally.outgoing:
-            label = self.label(note.alert)
-            notified.add(f"{note.reason.value}:{label}")
-            self.last_sent[label] = (note.reason.value, now)
-        if self._context.plan.queries:
+        await adopt(tally)
+        if self._context.metric_plan.queries:
             # As the watcher does: forget jobs no metric rule has watched for a retention.
             self._sweep.forget(self._sweep.book.expire(seen.targets, now, self._keep_for))
         by_phase: dict[Phase, dict[str, AlertState]] = {Phase.FIRING: {}, Phase.PENDING: {}}

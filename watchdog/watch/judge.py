@@ -207,14 +207,13 @@ async def judge_rules(
     book: SampleBook,
     sampled: Mapping[str, float],
 ) -> None:
-    """Judge every rule of one tick into ``tally``: each on the jobs of its listing and on
-    its alerting jobs that left it; alerts of rules no longer in ``rules`` resolve.
-
-    ``sampled`` maps the jobs whose metrics are fresh to when they were fetched."""
+    """Judge ``rules`` into ``tally``: each on the jobs of its listing (in ``plan``) and on
+    its alerting jobs that left it. ``sampled`` maps the jobs whose metrics are fresh to
+    when they were fetched. (Alerts of rules no longer in force are resolved by
+    :meth:`Tally.resolve_removed`, once per tick.)"""
     by_rule: dict[str, dict[str, AlertState]] = {}
     for state in tally.alerts.values():
         by_rule.setdefault(state.rule, {})[state.job_id] = state
     for rule in rules:
         index = plan.rule_queries.get(rule.name)
         await tally.judge(rule, index, seen, by_rule.get(rule.name, {}), book, sampled)
-    tally.resolve_removed({rule.name for rule in rules})

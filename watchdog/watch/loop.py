@@ -37,6 +37,7 @@ from watchdog.domain.alerts import (
     fingerprint,
 )
 from watchdog.domain.oncall import HISTORY_SECONDS
+from watchdog.domain.outgoing import Notification
 from watchdog.domain.samples import SampleBook, capacity_for, retention_for
 from watchdog.errors import WatchdogError
 from watchdog.metrics import BotMetrics
@@ -49,7 +50,6 @@ from watchdog.watch.health import Health
 from watchdog.watch.judge import Tally
 from watchdog.watch.lifecycle import Timing, Verdict
 from watchdog.watch.observe import Observation
-from watchdog.watch.plan import plan
 from watchdog.watch.sweep import MetricsSweep
 from watchdog.watch.tick import TickContext, judge_tick
 
@@ -199,9 +199,7 @@ class Watcher:
             channel = (spec.channel if spec else None) or self._channel
             self._context = (
                 rules,
-                TickContext(
-                    self.project, mine, plan(mine), rules.watch, channel, rules.maintenance
-                ),
+                TickContext(self.project, mine, rules.watch, channel, rules.maintenance),
             )
             # Only ever grow: the points kept were spaced by the old interval, and a
             # shorter ring would cut history a window still needs.
@@ -225,6 +223,14 @@ class Watcher:
         context = self._tick_context(rules)
         silences = await self._store.list_silences()
         acks = await self._store.list_acks(self.project)
+        committed: list[Notification] = []
+
+        async def listings_judged(first: Tally) -> None:
+            # Health and execution verdicts go out now, not after the metric rules' long
+            # listings: an unhealthy job is posted within one short listing of the tick.
+            await self._commit(first, fence)
+            committed.extend(first.committed)
+
         tally, seen = await judge_tick(
             self._api,
             context,
@@ -233,6 +239,7 @@ class Watcher:
             silences,
             now,
             acks=acks,
+            listings_judged=listings_judged,
             before_judging=before_judging,
         )
         self._progress()
@@ -240,7 +247,7 @@ class Watcher:
         timing = Timing(for_=rules.watch.no_data_after)
         tally.settle(None, _META_FACTS, timing, meta, self._meta_verdict(now, seen, rules))
         await self._commit(tally, fence)
-        if not seen.failures and context.plan.queries:
+        if not seen.failures and context.metric_plan.queries:
             # Dropped from memory now, from the store at the next prune.
             gone = self.book.expire(seen.targets, now, self._retention(rules))
             self.sweep.forget(gone)
@@ -254,7 +261,7 @@ class Watcher:
             evaluations=tally.evaluations,
             targets=len(seen.targets),
         )
-        report.notifications.update(n.reason.value for n in tally.committed)
+        report.notifications.update(n.reason.value for n in [*committed, *tally.committed])
         firing = Counter(a.rule for a in self._alerts.values() if a.phase is Phase.FIRING)
         report.firing = sum(firing.values())
         report.seconds = time.perf_counter() - started

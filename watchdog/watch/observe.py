@@ -46,6 +46,17 @@ class Observation:
     def failed(self, index: int) -> bool:
         return isinstance(self.results[index], PolarisError)
 
+    def merged(self, other: Observation) -> Observation:
+        """Both observations as one (for what the tick reports); ``other``'s targets."""
+        return Observation(
+            results=[*self.results, *other.results],
+            listed=[*self.listed, *other.listed],
+            unparsed=self.unparsed | other.unparsed,
+            jobs={**self.jobs, **other.jobs},
+            looked_up={**self.looked_up, **other.looked_up},
+            targets=other.targets,
+        )
+
 
 async def observe(
     api: PolarisApi,

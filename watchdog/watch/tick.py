@@ -1,18 +1,22 @@
 """One listing tick of one project, up to its judgement: observe, hand targets over, judge.
 
-:func:`judge_tick` is the part of a tick that ``test-rules`` and the watch loop share: list
-the jobs the rules can match, look up the alerting jobs that left their listing, hand the
-jobs metric rules watch to the sweep, and judge every rule with the samples at hand. The
-loop then adds the meta-alerts and commits (:mod:`watchdog.watch.loop`); ``test-rules``
-adopts the tally as it is. Metrics never hold a tick up: the sweep fetches them on its own
-cadence, and a rule judges the newest fresh samples with their real timestamps.
+:func:`judge_tick` is the part of a tick that ``test-rules`` and the watch loop share, in two
+phases. First the rules that need only listings (health, execution) are judged on their
+own listings — usually one short page, such as the jobs in error — and handed over at
+once: the loop commits them, so an unhealthy job is announced without waiting for the long
+listings metric rules need (every streaming job, page after page). Then the metric rules'
+listings name the jobs the sweep must watch, and the metric rules are judged with the
+samples at hand. The loop then adds the meta-alert and commits
+(:mod:`watchdog.watch.loop`); ``test-rules`` adopts each tally as it comes. Metrics never
+hold a tick up: the sweep fetches them on its own cadence, and a rule judges the newest
+fresh samples with their real timestamps.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from watchdog.domain.alerts import AlertState
 from watchdog.domain.oncall import Ack
@@ -23,21 +27,32 @@ from watchdog.rules.tables import WatchSettings
 from watchdog.store import Silence
 from watchdog.watch.judge import Tally, judge_rules
 from watchdog.watch.observe import Observation, observe
-from watchdog.watch.plan import Plan
+from watchdog.watch.plan import Plan, plan
 from watchdog.watch.sweep import MetricsSweep
 
 
 @dataclass(frozen=True)
 class TickContext:
-    """What a tick judges with: the project, its rules, the watch settings and the
-    maintenance windows."""
+    """What a tick judges with: the project, its rules (split by what they read, each part
+    with its own listings), the watch settings and the maintenance windows."""
 
     project: str
     rules: Sequence[Rule]
-    plan: Plan
     watch: WatchSettings
     channel: str | None = None  # the project's alert channel, if it has its own
     windows: Sequence[MaintenanceWindow] = ()
+    listing_rules: Sequence[Rule] = field(init=False)
+    listing_plan: Plan = field(init=False)
+    metric_rules: Sequence[Rule] = field(init=False)
+    metric_plan: Plan = field(init=False)
+
+    def __post_init__(self) -> None:
+        listing = tuple(rule for rule in self.rules if not rule.metrics)
+        metric = tuple(rule for rule in self.rules if rule.metrics)
+        object.__setattr__(self, "listing_rules", listing)
+        object.__setattr__(self, "listing_plan", plan(listing))
+        object.__setattr__(self, "metric_rules", metric)
+        object.__setattr__(self, "metric_plan", plan(metric))
 
 
 async def judge_tick(
@@ -49,37 +64,57 @@ async def judge_tick(
     now: float,
     *,
     acks: Collection[Ack] = (),
+    listings_judged: Callable[[Tally], Awaitable[object]] | None = None,
     before_judging: Callable[[], Awaitable[object]] | None = None,
 ) -> tuple[Tally, Observation]:
     """Observe Polaris at ``now`` and judge every rule, with the silences, the
     acknowledgements and the context's maintenance windows; nothing is written.
 
-    ``before_judging`` runs between the listings and the judgement: ``test-rules`` fetches
-    the tick's metrics there, as if the sweep had just visited every job.
+    ``listings_judged`` gets the tally of the listing-only rules as soon as it is decided
+    (the loop commits it there); the metric rules' tally, returned, starts from its
+    states. ``before_judging`` runs between the metric rules' listings and their
+    judgement: ``test-rules`` fetches the tick's metrics there, as if the sweep had just
+    visited every job.
     """
-    by_rule: dict[str, list[str]] = {}
-    for state in alerts.values():
-        by_rule.setdefault(state.rule, []).append(state.job_id)
     deadline = asyncio.get_running_loop().time() + context.watch.tick_deadline
-    seen = await observe(
-        api, context.rules, context.plan, context.watch, now, by_rule, deadline=deadline
-    )
-    sweep.set_targets(seen.targets, now)
+
+    def new_tally(states: dict[str, AlertState]) -> Tally:
+        return Tally(
+            dict(states),
+            silences,
+            now,
+            context.project,
+            context.channel,
+            acks=acks,
+            windows=context.windows,
+        )
+
+    async def look(
+        rules: Sequence[Rule], rules_plan: Plan, states: dict[str, AlertState]
+    ) -> Observation:
+        by_rule: dict[str, list[str]] = {}
+        for state in states.values():
+            by_rule.setdefault(state.rule, []).append(state.job_id)
+        watch = context.watch
+        return await observe(api, rules, rules_plan, watch, now, by_rule, deadline=deadline)
+
+    first = new_tally(alerts)
+    listed = await look(context.listing_rules, context.listing_plan, alerts)
+    await judge_rules(first, context.listing_rules, context.listing_plan, listed, sweep.book, {})
+    first.resolve_removed({rule.name for rule in context.rules})
+    if listings_judged is not None:
+        await listings_judged(first)
+    tally = new_tally(first.alerts)
+    tally.evaluations = first.evaluations
+    measured = await look(context.metric_rules, context.metric_plan, first.alerts)
+    sweep.set_targets(measured.targets, now)
     if before_judging is not None:
         await before_judging()
-    tally = Tally(
-        dict(alerts),
-        silences,
-        now,
-        context.project,
-        context.channel,
-        acks=acks,
-        windows=context.windows,
-    )
+    sampled = fresh(sweep, now, context.watch)
     await judge_rules(
-        tally, context.rules, context.plan, seen, sweep.book, fresh(sweep, now, context.watch)
+        tally, context.metric_rules, context.metric_plan, measured, sweep.book, sampled
     )
-    return tally, seen
+    return tally, listed.merged(measured)
 
 
 def fresh(sweep: MetricsSweep, now: float, watch: WatchSettings) -> dict[str, float]:
