@@ -46,6 +46,10 @@ class WatchSettings(Frozen):
     #: pages one listing may take; past it the listing is incomplete (a Polaris that
     #: always says "more results" must not hold the bot for ever)
     max_pages: StrictInt = Field(default=200, ge=1)
+    #: jobs one tick's listings may hold together (each of N listings up to max_jobs / N);
+    #: past it a listing is incomplete. A listed job costs ~3.5 KB of memory: this bounds
+    #: what a listing that never ends can take
+    max_jobs: StrictInt = Field(default=20_000, ge=100)
     #: how long one tick's listings may take (default: twice the interval); past it the
     #: listings that did not finish are incomplete and their rules unknown this tick
     deadline: Duration | None = None

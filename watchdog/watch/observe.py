@@ -90,6 +90,10 @@ async def observe(
 async def _list(
     api: PolarisApi, plan: Plan, watch: WatchSettings, deadline: float
 ) -> list[JobListing | PolarisError]:
+    # The listings are held together until the tick is judged: they share max_jobs.
+    share = watch.max_jobs // max(1, len(plan.queries))
+    pages = min(watch.max_pages, max(1, share // watch.page_size))
+
     async def one(index: int) -> JobListing | PolarisError:
         q = plan.queries[index]
         try:
@@ -100,8 +104,17 @@ async def _list(
                     types=q.types,
                     table=q.table,
                     page_size=watch.page_size,
-                    max_pages=watch.max_pages,
+                    max_pages=pages,
                 )
+        except PolarisListingIncompleteError as exc:
+            if pages == watch.max_pages:
+                return exc
+            return PolarisListingIncompleteError(
+                f"the listing passed {pages * watch.page_size:,} jobs, its share of [watch] "
+                f"max_jobs ({watch.max_jobs:,} for {len(plan.queries)} listing(s) a tick), "
+                "and was cut off: raise max_jobs if the project really has that many jobs",
+                endpoint="list_jobs",
+            )
         except PolarisError as exc:
             return exc
         except TimeoutError:
