@@ -582,12 +582,12 @@ async def test_a_listing_page_is_refused_past_its_size_cap_without_holding_it(
     sim: Simulator, connect: Connect
 ) -> None:
     """A 200 MB listing page (streamed, no Content-Length) is refused at the page's cap,
-    page_size × 16 KiB (the process-level test measures the memory it leaves)."""
+    page_size × 64 KiB (the process-level test measures the memory it leaves)."""
     sim.add_job()
     sim.faults.configure({"huge_mb": 200, "endpoints": ["list"]})
     async with TestServer(sim.app()) as server:
         client = connect(str(server.make_url("/")), retry=RetryPolicy(attempts=1))
-        with pytest.raises(PolarisMalformedError, match=r"larger than 1.56 MiB"):
+        with pytest.raises(PolarisMalformedError, match=r"larger than 6.25 MiB"):
             await client.list_jobs(page_size=100)
 
 

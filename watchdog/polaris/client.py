@@ -4,7 +4,7 @@ One :class:`PolarisClient` per project wraps the app's single ``aiohttp.ClientSe
 Every request passes the project's :class:`~watchdog.polaris.gate.RequestGate` (requests in
 flight, their rate, and listings before metrics), transient failures are retried with
 capped, jittered backoff that honours ``Retry-After`` (tenacity), a listing reads every
-page up to a cap, an answer is read up to a size cap fit for it (a page of N jobs: N × 16
+page up to a cap, an answer is read up to a size cap fit for it (a page of N jobs: N × 64
 KiB; one job's answer: 1 MiB), and every other failure becomes one of the typed errors of
 :mod:`watchdog.polaris.errors`. What Polaris sends is bounded: a
 listing that never ends or a 200 MB answer is an error, not a hang or an out-of-memory.
@@ -53,10 +53,10 @@ M = TypeVar("M", bound=BaseModel)
 MAX_PAGE_SIZE = 1000
 #: The largest answer read: a page of 1,000 jobs is a few MB; past this it is not Polaris'.
 MAX_ANSWER_BYTES = 32 * 1024 * 1024
-#: The most one job of a listing page may take: a page of N jobs is refused past N times
-#: this (at least :data:`MIN_PAGE_BYTES`). Parsed, an answer costs about five times its
-#: size in memory, so the bound on a page is what keeps a listing within the bot's memory.
-MAX_JOB_BYTES = 16 * 1024
+#: The most one job of a listing page may take (health messages can be long): a page of N
+#: jobs is refused past N times this, and one with more than N jobs is malformed; together
+#: they bound what a parsed page costs (a small job parsed takes ~5 times its JSON).
+MAX_JOB_BYTES = 64 * 1024
 MIN_PAGE_BYTES = 1024 * 1024
 #: The largest answer about one job (the job, its status, metrics or progress: a few KB).
 #: The sweep has up to ``concurrency`` metrics answers in flight at once.
