@@ -42,6 +42,7 @@ from watchdog.rules.holder import RulesHolder
 from watchdog.settings import ProjectConfig, Settings
 from watchdog.slack.alerts.notifier import SlackNotifier, SlackUnreachableError
 from watchdog.slack.commands.oncall import OnCallService
+from watchdog.slack.commands.replay import ReplayGuard
 from watchdog.slack.commands.response_urls import trusted_response_urls
 from watchdog.slack.commands.server import HEADER_TIMEOUT, SlackEndpoints, add_routes
 from watchdog.slack.commands.service import CommandService
@@ -297,7 +298,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         endpoints = None
         if settings.slack_signing_secret is not None:
             verifier = RequestVerifier(settings.slack_signing_secret, clock=options.wall_clock)
-            endpoints = SlackEndpoints(commands, verifier, metrics)
+            replays = ReplayGuard(store.claim_once, clock=options.wall_clock)
+            endpoints = SlackEndpoints(commands, verifier, replays, metrics)
         if settings.slack_app_token is not None and web_client is not None:
             # Loaded only in Socket Mode: every other set-up runs without it.
             from watchdog.slack.commands.socket import SocketModeReceiver
