@@ -334,7 +334,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         delivering = asyncio.create_task(dispatcher.run(), name="deliver")
         with contextlib.suppress(NotImplementedError, RuntimeError):
             # Not in the main thread (tests), or Windows: no SIGHUP.
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, rules.reload)
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, rules.reload_soon)
         log.info(
             "watch.started",
             replica=settings.replica,

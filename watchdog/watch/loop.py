@@ -192,16 +192,16 @@ class Watcher:
         if self._metrics is not None:
             self._metrics.leader.labels(self.project).set(0)
 
-    def _tick_context(self, rules: RuleSet) -> TickContext:
+    async def _tick_context(self, rules: RuleSet) -> TickContext:
         if self._context is None or self._context[0] is not rules:
             mine = rules.rules_for(self.project)
             spec = rules.project(self.project)
             channel = (spec.channel if spec else None) or self._channel
+            # Off the event loop: thousands of rules take a noticeable while to plan.
+            planned = await asyncio.to_thread(plan, mine)
             self._context = (
                 rules,
-                TickContext(
-                    self.project, mine, plan(mine), rules.watch, channel, rules.maintenance
-                ),
+                TickContext(self.project, mine, planned, rules.watch, channel, rules.maintenance),
             )
             # Only ever grow: the points kept were spaced by the old interval, and a
             # shorter ring would cut history a window still needs.
@@ -222,7 +222,7 @@ class Watcher:
             raise LeaseLost(f"not holding the lease of project {self.project!r}")
         started = time.perf_counter()
         rules = self._rules.current
-        context = self._tick_context(rules)
+        context = await self._tick_context(rules)
         silences = await self._store.list_silences()
         acks = await self._store.list_acks(self.project)
         tally, seen = await judge_tick(
