@@ -39,6 +39,7 @@ from watchdog.domain.outgoing import AuditEntry
 from watchdog.metrics import CONTENT_TYPE, BotMetrics
 from watchdog.polaris.client import PolarisClient
 from watchdog.rules.holder import RulesHolder
+from watchdog.rules.tables import STALL_AFTER
 from watchdog.settings import ProjectConfig, Settings
 from watchdog.slack.alerts.notifier import SlackNotifier, SlackUnreachableError
 from watchdog.slack.commands.oncall import OnCallService
@@ -57,11 +58,6 @@ from watchdog.watch.loop import Watcher
 log = structlog.get_logger(__name__)
 
 SHUTDOWN_BUDGET = 8.0  # seconds; the container gives 10 before SIGKILL
-#: Seconds without progress before a loop counts as stuck, at the least. A loop that
-#: cannot reach the database or Polaris still goes round — each store call gives up
-#: within 10 s, each listing at the tick's deadline — only slower; /livez must not get a
-#: replica restarted for an outage that a restart cannot cure.
-STALL_AFTER = 60.0
 BOT: web.AppKey[Bot] = web.AppKey("bot")
 
 
@@ -110,14 +106,15 @@ class Bot:
     def liveness(self) -> str | None:
         """Why the replica looks stuck (None: alive): a watch loop it runs, or its lease
         loop, has not made progress for three of its periods (and at least
-        :data:`STALL_AFTER`: an outage makes single rounds slow, not stuck)."""
+        :data:`~watchdog.rules.tables.STALL_AFTER`: an outage makes single rounds slow,
+        not stuck; for a watch loop that is ``[watch]``'s health window)."""
         now = self.clock()
-        interval = self.rules.current.watch.interval
+        window = self.rules.current.watch.health_window
         for name in self.fleet.leads():
             watcher = self.watchers[name]
             seen = (watcher.last_tick_at, watcher.last_progress_at)
             last = max((t for t in seen if t is not None), default=self.started_at)
-            if now - last > max(3 * interval, STALL_AFTER):
+            if now - last > window:
                 return f"project {name}: the watch loop has not ticked for {now - last:.0f}s"
         last_round = self.fleet.last_round_at or self.started_at
         if now - last_round > max(3 * self.fleet.renew_every + 5, STALL_AFTER):

@@ -27,6 +27,12 @@ from watchdog.rules.fields import (
     TimeZoneName,
 )
 
+#: Seconds without progress before a loop counts as stuck, at the least. A loop that
+#: cannot reach the database or Polaris still goes round — each store call gives up
+#: within 10 s, each listing at the tick's deadline — only slower; /livez must not get a
+#: replica restarted for an outage that a restart cannot cure.
+STALL_AFTER = 60.0
+
 
 class Frozen(BaseModel):
     model_config = ConfigDict(
@@ -57,6 +63,13 @@ class WatchSettings(Frozen):
     @property
     def tick_deadline(self) -> float:
         return self.deadline if self.deadline is not None else 2 * self.interval
+
+    @property
+    def health_window(self) -> float:
+        """How long the watch may go without progress before ``/healthz`` (and the
+        liveness probe) call the replica stuck: three intervals, and :data:`STALL_AFTER`
+        at the least."""
+        return max(3 * self.interval, STALL_AFTER)
 
     @model_validator(mode="after")
     def _no_data_spans_a_poll(self) -> WatchSettings:
