@@ -108,13 +108,28 @@ def test_max_age_skips_terminal_jobs_last_updated_long_ago() -> None:
     job = make_job(executionStatus="failed", lastUpdatedTimestamp=updated)
     assert matches(rule, job, T0 + 3_600)
     assert not matches(rule, job, T0 + 2 * 86_400)
-    # Running jobs are never too old, no limit means no limit, unknown age matches.
+    # Running jobs are never too old, no limit means no limit.
     assert matches(rule, make_job(lastUpdatedTimestamp=updated), T0 + 2 * 86_400)
     unlimited = ExecutionRule(name="failed", status=("failed",), max_age=0.0)
     assert matches(unlimited, job, T0 + 365 * 86_400)
-    assert matches(rule, make_job(executionStatus="failed", lastUpdatedTimestamp=None), T0)
     # An alert already firing on the job keeps it in view: it does not "resolve" by age.
     assert matches(rule, job, T0 + 2 * 86_400, check_age=False)
+
+
+@pytest.mark.parametrize(
+    "stamp", [None, "", "yesterday, around noon", "2024-13-45T25:61:99.000Z", 1_700_000_000]
+)
+def test_a_terminal_job_of_unknown_age_counts_as_old(stamp: object) -> None:
+    """A failed job whose lastUpdatedTimestamp is missing or cannot be read may be years
+    old: max_age treats it as old (it used to count as recent, and paged), while a rule
+    without max_age, or an alert already firing, still sees it."""
+    rule = ExecutionRule(name="failed", status=("failed",), max_age=86_400.0)
+    job = make_job(executionStatus="failed", lastUpdatedTimestamp=stamp)
+    assert job.updated_at is None
+    assert not matches(rule, job, T0)
+    assert matches(ExecutionRule(name="any", status=("failed",), max_age=0.0), job, T0)
+    assert matches(rule, job, T0, check_age=False)
+    assert matches(HealthRule(name="h"), make_job(lastUpdatedTimestamp=stamp), T0)
 
 
 # -- increase and window ----------------------------------------------------------------

@@ -119,6 +119,7 @@ class Watcher:
         self.last_data_at: float | None = None
         self._last_prune = 0.0
         self._forgotten: set[str] = set()  # jobs dropped from the book, still on disk
+        self._ageless: set[str] = set()  # jobs of unknown age, logged once
         self.idle = asyncio.Event()  # clear while a tick runs: shutdown waits for it
         self.idle.set()
         if metrics is not None:
@@ -236,6 +237,7 @@ class Watcher:
             before_judging=before_judging,
         )
         self._progress()
+        self._say_ageless(seen)
         meta = self._alerts.get(fingerprint(self.project, META_RULE, META_JOB))
         timing = Timing(for_=rules.watch.no_data_after)
         tally.settle(None, _META_FACTS, timing, meta, self._meta_verdict(now, seen, rules))
@@ -301,6 +303,21 @@ class Watcher:
         if verdict.condition is not None and not verdict.condition.active:
             self.last_data_at = now
         return verdict
+
+    def _say_ageless(self, seen: Observation) -> None:
+        """One line per finished job whose age cannot be read, while it stays listed."""
+        for job_id, value in seen.ageless.items():
+            if job_id not in self._ageless:
+                self._log.warning(
+                    "watch.job_age_unknown",
+                    job_id=job_id,
+                    last_updated=repr(value)[:100],
+                    effect="max_age counts it as old: rules with max_age start no alert on it",
+                )
+        if seen.failures:
+            self._ageless |= seen.ageless.keys()
+        else:
+            self._ageless = set(seen.ageless)
 
     async def _prune(self, now: float, rules: RuleSet) -> None:
         if now - self._last_prune < 300:

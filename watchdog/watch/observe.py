@@ -38,6 +38,8 @@ class Observation:
     jobs: dict[str, Job] = field(default_factory=dict)  # every listed job
     looked_up: dict[str, Lookup] = field(default_factory=dict)
     targets: dict[str, tuple[str, ...]] = field(default_factory=dict)  # job -> metrics
+    #: finished jobs whose lastUpdatedTimestamp cannot be read (age unknown): id -> value
+    ageless: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def failures(self) -> list[PolarisError]:
@@ -70,6 +72,11 @@ async def observe(
             seen.listed.append({})
     for jobs in seen.listed:
         seen.jobs.update(jobs)
+    seen.ageless = {
+        job.id: job.last_updated_timestamp
+        for job in seen.jobs.values()
+        if job.is_terminal and job.updated_at is None
+    }
     absent: set[str] = set()
     for rule in rules:
         index = plan.rule_queries.get(rule.name)
