@@ -20,6 +20,7 @@ from watchdog.rules.model import (
     StalledRule,
 )
 from watchdog.watch.plan import (
+    MAX_LISTINGS,
     ListQuery,
     Plan,
     _merge_one,
@@ -212,6 +213,25 @@ def test_metric_targets_skip_jobs_whose_verdict_needs_no_samples() -> None:
 
 _TABLES = (None, "orders", "clicks", "clicks_*", "views")
 _METRICS = ("numRowsProcessed", "numRowsSkippedByError", "numBytesProcessed")
+
+
+def test_rules_naming_many_tables_share_listings_of_every_table() -> None:
+    """Past MAX_LISTINGS listings a tick, per-table listings give way to listings of
+    every table: 10,000 rules naming 10,000 tables are 2 listings, not 10,000, and each
+    rule's listing still holds every job it can match."""
+    rules: list[Rule] = []
+    for n in range(10_000):
+        match = Match(table=(f"t{n}",))
+        if n % 2:
+            rules.append(HealthRule(name=f"h{n}", match=match))
+        else:
+            rules.append(ExecutionRule(name=f"e{n}", status=("failed",), match=match))
+    result = plan(rules)
+    assert result.queries == (ListQuery(execution=("failed",)), ListQuery(health=("error",)))
+    for rule in rules[:50]:
+        assert query_of(result, rule.name).covers(plan([rule]).queries[0])
+    few = plan(rules[:MAX_LISTINGS])
+    assert len(few.queries) == MAX_LISTINGS and all(q.table for q in few.queries)
 
 
 def reference_plan(rules: list[Rule]) -> Plan:

@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 
 from watchdog.rules.holder import RulesHolder
 from watchdog.rules.load import parse_ruleset
-from watchdog.watch.plan import plan
+from watchdog.watch.plan import MAX_LISTINGS, plan
 
 RULES = """
 [watch]
@@ -141,11 +141,11 @@ async def test_reloading_ten_thousand_rules_keeps_the_event_loop_answering(
 
 
 def test_ten_thousand_rules_naming_distinct_tables_plan_in_well_under_a_second() -> None:
-    """Planning is near-linear in the rules: 10,000 rules, 10,000 listings (it took
+    """Planning is near-linear in the rules: 10,000 rules naming 10,000 tables (it took
     minutes when every query was compared with every other)."""
     rules = parse_ruleset(many_rules(10_000), "rules.toml").rules
     started = time.perf_counter()
     result = plan(rules)
     took = time.perf_counter() - started
-    assert len(result.queries) == 10_000 and len(result.rule_queries) == 10_000
+    assert len(result.queries) <= MAX_LISTINGS and len(result.rule_queries) == 10_000
     assert took < 3.0, f"planning 10,000 rules took {took:.1f}s"

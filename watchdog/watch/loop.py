@@ -199,7 +199,14 @@ class Watcher:
             spec = rules.project(self.project)
             channel = (spec.channel if spec else None) or self._channel
             # Off the event loop: thousands of rules take a noticeable while to plan.
+            started = time.perf_counter()
             planned = await asyncio.to_thread(plan, mine)
+            self._log.info(
+                "watch.planned",
+                rules=len(mine),
+                listings=len(planned.queries),
+                ms=round((time.perf_counter() - started) * 1000, 1),
+            )
             self._context = (
                 rules,
                 TickContext(self.project, mine, planned, rules.watch, channel, rules.maintenance),
