@@ -117,3 +117,34 @@ async def test_an_endless_listing_ends_at_the_tick_share_of_max_jobs(
     assert len(pages) == 4  # each listing: 250 jobs at most, in pages of 100
     await rig.step(2)
     assert [(reason, rule) for reason, rule, _ in posted(rig)] == [("new", META_RULE)]
+
+
+async def test_a_job_answering_impossible_metrics_is_said_not_blamed_on_slowness(
+    clock: FakeClock, sim: Simulator
+) -> None:
+    """One job's metrics answers cannot be read (NaN): said once in the log, no alert for
+    it, and after no_data_after the project's problem names bad data — not a slow sweep
+    and "raise max_rate" — while the other job's metric rule still fires."""
+    hostile = job_id(3)
+    sim.add_job(type="streaming", table="views", job_id=hostile)
+    sim.faults.configure({"hostile_metrics": {hostile: "nan"}})
+    rules = RULES + (
+        '[[rules]]\nname = "skips"\nkind = "rising"\nmetric = "numRowsSkippedByError"\n'
+        'increase = 10\nwithin = "2m"\n'
+    )
+    store = MemoryStore(clock=clock)
+    await store.open()
+    async with watch_rig(sim, holder(rules), store, RecordingNotifier(), clock) as rig:
+        with capture_logs() as logs:
+            await rig.step()
+            for n in range(1, 5):
+                sim.set_totals(STREAM, {"numRowsSkippedByError": 100 * n})
+                await rig.step()
+        said = [e for e in logs if e["event"] == "watch.bad_metrics"]
+        assert [e["job_id"] for e in said] == [hostile]
+        assert ("new", "skips", STREAM) in posted(rig)
+        assert all(job != hostile for _, _, job in posted(rig))
+        problem = rig.watcher.health.problems["metrics"].message
+        assert problem.startswith("Polaris answers metrics no counter can have for 1 job(s)")
+        assert hostile in problem and "max_rate" not in problem
+    await store.close()
