@@ -94,13 +94,21 @@ async def test_a_burst_of_reload_signals_reloads_once_or_twice(rules_file: Path)
     assert holder.current.rules[-1].name == "x99"
 
 
-async def test_reload_signals_spread_out_each_reload(rules_file: Path) -> None:
-    """Signals that come after a reload finished are each served."""
+async def test_reload_signals_spread_out_each_reload_a_changed_file(rules_file: Path) -> None:
+    """Signals that come after a reload finished are each served; a file unchanged since
+    it was last read is not parsed again (nor re-planned: the rules object stays)."""
     holder = RulesHolder.from_file(rules_file)
-    for _ in range(3):
+    for n in range(3):
+        rules_file.write_text(RULES + f"\n# edit {n}\n")
         holder.reload_soon()
         await holder.settled()
     assert holder.reloads == 3
+    running = holder.current
+    with capture_logs() as logs:
+        holder.reload_soon()
+        await holder.settled()
+    assert holder.current is running and holder.reloads == 3
+    assert [e["event"] for e in logs] == ["rules.unchanged"]
 
 
 @pytest.mark.slow

@@ -6,19 +6,21 @@ the watch, so a typo in a hot-edited file — or a file emptied by a botched dep
 reported (at error, ``FILE:LINE`` or one clear line) and the old rules stay in force.
 
 SIGHUP calls :meth:`RulesHolder.reload_soon`: the file is read and parsed on a worker
-thread (10,000 rules take seconds), so slash commands are acked meanwhile, and signals
-that arrive while a reload runs coalesce into one more reload after it — a burst of 100
-SIGHUPs reloads once or twice, never 100 times.
+thread (10,000 rules take seconds), so slash commands are acked meanwhile; signals that
+arrive while a reload runs coalesce into one more reload after it, and a file whose
+bytes are the ones read last time is not parsed again — a burst of 100 SIGHUPs parses
+the file once or twice, and re-plans once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from pathlib import Path
 
 import structlog
 
-from watchdog.rules.load import load_ruleset
+from watchdog.rules.load import load_ruleset, parse_bytes, read_rules
 from watchdog.rules.problems import Problem, RulesFileError
 from watchdog.rules.ruleset import RuleSet
 
@@ -33,11 +35,15 @@ class RulesHolder:
         self.reloads = 0
         self._running: asyncio.Task[None] | None = None
         self._again = False
+        self._digest: str | None = None  # of the bytes read last (adopted or refused)
 
     @classmethod
     def from_file(cls, path: Path) -> RulesHolder:
         """Load ``path``; :class:`RulesFileError` when it is broken."""
-        return cls(load_ruleset(path), path)
+        raw = read_rules(path)
+        holder = cls(parse_bytes(raw, path), path)
+        holder._digest = hashlib.sha256(raw).hexdigest()
+        return holder
 
     def reload(self) -> bool:
         """Re-read the file now, on this thread; keep the old rules (and say why) when
@@ -49,12 +55,24 @@ class RulesHolder:
         return self._adopt(fresh)
 
     async def reload_async(self) -> bool:
-        """:meth:`reload` with the reading and parsing on a worker thread."""
+        """:meth:`reload` with the reading and parsing on a worker thread; a file that is
+        byte for byte the one read last time is left at that (False)."""
         try:
-            fresh = await asyncio.to_thread(load_ruleset, self.path)
+            fresh = await asyncio.to_thread(self._read_if_changed)
         except RulesFileError as exc:
             return self._refuse(exc.problems)
+        if fresh is None:
+            log.info("rules.unchanged", path=str(self.path), rules=len(self.current.rules))
+            return False
         return self._adopt(fresh)
+
+    def _read_if_changed(self) -> RuleSet | None:
+        raw = read_rules(self.path)
+        digest = hashlib.sha256(raw).hexdigest()
+        if digest == self._digest:
+            return None
+        self._digest = digest  # refused or adopted, this content has had its answer
+        return parse_bytes(raw, self.path)
 
     def reload_soon(self) -> None:
         """Reload in the background (the SIGHUP handler). While a reload runs, further
