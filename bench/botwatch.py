@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 _START_TIMEOUT = 30.0
 DEVNULL = asyncio.subprocess.DEVNULL
@@ -194,14 +195,16 @@ class WatchedBot:
         return got[0], got[1]
 
     async def metric(self, name: str) -> float | None:
-        """The value of one sample of ``/metrics`` (``name`` with its labels as printed)."""
+        """One sample of ``/metrics``: ``name`` with its labels sorted by name, e.g.
+        ``watchdog_ticks_total{outcome="ok",project="default"}``; None when absent."""
         got = await self.get("/metrics")
         if got is None or not isinstance(got[1], str):
             return None
-        for line in got[1].splitlines():
-            key, _, value = line.rpartition(" ")
-            if key == name:
-                return float(value)
+        for family in text_string_to_metric_families(got[1]):
+            for sample in family.samples:
+                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+                if (f"{sample.name}{{{labels}}}" if labels else sample.name) == name:
+                    return float(sample.value)
         return None
 
     def events(self) -> list[dict[str, Any]]:
