@@ -12,7 +12,9 @@ and in a log line.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
+import subprocess
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -33,6 +35,7 @@ from watchdog.devtools.slack_standin.server import SlackStandIn
 NAME = "reliability"
 TITLE = "Reliability"
 SECRET = "reliability-signing-secret"
+TEN_SECONDS = aiohttp.ClientTimeout(total=10)
 META = "Polaris API problem"  # the meta-alert's title: the bot saying it cannot watch
 OPERATOR = "U0OPS"
 RULES = f"""
@@ -241,28 +244,35 @@ async def many_rules(work: Path) -> list[Figure]:
     lines = []
     for n in range(10_000):
         lines.append(f'[[rules]]\nname = "r{n}"\nkind = "health"\nmatch = {{ table = ["t{n}"] }}\n')
-    async with case(work) as c, aiohttp.ClientSession() as http:
+    async with case(work) as c, aiohttp.ClientSession(timeout=TEN_SECONDS) as http:
         c.rules.write_text(c.rules.read_text() + "".join(lines))
         acks: list[float] = []
         c.bot.signal(signal.SIGHUP)
         started = time.monotonic()
-        while not c.bot.named("watch.planned") or len(c.bot.named("watch.planned")) < 2:
-            status, seconds = await c.slash(http, "help")
-            assert status == 200
-            acks.append(seconds)
+        # Commands every 20 ms until the new rules are planned (30 s at most): their acks
+        # are turns of the bot's event loop, so the slowest is its longest stall.
+        while len(c.bot.named("watch.planned")) < 2 and time.monotonic() - started < 30:
+            try:
+                status, seconds = await c.slash(http, "help")
+                acks.append(seconds if status == 200 else 10.0)
+            except TimeoutError:
+                acks.append(10.0)  # the client gave up: stalled at least that long
             await asyncio.sleep(0.02)
-            if time.monotonic() - started > 60:
-                raise AssertionError("the 10,000 rules were never planned")
         took = time.monotonic() - started
-        planned = c.bot.named("watch.planned")[-1]
+        planned = c.bot.named("watch.planned")[1:]
         code, _, clean = await _stop(c)
+    ms = planned[-1]["ms"] if planned else None
+    shown = (
+        f"{ms:.0f} ms, {planned[-1]['listings']} listing(s); SIGHUP to planned {took:.1f} s"
+        if ms is not None
+        else f"not planned within {took:.0f} s"
+    )
     return [
         figure(
             "10,000 rules (each naming its own table): planning",
-            f"{planned['ms']:.0f} ms, {planned['listings']} listing(s); SIGHUP to planned "
-            f"{took:.1f} s",
-            "≤ 1,000 ms (was 418 s, all against all)",
-            planned["ms"] <= 1000,
+            shown,
+            "≤ 1,000 ms",
+            ms is not None and ms <= 1000,
         ),
         figure(
             "10,000 rules: slash-command acks during the reload (max event-loop stall)",
@@ -295,7 +305,7 @@ async def sighup_burst(work: Path) -> list[Figure]:
 
 
 async def replay(work: Path) -> list[Figure]:
-    async with case(work) as c, aiohttp.ClientSession() as http:
+    async with case(work) as c, aiohttp.ClientSession(timeout=TEN_SECONDS) as http:
         job = c.sim.add_job(table="clicks", type="streaming")
         body = urlencode(
             {
@@ -352,6 +362,40 @@ async def full_disk(work: Path, *, own_log: bool) -> list[Figure]:
             "exit 0, none",
             code == 0 and clean,
         ),
+    ]
+
+
+async def read_only_state(work: Path) -> list[Figure]:
+    """The state file and its journal made immutable (root, a file system with chattr):
+    every write to them fails with EPERM, as on a read-only disk."""
+    probe = work / "probe"
+    probe.write_text("x")
+    can = shutil.which("chattr") and subprocess.run(["chattr", "+i", str(probe)]).returncode == 0
+    subprocess.run(["chattr", "-i", str(probe)], capture_output=True)
+    if not can:
+        return [figure("read-only state file", "not measured: needs root and chattr", "-", None)]
+    async with case(work) as c:
+        files = [c.state, c.state.with_name(c.state.name + "-wal")]
+        try:
+            for file in files:
+                subprocess.run(["chattr", "+i", str(file)], check=True)
+
+            async def said() -> bool:
+                problem = await c.problem("store")
+                return problem is not None and "refuses writes" in problem
+
+            seconds = await c.seconds_until(said, 30, "/healthz naming the state file")
+            code, stop_s, clean = await _stop(c)
+        finally:
+            for file in files:
+                subprocess.run(["chattr", "-i", str(file)], capture_output=True)
+    return [
+        figure(
+            "read-only state file: /healthz / SIGTERM",
+            f"503 naming the file after {seconds:.1f} s / exit {code} in {stop_s:.2f} s",
+            "503 within 2 intervals / exit 0, no traceback",
+            seconds <= 2.5 and code == 0 and clean,
+        )
     ]
 
 
@@ -413,7 +457,14 @@ async def hostile_data(work: Path) -> list[Figure]:
         await asyncio.sleep(12)
         hostile = {job.id for job in streams} | {job.id for job in failed}
         alerts = [m.text for m in c.standin.messages.values() if META not in m.text]
-        alerted = sum(any(h in text for h in hostile) for text in alerts)
+        # By job id, or by rule for a grouped post ("FIRING job-failed · 5 jobs"): only
+        # the hostile jobs can fail or have metric alerts here.
+        alerted = sum(
+            any(h in text for h in hostile)
+            or "job-failed" in text
+            or (" jobs" in text and ("skips-rising" in text or "budget" in text))
+            for text in alerts
+        )
         meta = sum(
             META in m.text and "no counter can have" in m.text for m in c.standin.messages.values()
         )
@@ -477,6 +528,7 @@ CASES: list[tuple[str, Callable[[Path], Awaitable[list[Figure]]]]] = [
     ("replayed request", replay),
     ("full state disk", lambda w: full_disk(w, own_log=False)),
     ("full state disk, logs on it", lambda w: full_disk(w, own_log=True)),
+    ("read-only state file", read_only_state),
     ("state file deleted", deleted_state),
     ("emptied rules file", emptied_rules),
     ("hostile data", hostile_data),
