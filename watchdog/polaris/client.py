@@ -18,7 +18,6 @@ import asyncio
 import json as json_module
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -46,6 +45,7 @@ from watchdog.polaris.models import (
     LogEntry,
     Metrics,
 )
+from watchdog.polaris.retry import DEFAULT_RETRY, RetryPolicy
 
 log = structlog.get_logger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -70,18 +70,6 @@ _LONG_ANSWERS = frozenset({"logs"})
 RequestObserver = Callable[[str, str, float], None]
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How transient failures are retried: ``attempts`` in all, exponential backoff from
-    ``base`` doubling up to ``cap`` with full jitter, ``Retry-After`` honoured up to
-    ``max_retry_after``."""
-
-    attempts: int = 4
-    base: float = 0.25
-    cap: float = 8.0
-    max_retry_after: float = 60.0
-
-
 class PolarisClient:
     """The Jobs v1 API of one project. Construct once; share across tasks."""
 
@@ -95,7 +83,7 @@ class PolarisClient:
         concurrency: int = 16,
         max_rate: float | None = 50.0,
         timeout: float = 10.0,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = DEFAULT_RETRY,
         observer: RequestObserver | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,

@@ -2,7 +2,7 @@
 
 ``polaris-watchdog check`` prints them as ``FILE:LINE: warning: …`` and still exits 0.
 Today one: a Polaris request that is retried (``attempts`` × ``timeout`` plus the backoff
-between attempts, :class:`~watchdog.polaris.client.RetryPolicy`) can outlast the tick's
+between attempts, :class:`~watchdog.polaris.retry.RetryPolicy`) can outlast the tick's
 deadline — one slow request then takes the whole tick and its listing is reported
 incomplete — or the health window (three intervals, a minute at least), after which
 ``/healthz`` calls the replica stuck while it is only waiting for Polaris.
@@ -10,7 +10,7 @@ incomplete — or the health window (three intervals, a minute at least), after 
 
 from __future__ import annotations
 
-from watchdog.polaris.client import RetryPolicy
+from watchdog.polaris.retry import RetryPolicy
 from watchdog.rules.durations import format_duration
 from watchdog.rules.problems import Problem
 from watchdog.rules.ruleset import RuleSet
