@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, str] = {
     "api": "bench.api_use",
     "failover": "bench.failover",
     "commit": "bench.commit",
+    "reliability": "bench.reliability",
 }
 
 

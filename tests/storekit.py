@@ -7,6 +7,7 @@ every lease's expiry back instead — what the lease logic sees is the same.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,11 +39,12 @@ class Clock:
 
 @dataclass
 class Backend:
-    """A store and a way to move its clock."""
+    """A store, a way to move its clock, and what its clock reads now."""
 
     kind: str
     store: Store
     advance: Callable[[float], Awaitable[None]]
+    now: Callable[[], float] = time.time
 
 
 def make_backend(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
@@ -53,14 +55,15 @@ def make_backend(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> B
         clock.now += seconds
 
     if kind == "memory":
-        return Backend(kind, MemoryStore(clock=clock), tick)
+        return Backend(kind, MemoryStore(clock=clock), tick, clock)
     if kind == "sqlite":
-        return Backend(kind, SqliteStore(tmp_path / "s.db", clock=clock), tick)
+        return Backend(kind, SqliteStore(tmp_path / "s.db", clock=clock), tick, clock)
     url = request.getfixturevalue("pg_url")
 
     async def age(seconds: float) -> None:
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
             await conn.execute("UPDATE leases SET expires = expires - %s", (seconds,))
+            await conn.execute("UPDATE claimed_keys SET until = until - %s", (seconds,))
 
     return Backend(kind, PostgresStore(url), age)
 

@@ -191,6 +191,33 @@ async def test_signed_slash_command_reaches_the_command_service_through_the_app(
             assert resp.status == 401
 
 
+async def test_a_replayed_signed_request_is_not_served_again_by_the_app() -> None:
+    """The app remembers served requests in its store: the same signed request posted
+    again gets an empty 200 and is counted as replayed."""
+    async with running_bot() as run, aiohttp.ClientSession() as http:
+        body = urlencode(
+            {
+                "user_id": "UOPS1",
+                "channel_id": "C0ALERTS",
+                "command": "/polaris",
+                "text": "help",
+                "response_url": run.standin.response_url("r1"),
+            }
+        )
+        headers = sign(body, SECRET)
+        answers = []
+        for _ in range(3):
+            async with http.post(
+                run.bot.make_url("/slack/commands"), data=body, headers=headers
+            ) as resp:
+                answers.append((resp.status, await resp.text()))
+        assert answers[0][0] == 200 and "Usage" in answers[0][1]
+        assert answers[1:] == [(200, ""), (200, "")]
+        metrics = run.bot.app[BOT].metrics.registry
+        replayed = {"command": "commands", "outcome": "replayed"}
+        assert metrics.get_sample_value("watchdog_commands_total", replayed) == 2
+
+
 async def test_without_a_bot_token_alerts_go_to_the_terminal() -> None:
     """No SLACK_BOT_TOKEN: the terminal notifier prints FIRING lines instead."""
     lines: list[str] = []

@@ -296,6 +296,47 @@ def test_check_reports_a_broken_file_as_file_and_line(tmp_path: Path) -> None:
     assert any(line.startswith("rules.toml:9: ") and "colour" in line for line in lines)
 
 
+def test_check_warns_when_a_retried_request_can_outlast_the_tick(tmp_path: Path) -> None:
+    """interval 10s (deadline 20s) with timeout 10s: 4 attempts × 10s + 1.75s backoff can
+    outlast the deadline — a warning at the timeout's line, and still exit 0."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        '[watch]\ninterval = "10s"\ntimeout = "10s"\n\n[[rules]]\nname = "down"\nkind = "health"\n',
+        encoding="utf-8",
+    )
+    out = StringIO()
+    assert cli.main(["check", "--rules", str(rules)], out) == 0
+    warning, ok = out.getvalue().splitlines()
+    assert warning.startswith(f"{rules}:3: warning: one Polaris request can take 41.75s")
+    assert "longer than the tick deadline (20s)" in warning and "lower timeout" in warning
+    assert ok == f"{rules}: OK, 1 rule"
+
+
+def test_check_warns_about_the_health_window_when_the_deadline_is_longer(
+    tmp_path: Path,
+) -> None:
+    """A deadline past the health window (three intervals, a minute at least) leaves the
+    health window as the tighter limit: 4 × 20s + 1.75s is past a minute."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        '[watch]\ninterval = "5s"\ndeadline = "3m"\ntimeout = "20s"\n', encoding="utf-8"
+    )
+    out = StringIO()
+    assert cli.main(["check", "--rules", str(rules)], out) == 0
+    assert "81.75s" in out.getvalue()
+    assert "longer than the health window (3 × interval, 60s at least) (60s)" in out.getvalue()
+    assert f"{rules}:4: warning: " in out.getvalue()  # at the timeout key
+
+
+def test_check_is_quiet_when_retries_fit_the_tick(tmp_path: Path) -> None:
+    """The defaults (30s interval, 10s timeout) fit: no warning."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rules]]\nname = "down"\nkind = "health"\n', encoding="utf-8")
+    out = StringIO()
+    assert cli.main(["check", "--rules", str(rules)], out) == 0
+    assert out.getvalue() == f"{rules}: OK, 1 rule\n"
+
+
 def test_check_of_a_missing_file_exits_2() -> None:
     """A rules file that is not there is a FILE:1 problem, not a traceback."""
     out = StringIO()

@@ -29,6 +29,7 @@ from watchdog.rules.load import parse_ruleset
 from watchdog.rules.ruleset import RuleSet
 from watchdog.slack.actions import Action, ButtonValue, encode_value
 from watchdog.slack.alerts.messages import alert_message
+from watchdog.slack.commands.replay import ReplayGuard
 from watchdog.slack.commands.replies import REPLY_BUDGET
 from watchdog.slack.commands.response_urls import trusted_response_urls
 from watchdog.slack.commands.server import SlackEndpoints, add_routes
@@ -240,7 +241,7 @@ async def running_rig(
     sim.add_job(type="streaming", table="views", job_id=STREAM2)
     sim.add_job(type="batch", table="backfill", behaviour="healthy", job_id=BATCH)
     standin = SlackStandIn(clock=clock)
-    store = MemoryStore()
+    store = MemoryStore(clock=clock)
     await store.open()
     rules = parse_ruleset(rules_text, "rules.toml")
     metrics = BotMetrics()
@@ -279,7 +280,10 @@ async def running_rig(
         )
         app = web.Application()
         endpoints = SlackEndpoints(
-            service, RequestVerifier(SecretStr(SECRET), clock=clock), metrics
+            service,
+            RequestVerifier(SecretStr(SECRET), clock=clock),
+            ReplayGuard(store.claim_once, clock=clock),
+            metrics,
         )
         add_routes(app, lambda: endpoints)
         async with TestClient(TestServer(app)) as client:

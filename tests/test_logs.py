@@ -117,3 +117,21 @@ async def test_an_exception_logged_by_aiohttp_is_rendered_and_masked(fmt: str) -
         assert f"rejected key {MASK}" in str(event["exception"])
     else:
         assert not text.startswith("{") and "Error handling request" in text
+
+
+class _FullDisk(io.StringIO):
+    """A log stream on a disk that refuses every write."""
+
+    def write(self, text: str) -> int:
+        raise OSError(27, "File too large")
+
+    def flush(self) -> None:
+        raise OSError(27, "File too large")
+
+
+def test_a_log_stream_that_refuses_writes_never_fails_the_caller() -> None:
+    """With the log file on a full disk, logging (ours and the libraries') loses the line
+    instead of raising into the watch loop that logged it."""
+    configure_logging("json", stream=_FullDisk())
+    structlog.get_logger("t").error("watch.cannot_watch", kind="store")
+    logging.getLogger("aiohttp.client").warning("a library warning")

@@ -27,6 +27,7 @@ from harness import (
 from watchdog.deliver.notifier import Receipts
 from watchdog.deliver.outbox import MAX_RETRY_AFTER, Dispatcher, Fences
 from watchdog.domain.outgoing import AuditEntry, Outgoing, dump_outgoing, load_outgoing
+from watchdog.metrics import BotMetrics
 from watchdog.store import Fence, OutboxRecord, Store
 from watchdog.store.memory import MemoryStore
 from watchdog.store.sqlite import SqliteStore
@@ -281,9 +282,27 @@ class Hanging:
 
     def __init__(self) -> None:
         self.never = asyncio.Event()
+        self.waiting = asyncio.Event()
 
     async def deliver(self, records: Sequence[OutboxRecord], receipts: Receipts) -> None:
+        self.waiting.set()
         await self.never.wait()
+
+
+async def test_the_outbox_gauge_counts_items_while_the_destination_hangs(
+    store: MemoryStore, clock: FakeClock, fences: Fences
+) -> None:
+    """watchdog_outbox_size shows the items of a batch in flight to a Slack that hangs,
+    not the 0 left from before they were due."""
+    metrics = BotMetrics()
+    notifier = Hanging()
+    dispatcher = Dispatcher(store, notifier, fences=fences, clock=clock, metrics=metrics)
+    await enqueue(store, [1, 2, 3])
+    delivering = asyncio.create_task(dispatcher.deliver_once())
+    await notifier.waiting.wait()
+    assert metrics.registry.get_sample_value("watchdog_outbox_size") == 3
+    delivering.cancel()
+    await asyncio.gather(delivering, return_exceptions=True)
 
 
 async def test_flush_is_bounded_by_within(

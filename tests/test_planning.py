@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from watchdog.polaris.models import Job
+from watchdog.rules.evaluate import matches, needs_samples
 from watchdog.rules.load import parse_ruleset
 from watchdog.rules.model import (
     BudgetRule,
@@ -15,7 +19,16 @@ from watchdog.rules.model import (
     Rule,
     StalledRule,
 )
-from watchdog.watch.plan import ListQuery, Plan, metric_targets, plan
+from watchdog.watch.plan import (
+    MAX_LISTINGS,
+    ListQuery,
+    Plan,
+    _merge_one,
+    _order,
+    _query_for,
+    metric_targets,
+    plan,
+)
 
 NOW = 1_722_500_000.0
 STREAM_ID = "6f1c2a7e-5b1d-4c3e-9a2b-1d2e3f4a5b6c"
@@ -194,3 +207,123 @@ def test_metric_targets_skip_jobs_whose_verdict_needs_no_samples() -> None:
         STREAM_ID: ("numRowsSkippedByError",),
         BATCH_ID: ("numRowsProcessed",),
     }
+
+
+# -- the near-linear plan equals the all-against-all one --------------------------------------
+
+_TABLES = (None, "orders", "clicks", "clicks_*", "views")
+_METRICS = ("numRowsProcessed", "numRowsSkippedByError", "numBytesProcessed")
+
+
+def test_rules_naming_many_tables_share_listings_of_every_table() -> None:
+    """Past MAX_LISTINGS listings a tick, per-table listings give way to listings of
+    every table: 10,000 rules naming 10,000 tables are 2 listings, not 10,000, and each
+    rule's listing still holds every job it can match."""
+    rules: list[Rule] = []
+    for n in range(10_000):
+        match = Match(table=(f"t{n}",))
+        if n % 2:
+            rules.append(HealthRule(name=f"h{n}", match=match))
+        else:
+            rules.append(ExecutionRule(name=f"e{n}", status=("failed",), match=match))
+    result = plan(rules)
+    assert result.queries == (ListQuery(execution=("failed",)), ListQuery(health=("error",)))
+    for rule in rules[:50]:
+        assert query_of(result, rule.name).covers(plan([rule]).queries[0])
+    few = plan(rules[:MAX_LISTINGS])
+    assert len(few.queries) == MAX_LISTINGS and all(q.table for q in few.queries)
+
+
+def reference_plan(rules: list[Rule]) -> Plan:
+    """The plan as it was first written: every query compared with every other, until
+    nothing changes (quadratic and more; the definition the fast plan must meet)."""
+    wanted = {r.name: q for r in rules if (q := _query_for(r)) is not None}
+    queries = set(wanted.values())
+    while True:
+        queries = {q for q in queries if not any(p != q and p.covers(q) for p in queries)}
+        merged = _merge_one(queries)
+        if merged is None:
+            break
+        queries = merged
+    ordered = tuple(sorted(queries, key=_order))
+    return Plan(
+        queries=ordered,
+        rule_queries={
+            name: next(i for i, q in enumerate(ordered) if q.covers(need))
+            for name, need in wanted.items()
+        },
+    )
+
+
+@st.composite
+def some_rules(draw: st.DrawFn) -> list[Rule]:
+    rules: list[Rule] = []
+    for n in range(draw(st.integers(min_value=0, max_value=14))):
+        table = draw(st.sampled_from(_TABLES))
+        match = Match(
+            type=tuple(draw(st.sets(st.sampled_from(("batch", "streaming", "sql")), max_size=2))),
+            execution_status=tuple(
+                draw(st.sets(st.sampled_from(("running", "failed", "pending")), max_size=2))
+            ),
+            table=() if table is None else (table,),
+        )
+        kind = draw(st.sampled_from(("health", "execution", "stalled", "rising")))
+        if kind == "health":
+            status = tuple(draw(st.sets(st.sampled_from(("warn", "error")), min_size=1)))
+            rules.append(HealthRule(name=f"r{n}", status=status, match=match))
+        elif kind == "execution":
+            status = tuple(draw(st.sets(st.sampled_from(("failed", "pending")), min_size=1)))
+            rules.append(ExecutionRule(name=f"r{n}", status=status, match=match))
+        elif kind == "stalled":
+            rules.append(StalledRule(name=f"r{n}", within=900.0, match=match))
+        else:
+            metric = draw(st.sampled_from(_METRICS))
+            rules.append(
+                RisingRule(name=f"r{n}", metric=metric, increase=1.0, within=60.0, match=match)
+            )
+    return rules
+
+
+@settings(max_examples=300, deadline=None)
+@given(some_rules())
+def test_the_plan_is_the_all_against_all_plan(rules: list[Rule]) -> None:
+    """Reducing table by table gives exactly the listings, and the listing of each rule,
+    that comparing all queries with all gave."""
+    assert plan(rules) == reference_plan(rules)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    some_rules(),
+    st.lists(
+        st.tuples(
+            st.sampled_from(("orders", "clicks", "clicks_eu", "views", None)),
+            st.sampled_from(("batch", "streaming")),
+            st.sampled_from(("running", "failed")),
+        ),
+        max_size=6,
+    ),
+)
+def test_metric_targets_are_those_of_trying_every_rule_on_every_job(
+    rules: list[Rule], shapes: list[tuple[str | None, str, str]]
+) -> None:
+    """Trying literal-table rules only on their tables' jobs picks the same metrics, in
+    the same order, as trying every metric rule on every job."""
+    jobs = [
+        make_job(
+            f"{n:08x}-0000-4000-8000-{n:012x}",
+            type=kind,
+            executionStatus=status,
+            target=None if table is None else {"tableName": table},
+        )
+        for n, (table, kind, status) in enumerate(shapes)
+    ]
+    expected: dict[str, tuple[str, ...]] = {}
+    for job in jobs:
+        wanted: dict[str, None] = {}
+        for rule in rules:
+            if rule.metrics and needs_samples(rule, job) and matches(rule, job, NOW):
+                wanted.update(dict.fromkeys(rule.metrics))
+        if wanted:
+            expected[job.id] = tuple(wanted)
+    assert metric_targets(rules, jobs, NOW) == expected

@@ -575,3 +575,41 @@ async def test_requests_are_spaced_to_the_maximum_rate(sim: Simulator, connect: 
     # Any ten consecutive gaps span about 100 ms; network jitter can only shrink a window
     # by the delay of its first request, so allow a little slack.
     assert all(times[i + 10] - times[i] >= 0.07 for i in range(len(times) - 10))
+
+
+# -- hostile answers: bounded -----------------------------------------------------------------
+async def test_a_listing_page_is_refused_past_its_size_cap_without_holding_it(
+    sim: Simulator, connect: Connect
+) -> None:
+    """A 200 MB listing page (streamed, no Content-Length) is refused at the page's cap,
+    page_size × 64 KiB (the process-level test measures the memory it leaves)."""
+    sim.add_job()
+    sim.faults.configure({"huge_mb": 200, "endpoints": ["list"]})
+    async with TestServer(sim.app()) as server:
+        client = connect(str(server.make_url("/")), retry=RetryPolicy(attempts=1))
+        with pytest.raises(PolarisMalformedError, match=r"larger than 6.25 MiB"):
+            await client.list_jobs(page_size=100)
+
+
+async def test_a_metrics_answer_is_refused_past_one_mebibyte(
+    sim: Simulator, connect: Connect
+) -> None:
+    """An answer about one job padded to 3 MB is refused (1 MiB cap), where a job's logs
+    may be longer (the 32 MiB cap)."""
+    job = sim.add_job()
+    sim.faults.configure({"huge_mb": 3})
+    async with TestServer(sim.app()) as server:
+        client = connect(str(server.make_url("/")), retry=RetryPolicy(attempts=1))
+        with pytest.raises(PolarisMalformedError, match=r"larger than 1 MiB"):
+            await client.get_metrics(job.id)
+        assert isinstance(await client.get_logs(job.id), list)
+
+
+async def test_a_page_with_more_jobs_than_asked_for_is_malformed(
+    connect: Connect, mocked: Any
+) -> None:
+    """Polaris never sends more than paginationLimit jobs: a page of 3 for 2 is refused."""
+    values = [job_json(uuid_of(n)) for n in range(3)]
+    reply(mocked, MOCK_JOBS, payload={"values": values, "moreResultsAvailable": False})
+    with pytest.raises(PolarisMalformedError, match="3 jobs, more than the 2 asked for"):
+        await connect(MOCK_URL).list_jobs(page_size=2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from watchdog.rules.model import (
     RisingRule,
     StalledRule,
 )
+from watchdog.rules.windows import number, percent
 
 JOB_ID = "6f1c2a7e-5b1d-4c3e-9a2b-1d2e3f4a5b6c"
 OTHER_ID = "0b9e8d7c-6a5b-4c3d-8e2f-1a0b9c8d7e6f"
@@ -108,13 +110,28 @@ def test_max_age_skips_terminal_jobs_last_updated_long_ago() -> None:
     job = make_job(executionStatus="failed", lastUpdatedTimestamp=updated)
     assert matches(rule, job, T0 + 3_600)
     assert not matches(rule, job, T0 + 2 * 86_400)
-    # Running jobs are never too old, no limit means no limit, unknown age matches.
+    # Running jobs are never too old, no limit means no limit.
     assert matches(rule, make_job(lastUpdatedTimestamp=updated), T0 + 2 * 86_400)
     unlimited = ExecutionRule(name="failed", status=("failed",), max_age=0.0)
     assert matches(unlimited, job, T0 + 365 * 86_400)
-    assert matches(rule, make_job(executionStatus="failed", lastUpdatedTimestamp=None), T0)
     # An alert already firing on the job keeps it in view: it does not "resolve" by age.
     assert matches(rule, job, T0 + 2 * 86_400, check_age=False)
+
+
+@pytest.mark.parametrize(
+    "stamp", [None, "", "yesterday, around noon", "2024-13-45T25:61:99.000Z", 1_700_000_000]
+)
+def test_a_terminal_job_of_unknown_age_counts_as_old(stamp: object) -> None:
+    """A failed job whose lastUpdatedTimestamp is missing or cannot be read may be years
+    old: max_age treats it as old (it used to count as recent, and paged), while a rule
+    without max_age, or an alert already firing, still sees it."""
+    rule = ExecutionRule(name="failed", status=("failed",), max_age=86_400.0)
+    job = make_job(executionStatus="failed", lastUpdatedTimestamp=stamp)
+    assert job.updated_at is None
+    assert not matches(rule, job, T0)
+    assert matches(ExecutionRule(name="any", status=("failed",), max_age=0.0), job, T0)
+    assert matches(rule, job, T0, check_age=False)
+    assert matches(HealthRule(name="h"), make_job(lastUpdatedTimestamp=stamp), T0)
 
 
 # -- increase and window ----------------------------------------------------------------
@@ -568,6 +585,31 @@ def test_budget_without_growth_has_no_forecast() -> None:
     assert both is not None and both.active
     assert both.summary == (
         "parse-error budget 90% used (900 of 1,000), not growing over the last 10m"
+    )
+
+
+def test_a_budget_growing_by_a_hair_forecasts_nothing_absurd() -> None:
+    """900 of 1,000 used and growing by 1e-12 a tick: the job fails in some 10^16 years,
+    which is "not within a year" (it raised, past datetime's range, and ended the tick)."""
+    book = SampleBook(64)
+    now = feed(book, SKIPPED, [900.0 + 1e-12 * i for i in range(11)])
+    condition = evaluate(budget_rule(), make_job(), book, now, firing=False)
+    assert condition is not None and condition.active
+    assert condition.summary.endswith("rows/min, not within a year")
+    assert not re.search(r"\d[eE][+-]?\d", condition.summary)
+
+
+def test_numbers_in_messages_are_never_inf_nan_or_exponents() -> None:
+    """What a message shows of a number that is not finite, past any counter, or tiny."""
+    assert [number(v) for v in (float("inf"), float("-inf"), float("nan"))] == ["n/a"] * 3
+    assert number(1e308) == number(-(2.0**64)) == "out of range"
+    assert number(2.0**62) == "4,611,686,018,427,387,904"
+    assert (number(1e-20), number(-1e-9), number(0.0)) == ("< 0.001", "> -0.001", "0")
+    assert (number(1234.0), number(0.0123), number(12.5)) == ("1,234", "0.0123", "12.5")
+    assert (percent(0.0123), percent(12.3456), percent(float("nan"))) == (
+        "1.23%",
+        "1,235%",
+        "n/a",
     )
 
 

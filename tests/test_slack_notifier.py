@@ -567,6 +567,18 @@ async def test_nothing_is_posted_once_the_lease_is_in_doubt(
     assert await store.outbox_size() == 1
 
 
+async def test_a_slack_call_that_hangs_is_cut_off_and_logged_with_its_method(
+    slack: SlackRig, timed_web: SlackWebClient
+) -> None:
+    """A post whose answer never comes ends at the client's timeout as a TimeoutError,
+    and one warning names the method: a hanging Slack is never silent."""
+    slack.standin.hold(1, methods=["chat.postMessage"])
+    with capture_logs() as logs, pytest.raises(TimeoutError):
+        await timed_web.chat_postMessage(channel=CHANNEL, text="hello")
+    [said] = [e for e in logs if e["event"] == "slack.call_timed_out"]
+    assert said["method"] == "chat.postMessage" and said["log_level"] == "warning"
+
+
 async def test_top_level_posts_carry_metadata_naming_their_incident(
     slack: SlackRig, store: MemoryStore, dispatcher: Dispatcher
 ) -> None:

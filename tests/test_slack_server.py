@@ -23,6 +23,7 @@ from watchdog.rules.holder import RulesHolder
 from watchdog.rules.load import parse_ruleset
 from watchdog.settings import Settings
 from watchdog.slack.actions import Action
+from watchdog.slack.commands.replay import ReplayGuard
 from watchdog.slack.commands.server import HEADER_TIMEOUT, SlackEndpoints, add_routes
 from watchdog.slack.commands.verify import RequestVerifier
 
@@ -86,6 +87,54 @@ async def test_stale_timestamp_is_rejected(rig: Rig) -> None:
     status, _ = await rig.post("/slack/commands", body, rig.signed(body, at=rig.clock() - 360))
     assert status == 401
     await nothing_changed(rig)
+
+
+async def test_a_captured_pause_posted_three_times_pauses_once(rig: Rig) -> None:
+    """A signed `pause` replayed twice within Slack's five minutes is served once: the
+    copies get an empty 200, Polaris sees one status change, the channel one audit line,
+    and the metrics count two replays."""
+    body = slash_body(f"pause {STREAM}", url=rig.response_url()[1])
+    headers = rig.signed(body)
+    first = await rig.post("/slack/commands", body, headers)
+    await rig.service.drain()
+    rig.clock.now += 120  # still inside the window: the signature verifies
+    copies = [await rig.post("/slack/commands", body, headers) for _ in range(2)]
+    await rig.service.drain()
+    assert first[0] == 200 and first[1]["response_type"] == "ephemeral"
+    assert copies == [(200, None), (200, None)]
+    assert rig.sim.stats.status_changes == [(STREAM, "suspended")]
+    assert len(rig.audit) == 1
+    assert rig.count("commands", "replayed") == 2
+
+
+async def test_a_replayed_cancel_click_cancels_once(rig: Rig) -> None:
+    """The confirmed Cancel click posted again is not a second cancel."""
+    payload = {
+        "type": "block_actions",
+        "user": {"id": OPERATOR},
+        "container": {"type": "message", "message_ts": "1.1", "is_ephemeral": True},
+        "response_url": rig.response_url()[1],
+        "actions": [{"action_id": Action.CANCEL.value, "value": json.dumps({"j": STREAM})}],
+    }
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    headers = rig.signed(body)
+    assert (await rig.post("/slack/interactions", body, headers))[0] == 200
+    await rig.service.drain()
+    assert await rig.post("/slack/interactions", body, headers) == (200, None)
+    await rig.service.drain()
+    assert rig.sim.stats.status_changes == [(STREAM, "canceled")]
+    assert rig.count("interactions", "replayed") == 1
+
+
+async def test_the_same_command_sent_again_is_served_again(rig: Rig) -> None:
+    """Typing the same command twice makes two requests Slack signs apart (another
+    timestamp, another trigger): both are served."""
+    body = slash_body(f"status {STREAM}", url=rig.response_url()[1])
+    assert (await rig.post("/slack/commands", body, rig.signed(body)))[0] == 200
+    rig.clock.now += 1
+    status, ack = await rig.post("/slack/commands", body, rig.signed(body))
+    assert status == 200 and ack is not None
+    assert rig.count("commands", "replayed") == 0
 
 
 async def test_unsigned_click_is_rejected(rig: Rig) -> None:
@@ -244,7 +293,8 @@ async def endpoints_served(rig: Rig, **server: Any) -> AsyncIterator[tuple[str, 
     with a short body timeout and the given server settings; yields (host, port)."""
     app = web.Application()
     verifier = RequestVerifier(SecretStr(SECRET), clock=rig.clock)
-    endpoints = SlackEndpoints(rig.service, verifier, rig.metrics, body_timeout=0.2)
+    replays = ReplayGuard(rig.store.claim_once, clock=rig.clock)
+    endpoints = SlackEndpoints(rig.service, verifier, replays, rig.metrics, body_timeout=0.2)
     add_routes(app, lambda: endpoints)
     runner = web.AppRunner(app, **server)
     await runner.setup()

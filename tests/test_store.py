@@ -702,6 +702,29 @@ async def test_meta_set_replaces_value(store: Store) -> None:
     assert await store.get_meta("rules_hash") == "def"
 
 
+# -- things done once ------------------------------------------------------------------------
+
+
+async def test_a_key_is_claimed_once_while_it_is_remembered(backend: Backend) -> None:
+    """claim_once: True the first time, False for the same key until it expires; other
+    keys are independent."""
+    until = backend.now() + 300
+    assert await backend.store.claim_once("v0=aaa", until) is True
+    assert await backend.store.claim_once("v0=aaa", until) is False
+    assert await backend.store.claim_once("v0=bbb", until) is True
+    assert await backend.store.claim_once("v0=aaa", until + 60) is False
+
+
+async def test_an_expired_key_is_forgotten(backend: Backend) -> None:
+    """Past its `until` on the store's clock a key is pruned: claiming it again is new."""
+    until = backend.now() + 300
+    assert await backend.store.claim_once("v0=old", until)
+    await backend.advance(301)
+    assert await backend.store.claim_once("v0=new", backend.now() + 300)
+    assert await backend.store.claim_once("v0=old", backend.now() + 300) is True
+    assert await backend.store.claim_once("v0=new", backend.now() + 300) is False
+
+
 # -- choosing the backend ---------------------------------------------------------------------
 
 

@@ -1,4 +1,5 @@
-"""Slack request signing: the documented test vector, tampering, replays, missing headers."""
+"""Slack request signing: the documented test vector, tampering, stale and replayed
+requests, missing headers."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ import hmac
 
 import pytest
 from pydantic import SecretStr
+from structlog.testing import capture_logs
 
-from watchdog.slack.commands.verify import RequestVerifier, VerificationError
+from watchdog.slack.commands.replay import ReplayGuard
+from watchdog.slack.commands.verify import MAX_SKEW, RequestVerifier, Signed, VerificationError
+from watchdog.store import StoreError
+from watchdog.store.memory import MemoryStore
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TIMESTAMP = 1531420618
@@ -121,3 +126,74 @@ def test_empty_secret_or_wide_window_is_refused() -> None:
         RequestVerifier(SecretStr("  "))
     with pytest.raises(ValueError, match="max_skew"):
         RequestVerifier(SecretStr(SECRET), max_skew=3600)
+
+
+# -- replays: a verified request is served once -------------------------------------------
+
+
+class Claims:
+    """Store.claim_once over a dict, recording what it was asked; ``down`` makes it fail."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, float] = {}
+        self.down = False
+
+    async def __call__(self, key: str, until: float) -> bool:
+        if self.down:
+            raise StoreError("state store unreachable")
+        if key in self.keys:
+            return False
+        self.keys[key] = until
+        return True
+
+
+async def test_a_verified_request_is_first_once_then_a_replay() -> None:
+    """Slack's documented request verifies to its timestamp and signature; the guard
+    serves it once, remembering it for as long as that timestamp verifies."""
+    signed = verifier().verify(BODY, HEADERS)
+    assert (signed.timestamp, signed.signature) == (TIMESTAMP, SIGNATURE)
+    claims = Claims()
+    guard = ReplayGuard(claims, clock=lambda: TIMESTAMP)
+    assert await guard.first_time(signed) is True
+    assert await guard.first_time(verifier(TIMESTAMP + 299).verify(BODY, HEADERS)) is False
+    [(key, until)] = claims.keys.items()
+    assert until == TIMESTAMP + MAX_SKEW + 1
+    assert SIGNATURE.removeprefix("v0=") not in key  # a digest: the store holds no signature
+
+
+async def test_a_replay_sent_to_another_replica_is_refused_too() -> None:
+    """Two replicas share the store: a request served by one is a replay to the other."""
+    store = MemoryStore(clock=lambda: TIMESTAMP)
+    await store.open()
+    one = ReplayGuard(store.claim_once, clock=lambda: TIMESTAMP)
+    other = ReplayGuard(store.claim_once, clock=lambda: TIMESTAMP)
+    signed = verifier().verify(BODY, HEADERS)
+    assert await one.first_time(signed) is True
+    assert await other.first_time(signed) is False
+
+
+async def test_with_the_store_down_a_replica_still_refuses_replays_it_served() -> None:
+    """A store outage does not stop commands: a request is served, its replay to the same
+    replica refused, and the degraded check logged once."""
+    claims = Claims()
+    claims.down = True
+    guard = ReplayGuard(claims, clock=lambda: TIMESTAMP)
+    signed = verifier().verify(BODY, HEADERS)
+    with capture_logs() as logs:
+        assert await guard.first_time(signed) is True
+        assert await guard.first_time(signed) is False
+        other = Signed(TIMESTAMP, "v0=" + "1" * 64)
+        assert await guard.first_time(other) is True
+    assert [e["event"] for e in logs] == ["slack.replay_check_degraded"]
+
+
+async def test_this_replicas_memory_forgets_requests_once_they_are_stale() -> None:
+    """The replica's own memory of served requests ends with their window."""
+    now = [float(TIMESTAMP)]
+    claims = Claims()
+    claims.down = True
+    guard = ReplayGuard(claims, clock=lambda: now[0])
+    signed = verifier().verify(BODY, HEADERS)
+    assert await guard.first_time(signed)
+    now[0] += MAX_SKEW + 2  # the verifier refuses it from here on anyway
+    assert await guard.first_time(signed) is True

@@ -39,9 +39,11 @@ from watchdog.domain.outgoing import AuditEntry
 from watchdog.metrics import CONTENT_TYPE, BotMetrics
 from watchdog.polaris.client import PolarisClient
 from watchdog.rules.holder import RulesHolder
+from watchdog.rules.tables import STALL_AFTER
 from watchdog.settings import ProjectConfig, Settings
 from watchdog.slack.alerts.notifier import SlackNotifier, SlackUnreachableError
 from watchdog.slack.commands.oncall import OnCallService
+from watchdog.slack.commands.replay import ReplayGuard
 from watchdog.slack.commands.response_urls import trusted_response_urls
 from watchdog.slack.commands.server import HEADER_TIMEOUT, SlackEndpoints, add_routes
 from watchdog.slack.commands.service import CommandService
@@ -56,11 +58,6 @@ from watchdog.watch.loop import Watcher
 log = structlog.get_logger(__name__)
 
 SHUTDOWN_BUDGET = 8.0  # seconds; the container gives 10 before SIGKILL
-#: Seconds without progress before a loop counts as stuck, at the least. A loop that
-#: cannot reach the database or Polaris still goes round — each store call gives up
-#: within 10 s, each listing at the tick's deadline — only slower; /livez must not get a
-#: replica restarted for an outage that a restart cannot cure.
-STALL_AFTER = 60.0
 BOT: web.AppKey[Bot] = web.AppKey("bot")
 
 
@@ -109,14 +106,15 @@ class Bot:
     def liveness(self) -> str | None:
         """Why the replica looks stuck (None: alive): a watch loop it runs, or its lease
         loop, has not made progress for three of its periods (and at least
-        :data:`STALL_AFTER`: an outage makes single rounds slow, not stuck)."""
+        :data:`~watchdog.rules.tables.STALL_AFTER`: an outage makes single rounds slow,
+        not stuck; for a watch loop that is ``[watch]``'s health window)."""
         now = self.clock()
-        interval = self.rules.current.watch.interval
+        window = self.rules.current.watch.health_window
         for name in self.fleet.leads():
             watcher = self.watchers[name]
             seen = (watcher.last_tick_at, watcher.last_progress_at)
             last = max((t for t in seen if t is not None), default=self.started_at)
-            if now - last > max(3 * interval, STALL_AFTER):
+            if now - last > window:
                 return f"project {name}: the watch loop has not ticked for {now - last:.0f}s"
         last_round = self.fleet.last_round_at or self.started_at
         if now - last_round > max(3 * self.fleet.renew_every + 5, STALL_AFTER):
@@ -297,7 +295,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         endpoints = None
         if settings.slack_signing_secret is not None:
             verifier = RequestVerifier(settings.slack_signing_secret, clock=options.wall_clock)
-            endpoints = SlackEndpoints(commands, verifier, metrics)
+            replays = ReplayGuard(store.claim_once, clock=options.wall_clock)
+            endpoints = SlackEndpoints(commands, verifier, replays, metrics)
         if settings.slack_app_token is not None and web_client is not None:
             # Loaded only in Socket Mode: every other set-up runs without it.
             from watchdog.slack.commands.socket import SocketModeReceiver
@@ -332,7 +331,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         delivering = asyncio.create_task(dispatcher.run(), name="deliver")
         with contextlib.suppress(NotImplementedError, RuntimeError):
             # Not in the main thread (tests), or Windows: no SIGHUP.
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, rules.reload)
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, rules.reload_soon)
         log.info(
             "watch.started",
             replica=settings.replica,

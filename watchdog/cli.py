@@ -23,6 +23,8 @@ from pydantic import ValidationError
 
 from watchdog.errors import EXIT_FAILURE, EXIT_USAGE, WatchdogError
 from watchdog.operator import add_commands
+from watchdog.polaris.retry import DEFAULT_RETRY
+from watchdog.rules.advice import warnings
 from watchdog.rules.load import load_ruleset
 from watchdog.rules.problems import RulesFileError
 from watchdog.settings import Settings
@@ -61,6 +63,9 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
         for problem in exc.problems:
             print(problem, file=out)
         return EXIT_USAGE
+    # The bot's own retry policy: `run` builds its clients with it.
+    for warning in warnings(str(path), rules, path.read_text(encoding="utf-8"), DEFAULT_RETRY):
+        print(warning, file=out)
     count = len(rules.rules)
     print(f"{path}: OK, {count} rule{'' if count == 1 else 's'}", file=out)
     return 0

@@ -6,14 +6,19 @@ processors (``structlog.stdlib.ProcessorFormatter``). Context such as ``job_id``
 ``rule``, ``user`` and ``command`` is bound with contextvars where the work happens. A
 last processor masks every secret value the process knows, wherever it would appear, so
 a careless ``str(exc)`` that echoes a token cannot leak it, not even in a library's
-warning or traceback."""
+warning or traceback.
+
+Logging never fails the code that logs: a log stream that refuses writes (a full disk
+under a log file, a closed pipe) loses those lines, and the bot goes on watching and
+saying so in ``/healthz``."""
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
 from collections.abc import Iterable
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
@@ -46,6 +51,41 @@ class SecretMasker:
         return {k: self._mask(v) for k, v in event.items()}
 
 
+class UnfailingStream(io.TextIOBase):
+    """A text stream whose write failures are swallowed (and counted in ``dropped``).
+
+    structlog's PrintLogger lets an ``OSError`` from ``print`` escape into whatever was
+    logging: with the log file on a full disk, the first log line of the watch loop
+    stopped the loop, and every later one crashed shutdown."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self._stream = stream
+        self.dropped = 0
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except (OSError, ValueError):  # ValueError: the stream was closed
+            self.dropped += 1
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def isatty(self) -> bool:
+        try:
+            return self._stream.isatty()
+        except (OSError, ValueError):
+            return False
+
+    def writable(self) -> bool:
+        return True
+
+
 def configure_logging(
     fmt: str = "auto",
     *,
@@ -60,7 +100,7 @@ def configure_logging(
     their records are rendered by the same processors, so every line is JSON (or console
     text), carries the bound context, and has its secrets masked.
     """
-    out = stream or sys.stderr
+    out = cast(TextIO, UnfailingStream(stream or sys.stderr))
     if fmt == "auto":
         fmt = "console" if out.isatty() else "json"
     stamp: list[Processor] = [

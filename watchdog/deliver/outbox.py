@@ -155,8 +155,10 @@ class Dispatcher:
             return True
         records = await self._store.outbox_due(now, self._batch, fences.keys())
         self._backlog = len(records) >= self._batch
+        # Before the batch too: a destination that hangs must not leave the gauge at what
+        # it was before these items were due (it stayed 0 while Slack hung).
+        await self._report_size()
         if not records:
-            await self._report_size()
             return True
         receipts = _Receipts(self._store, fences, records, self._out_of_time, self._fences)
         try:

@@ -4,8 +4,9 @@ One :class:`PolarisClient` per project wraps the app's single ``aiohttp.ClientSe
 Every request passes the project's :class:`~watchdog.polaris.gate.RequestGate` (requests in
 flight, their rate, and listings before metrics), transient failures are retried with
 capped, jittered backoff that honours ``Retry-After`` (tenacity), a listing reads every
-page up to a cap, an answer is read up to a size cap, and every other failure becomes one
-of the typed errors of :mod:`watchdog.polaris.errors`. What Polaris sends is bounded: a
+page up to a cap, an answer is read up to a size cap fit for it (a page of N jobs: N × 64
+KiB; one job's answer: 1 MiB), and every other failure becomes one of the typed errors of
+:mod:`watchdog.polaris.errors`. What Polaris sends is bounded: a
 listing that never ends or a 200 MB answer is an error, not a hang or an out-of-memory.
 The API key only ever goes into the ``Authorization`` header; no message, log line or
 error built here contains it.
@@ -17,7 +18,6 @@ import asyncio
 import json as json_module
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -45,6 +45,7 @@ from watchdog.polaris.models import (
     LogEntry,
     Metrics,
 )
+from watchdog.polaris.retry import DEFAULT_RETRY, RetryPolicy
 
 log = structlog.get_logger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -52,23 +53,21 @@ M = TypeVar("M", bound=BaseModel)
 MAX_PAGE_SIZE = 1000
 #: The largest answer read: a page of 1,000 jobs is a few MB; past this it is not Polaris'.
 MAX_ANSWER_BYTES = 32 * 1024 * 1024
+#: The most one job of a listing page may take (health messages can be long): a page of N
+#: jobs is refused past N times this, and one with more than N jobs is malformed; together
+#: they bound what a parsed page costs (a small job parsed takes ~5 times its JSON).
+MAX_JOB_BYTES = 64 * 1024
+MIN_PAGE_BYTES = 1024 * 1024
+#: The largest answer about one job (the job, its status, metrics or progress: a few KB).
+#: The sweep has up to ``concurrency`` metrics answers in flight at once.
+MAX_JOB_ANSWER_BYTES = 1024 * 1024
+#: Answers that may be longer than that: a job's logs (read only by a command).
+_LONG_ANSWERS = frozenset({"logs"})
 
 
 #: Told about every HTTP attempt (endpoint, outcome, seconds), for ``/metrics`` and
 #: the benchmarks.
 RequestObserver = Callable[[str, str, float], None]
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How transient failures are retried: ``attempts`` in all, exponential backoff from
-    ``base`` doubling up to ``cap`` with full jitter, ``Retry-After`` honoured up to
-    ``max_retry_after``."""
-
-    attempts: int = 4
-    base: float = 0.25
-    cap: float = 8.0
-    max_retry_after: float = 60.0
 
 
 class PolarisClient:
@@ -84,7 +83,7 @@ class PolarisClient:
         concurrency: int = 16,
         max_rate: float | None = 50.0,
         timeout: float = 10.0,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = DEFAULT_RETRY,
         observer: RequestObserver | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
@@ -145,9 +144,14 @@ class PolarisClient:
                 ("paginationOffset", str(offset)),
             ]
             raw = await self._request(
-                "GET", "/jobs", "list_jobs", params=query, priority=Priority.LISTING
+                "GET",
+                "/jobs",
+                "list_jobs",
+                params=query,
+                priority=Priority.LISTING,
+                max_bytes=max(MIN_PAGE_BYTES, page_size * MAX_JOB_BYTES),
             )
-            page = self._parse_page(raw)
+            page = self._parse_page(raw, page_size)
             yield page
             if not page.more:
                 return
@@ -241,9 +245,14 @@ class PolarisClient:
             ) from None
 
     @staticmethod
-    def _parse_page(raw: Any) -> JobPage:
+    def _parse_page(raw: Any, page_size: int | None = None) -> JobPage:
         if not isinstance(raw, dict) or not isinstance(raw.get("values", []), list):
             raise PolarisMalformedError("listing is not {values: [...]}", endpoint="list_jobs")
+        if page_size is not None and len(raw.get("values", [])) > page_size:
+            raise PolarisMalformedError(
+                f"listing page has {len(raw['values'])} jobs, more than the {page_size} asked for",
+                endpoint="list_jobs",
+            )
         more = raw.get("moreResultsAvailable", False)
         if not isinstance(more, bool):
             raise PolarisMalformedError(
@@ -289,14 +298,18 @@ class PolarisClient:
         json: Any = None,
         attempts: int | None = None,
         priority: Priority = Priority.LISTING,
+        max_bytes: int | None = None,
     ) -> Any:
         attempts = self._retry.attempts if attempts is None else attempts
+        if max_bytes is None:
+            max_bytes = self._max_answer if endpoint in _LONG_ANSWERS else MAX_JOB_ANSWER_BYTES
+        limit = min(max_bytes, self._max_answer)
         # The first attempt runs without a retry loop: nearly every request succeeds at
         # once, and tenacity's per-call objects form reference cycles (~32 objects a call)
         # that only the cyclic GC frees — at thousands of requests a tick that garbage
         # drove full collections that stalled the event loop.
         try:
-            return await self._attempt(method, path, endpoint, params, json, priority)
+            return await self._attempt(method, path, endpoint, params, json, priority, limit)
         except PolarisError as exc:
             if not exc.transient or attempts < 2:
                 raise
@@ -315,7 +328,7 @@ class PolarisClient:
                     endpoint=endpoint,
                     attempt=attempt.retry_state.attempt_number + 1,
                 )
-                return await self._attempt(method, path, endpoint, params, json, priority)
+                return await self._attempt(method, path, endpoint, params, json, priority, limit)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     async def _attempt(
@@ -326,6 +339,7 @@ class PolarisClient:
         params: list[tuple[str, str]] | None,
         json: Any,
         priority: Priority,
+        limit: int,
     ) -> Any:
         loop = asyncio.get_running_loop()
         async with self.gate.slot(priority):
@@ -340,7 +354,7 @@ class PolarisClient:
                     headers=self._headers,
                     timeout=self._timeout,
                 ) as resp:
-                    body = await self._read(resp, endpoint)
+                    body = await self._read(resp, endpoint, limit)
                     outcome = str(resp.status)
                     if resp.status >= 400:
                         # Any bytes make a readable message; an error page need not be UTF-8.
@@ -372,19 +386,23 @@ class PolarisClient:
                 if self._observer is not None:
                     self._observer(endpoint, outcome, loop.time() - started)
 
-    async def _read(self, resp: aiohttp.ClientResponse, endpoint: str) -> bytes:
-        """The answer's body, refused as soon as it is known to pass the size cap."""
-        limit = self._max_answer
-        too_large = PolarisMalformedError(
-            f"answer larger than {limit // (1024 * 1024)} MiB: not read", endpoint=endpoint
-        )
+    @staticmethod
+    async def _read(resp: aiohttp.ClientResponse, endpoint: str, limit: int) -> bytearray:
+        """The answer's body, refused as soon as it is known to pass ``limit`` bytes (one
+        buffer grown in place: chunks joined at the end held the answer twice)."""
         if resp.content_length is not None and resp.content_length > limit:
-            raise too_large
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in resp.content.iter_chunked(256 * 1024):
-            size += len(chunk)
-            if size > limit:
-                raise too_large
-            chunks.append(chunk)
-        return b"".join(chunks)
+            raise _too_large(limit, endpoint)
+        body = bytearray()
+        while chunk := await resp.content.readany():
+            if len(body) + len(chunk) > limit:
+                # The error's traceback keeps this frame alive (retries keep errors in
+                # reference cycles, freed only by a full collection): not the megabytes.
+                body.clear()
+                raise _too_large(limit, endpoint)
+            body += chunk
+        return body
+
+
+def _too_large(limit: int, endpoint: str) -> PolarisMalformedError:
+    size = f"{limit / (1024 * 1024):.3g} MiB"
+    return PolarisMalformedError(f"answer larger than {size}: not read", endpoint=endpoint)

@@ -145,6 +145,15 @@ class Job(_Model):
     created_timestamp: str | None = Field(default=None, alias="createdTimestamp")
     last_updated_timestamp: str | None = Field(default=None, alias="lastUpdatedTimestamp")
 
+    @field_validator("created_timestamp", "last_updated_timestamp", mode="before")
+    @classmethod
+    def _any_timestamp_is_text(cls, value: Any) -> Any:
+        # A timestamp that is not text (a number, an object) must not make the whole job
+        # unreadable: kept as text, it parses to "unknown" (see Job.updated_at).
+        if value is None or isinstance(value, str):
+            return value
+        return repr(value)[:100]
+
     @field_validator("health", mode="before")
     @classmethod
     def _unknown_health_is_none(cls, value: Any) -> Any:
@@ -183,6 +192,8 @@ class Job(_Model):
 
     @property
     def updated_at(self) -> datetime | None:
+        """When the job last changed; None when Polaris' timestamp is missing or cannot be
+        read (its age is then unknown)."""
         return parse_timestamp(self.last_updated_timestamp)
 
 

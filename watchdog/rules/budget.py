@@ -22,6 +22,8 @@ from watchdog.rules.windows import SPARKLINE_POINTS, holds, increase, number, wi
 #: The counter Polaris compares with maxParseExceptions.
 BUDGET_METRIC = "numRowsSkippedByError"
 _INACTIVE = Condition(active=False)
+#: Forecasts further out than this are not given as a date.
+_HORIZON = 365 * 86_400.0
 
 
 def evaluate_budget(
@@ -91,6 +93,10 @@ def _budget_summary(
     if used >= limit:
         return f"{text}: spent — Polaris fails the job at its next unparseable row"
     if eta is not None and rate is not None:
+        if eta > _HORIZON:
+            # A counter that barely moves: a date centuries away (or past datetime's
+            # range, which raised) says nothing.
+            return f"{text}: at {number(rate)} rows/min, not within a year"
         when = datetime.fromtimestamp(at + eta, UTC).strftime("%H:%M UTC")
         return f"{text}: fails in ~{_eta(eta)} (around {when}) at {number(rate)} rows/min"
     if rate == 0.0:

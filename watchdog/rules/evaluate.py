@@ -68,15 +68,18 @@ _INACTIVE = Condition(active=False)
 def matches(rule: Rule, job: Job, now: float, *, check_age: bool = True) -> bool:
     """Whether ``rule`` looks at ``job`` at all (its ``match`` filters and ``max_age``).
 
-    ``max_age`` keeps old history from starting alerts; ``check_age=False`` leaves it out
+    ``max_age`` keeps old history (and jobs of unknown age) from starting alerts;
+    ``check_age=False`` leaves it out
     for a job whose alert already fires (a job that stays failed must not "resolve" a day
     later just because it got old)."""
     if not fits(rule.match, job.type, job.execution_status, job.table, job.id):
         return False
     if check_age and rule.max_age > 0 and job.is_terminal:
-        # A job that ended long ago is history: listing it must not page anyone.
+        # A job that ended long ago is history: listing it must not page anyone. One whose
+        # age cannot be read may be as old as any: it counts as old, not as recent (failed
+        # jobs from years ago were paged when an unreadable timestamp meant "recent").
         updated = job.updated_at
-        if updated is not None and updated.timestamp() < now - rule.max_age:
+        if updated is None or updated.timestamp() < now - rule.max_age:
             return False
     return True
 

@@ -86,12 +86,22 @@ def cross_checks(path: str, document: Document, lines: TomlLines) -> list[Proble
 
 def load_ruleset(path: str | Path) -> RuleSet:
     """Read and parse the rules file at ``path``; raises :class:`RulesFileError`."""
-    shown = str(path)
+    return parse_bytes(read_rules(path), path)
+
+
+def read_rules(path: str | Path) -> bytes:
+    """The rules file's bytes; :class:`RulesFileError` when it cannot be read."""
     try:
-        raw = Path(path).read_bytes()
+        return Path(path).read_bytes()
     except OSError as error:
         reason = error.strerror or str(error)
-        raise RulesFileError([Problem(shown, 1, f"cannot read rules file: {reason}")]) from None
+        problem = Problem(str(path), 1, f"cannot read rules file: {reason}")
+        raise RulesFileError([problem]) from None
+
+
+def parse_bytes(raw: bytes, path: str | Path) -> RuleSet:
+    """:func:`parse_ruleset` of a file's bytes, which must be UTF-8."""
+    shown = str(path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:

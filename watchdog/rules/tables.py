@@ -27,6 +27,12 @@ from watchdog.rules.fields import (
     TimeZoneName,
 )
 
+#: Seconds without progress before a loop counts as stuck, at the least. A loop that
+#: cannot reach the database or Polaris still goes round — each store call gives up
+#: within 10 s, each listing at the tick's deadline — only slower; /livez must not get a
+#: replica restarted for an outage that a restart cannot cure.
+STALL_AFTER = 60.0
+
 
 class Frozen(BaseModel):
     model_config = ConfigDict(
@@ -46,6 +52,10 @@ class WatchSettings(Frozen):
     #: pages one listing may take; past it the listing is incomplete (a Polaris that
     #: always says "more results" must not hold the bot for ever)
     max_pages: StrictInt = Field(default=200, ge=1)
+    #: jobs one tick's listings may hold together (each of N listings up to max_jobs / N);
+    #: past it a listing is incomplete. A listed job costs ~3.5 KB of memory: this bounds
+    #: what a listing that never ends can take
+    max_jobs: StrictInt = Field(default=20_000, ge=100)
     #: how long one tick's listings may take (default: twice the interval); past it the
     #: listings that did not finish are incomplete and their rules unknown this tick
     deadline: Duration | None = None
@@ -53,6 +63,13 @@ class WatchSettings(Frozen):
     @property
     def tick_deadline(self) -> float:
         return self.deadline if self.deadline is not None else 2 * self.interval
+
+    @property
+    def health_window(self) -> float:
+        """How long the watch may go without progress before ``/healthz`` (and the
+        liveness probe) call the replica stuck: three intervals, and :data:`STALL_AFTER`
+        at the least."""
+        return max(3 * self.interval, STALL_AFTER)
 
     @model_validator(mode="after")
     def _no_data_spans_a_poll(self) -> WatchSettings:

@@ -8,12 +8,16 @@ threshold test with hysteresis; and numbers as an alert shows them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from watchdog.domain.samples import Series
 
 #: How many recent values a condition carries for the message's sparkline.
 SPARKLINE_POINTS = 20
+#: No count of rows or bytes passes this (Druid counts in signed 64-bit longs): a number
+#: beyond it in a message is nonsense from somewhere, and says so.
+ABSURD = float(2**63)
 
 Point = tuple[float, float]
 
@@ -76,11 +80,23 @@ def without_stale_baseline(points: list[Point], start: float, within: float) -> 
 
 
 def number(value: float) -> str:
-    """``1234.0`` → ``1,234``; small fractions keep three significant digits."""
+    """``1234.0`` → ``1,234``; small fractions keep three significant digits.
+
+    Never ``inf``, ``nan``, ``1e+308`` or a row of 300 digits in a message: a value that
+    is not finite shows as "n/a", one past any counter (:data:`ABSURD`) as "out of
+    range", a fraction too small for three decimals as "< 0.001"."""
+    if not math.isfinite(value):
+        return "n/a"
+    if abs(value) > ABSURD:
+        return "out of range"
     if float(value).is_integer() or abs(value) >= 100:
         return f"{value:,.0f}"
+    if abs(value) < 0.001:
+        return "< 0.001" if value > 0 else "> -0.001"
     return f"{value:,.3g}"
 
 
 def percent(fraction: float) -> str:
-    return f"{fraction * 100:.3g}%"
+    """``0.0123`` → ``1.23%``; as :func:`number` does, never ``inf%`` or ``1.23e+03%``."""
+    shown = number(fraction * 100)
+    return shown if shown in ("n/a", "out of range") else f"{shown}%"

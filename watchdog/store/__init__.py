@@ -264,3 +264,10 @@ class Store(Protocol):
     async def get_meta(self, key: str) -> str | None: ...
 
     async def set_meta(self, key: str, value: str) -> None: ...
+
+    # -- things done once -----------------------------------------------------------------
+    async def claim_once(self, key: str, until: float) -> bool:
+        """Remember ``key`` until ``until`` (epoch seconds): True the first time, False
+        while it is remembered, across every replica sharing the store (a signed Slack
+        request replayed to any of them). Keys past their ``until`` on the store's clock
+        are forgotten (pruned), so a key claimed again after that is new again."""

@@ -72,6 +72,7 @@ class MemoryStore:
         self._acks: dict[str, Ack] = {}  # incident id -> ack
         self._incidents: dict[str, IncidentRow] = {}  # incident id -> row
         self._marks: dict[str, float] = {}  # enqueue_once key -> when
+        self._claims: dict[str, float] = {}  # key claimed once -> remembered until
 
     async def open(self) -> None:
         """Idempotent; a closed store cannot be reopened."""
@@ -390,3 +391,13 @@ class MemoryStore:
     async def set_meta(self, key: str, value: str) -> None:
         self._check()
         self._meta[key] = value
+
+    async def claim_once(self, key: str, until: float) -> bool:
+        self._check()
+        now = self._clock()
+        for old_key in [k for k, end in self._claims.items() if end <= now]:
+            del self._claims[old_key]
+        if key in self._claims:
+            return False
+        self._claims[key] = until
+        return True

@@ -400,3 +400,17 @@ class PostgresStore(PostgresOnCall):
             )
 
         await self._tx(work)
+
+    async def claim_once(self, key: str, until: float) -> bool:
+        async def work(cur: Cursor) -> bool:
+            await cur.execute(f"DELETE FROM claimed_keys WHERE until <= {_NOW}")
+            # Two replicas claiming one key at once: the second waits on the first's
+            # uncommitted row, then finds the conflict.
+            await cur.execute(
+                """INSERT INTO claimed_keys (key, until) VALUES (%s, %s)
+                    ON CONFLICT (key) DO NOTHING RETURNING key""",
+                (key, float(until)),
+            )
+            return await cur.fetchone() is not None
+
+        return await self._tx(work)

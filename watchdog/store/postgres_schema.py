@@ -71,6 +71,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX incidents_project ON incidents (project)",
         """CREATE TABLE marks (
             key text PRIMARY KEY, at double precision NOT NULL)""",
+        # Keys claimed once (signatures of Slack requests served), forgotten after `until`.
+        """CREATE TABLE claimed_keys (
+            key text PRIMARY KEY, until double precision NOT NULL)""",
+        "CREATE INDEX claimed_keys_until ON claimed_keys (until)",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -60,6 +60,7 @@ from watchdog.store.sqlite_tx import (
     UPSERT_ALERT,
     UPSERT_MESSAGE,
     acquire_lease,
+    claim_once,
     execute,
     fenced_many,
     fetch,
@@ -370,6 +371,9 @@ class SqliteStore(SqliteOnCall):
 
     async def set_meta(self, key: str, value: str) -> None:
         await self._write(execute, "INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    async def claim_once(self, key: str, until: float) -> bool:
+        return await self._write(claim_once, key, float(until), float(self._clock()))
 
 
 # REPLACE is an upsert here: every column is given, and no table has triggers or keys

@@ -210,6 +210,9 @@ MIGRATIONS: tuple[tuple[Statement, ...], ...] = (
         "CREATE INDEX incidents_fired ON incidents (fired_at)",
         "CREATE INDEX incidents_project ON incidents (project)",
         "CREATE TABLE marks (key TEXT PRIMARY KEY, at REAL NOT NULL)",
+        # Keys claimed once (signatures of Slack requests served), forgotten after `until`.
+        "CREATE TABLE claimed_keys (key TEXT PRIMARY KEY, until REAL NOT NULL)",
+        "CREATE INDEX claimed_keys_until ON claimed_keys (until)",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

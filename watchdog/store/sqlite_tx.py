@@ -172,3 +172,12 @@ def acquire_lease(
                 (project, holder, term, now + ttl),
             )
         return term
+
+
+def claim_once(conn: sqlite3.Connection, key: str, until: float, now: float) -> bool:
+    with transaction(conn, write=True):
+        conn.execute("DELETE FROM claimed_keys WHERE until <= ?", (now,))
+        inserted = conn.execute(
+            "INSERT OR IGNORE INTO claimed_keys (key, until) VALUES (?, ?)", (key, until)
+        )
+        return inserted.rowcount == 1

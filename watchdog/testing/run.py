@@ -173,7 +173,8 @@ class CaseRun:
         watch = ruleset.watch.model_copy(update={"interval": interval})
         spec = ruleset.project(project)
         windows = (*ruleset.maintenance, *case.maintenance)
-        self._context = TickContext(project, rules, watch, spec.channel if spec else None, windows)
+        channel = spec.channel if spec else None
+        self._context = TickContext.planned(project, rules, watch, channel, windows)
         self.operator = CaseAcks(case, self.start)
         self._acks: dict[str, Ack] = {}  # by incident, as the store keeps them
         self._polaris = CasePolaris(case.job, self.start)

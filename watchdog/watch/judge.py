@@ -193,7 +193,8 @@ class Tally:
 
     def resolve_removed(self, known: set[str]) -> None:
         """Alerts of rules that a reload removed resolve with that reason."""
-        for state in [s for s in self.alerts.values() if s.rule not in known | {META_RULE}]:
+        known = known | {META_RULE}
+        for state in [s for s in self.alerts.values() if s.rule not in known]:
             facts = RuleFacts(name=state.rule, kind="removed", severity=state.severity)
             verdict = Verdict(state.job, None, gone="rule removed from the rules file")
             self.settle(None, facts, Timing(), state, verdict)

@@ -119,6 +119,7 @@ class Watcher:
         self.last_data_at: float | None = None
         self._last_prune = 0.0
         self._forgotten: set[str] = set()  # jobs dropped from the book, still on disk
+        self._ageless: set[str] = set()  # jobs of unknown age, logged once
         self.idle = asyncio.Event()  # clear while a tick runs: shutdown waits for it
         self.idle.set()
         if metrics is not None:
@@ -192,15 +193,23 @@ class Watcher:
         if self._metrics is not None:
             self._metrics.leader.labels(self.project).set(0)
 
-    def _tick_context(self, rules: RuleSet) -> TickContext:
+    async def _tick_context(self, rules: RuleSet) -> TickContext:
         if self._context is None or self._context[0] is not rules:
             mine = rules.rules_for(self.project)
             spec = rules.project(self.project)
             channel = (spec.channel if spec else None) or self._channel
-            self._context = (
-                rules,
-                TickContext(self.project, mine, rules.watch, channel, rules.maintenance),
+            # Off the event loop: thousands of rules take a noticeable while to plan.
+            started = time.perf_counter()
+            context = await asyncio.to_thread(
+                TickContext.planned, self.project, mine, rules.watch, channel, rules.maintenance
             )
+            self._log.info(
+                "watch.planned",
+                rules=len(mine),
+                listings=len(context.listing_plan.queries) + len(context.metric_plan.queries),
+                ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+            self._context = (rules, context)
             # Only ever grow: the points kept were spaced by the old interval, and a
             # shorter ring would cut history a window still needs.
             if self._capacity(rules) > self.book.capacity:
@@ -220,7 +229,7 @@ class Watcher:
             raise LeaseLost(f"not holding the lease of project {self.project!r}")
         started = time.perf_counter()
         rules = self._rules.current
-        context = self._tick_context(rules)
+        context = await self._tick_context(rules)
         silences = await self._store.list_silences()
         acks = await self._store.list_acks(self.project)
         committed: list[Notification] = []
@@ -243,6 +252,7 @@ class Watcher:
             before_judging=before_judging,
         )
         self._progress()
+        self._say_ageless(seen)
         meta = self._alerts.get(fingerprint(self.project, META_RULE, META_JOB))
         timing = Timing(for_=rules.watch.no_data_after)
         tally.settle(None, _META_FACTS, timing, meta, self._meta_verdict(now, seen, rules))
@@ -308,6 +318,21 @@ class Watcher:
         if verdict.condition is not None and not verdict.condition.active:
             self.last_data_at = now
         return verdict
+
+    def _say_ageless(self, seen: Observation) -> None:
+        """One line per finished job whose age cannot be read, while it stays listed."""
+        for job_id, value in seen.ageless.items():
+            if job_id not in self._ageless:
+                self._log.warning(
+                    "watch.job_age_unknown",
+                    job_id=job_id,
+                    last_updated=repr(value)[:100],
+                    effect="max_age counts it as old: rules with max_age start no alert on it",
+                )
+        if seen.failures:
+            self._ageless |= seen.ageless.keys()
+        else:
+            self._ageless = set(seen.ageless)
 
     async def _prune(self, now: float, rules: RuleSet) -> None:
         if now - self._last_prune < 300:

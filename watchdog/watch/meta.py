@@ -59,7 +59,8 @@ def _metrics(sweep: MetricsSweep, now: float, no_data_after: float) -> str | Non
             f"{last.bad} unreadable of {last.attempted} in the last sweep): metric "
             "rules are blind"
         )
-    stale = sweep.staleness(now)
+    bad = sweep.bad_jobs
+    stale = sweep.staleness(now, (job for job in sweep.targets if job not in bad))
     if stale > no_data_after:
         period = sweep.period
         took = f"{period:.0f}s" if period is not None else "not one yet"
@@ -67,6 +68,13 @@ def _metrics(sweep: MetricsSweep, now: float, no_data_after: float) -> str | Non
             f"the oldest metrics sample is {stale:.0f}s old (a sweep over "
             f"{len(sweep.targets)} jobs takes {took}): metric rules are blind — raise "
             "max_rate or concurrency if Polaris allows"
+        )
+    if bad and (stale := sweep.staleness(now, bad)) > no_data_after:
+        # Not slowness (raising max_rate would not help): data that cannot be counters.
+        return (
+            f"Polaris answers metrics no counter can have for {len(bad)} job(s) (e.g. "
+            f"{min(bad)}, for {stale:.0f}s): their metric rules are blind, the other jobs' "
+            "are not"
         )
     return None
 

@@ -38,6 +38,8 @@ class Observation:
     jobs: dict[str, Job] = field(default_factory=dict)  # every listed job
     looked_up: dict[str, Lookup] = field(default_factory=dict)
     targets: dict[str, tuple[str, ...]] = field(default_factory=dict)  # job -> metrics
+    #: finished jobs whose lastUpdatedTimestamp cannot be read (age unknown): id -> value
+    ageless: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def failures(self) -> list[PolarisError]:
@@ -81,6 +83,11 @@ async def observe(
             seen.listed.append({})
     for jobs in seen.listed:
         seen.jobs.update(jobs)
+    seen.ageless = {
+        job.id: job.last_updated_timestamp
+        for job in seen.jobs.values()
+        if job.is_terminal and job.updated_at is None
+    }
     absent: set[str] = set()
     for rule in rules:
         index = plan.rule_queries.get(rule.name)
@@ -101,6 +108,10 @@ async def observe(
 async def _list(
     api: PolarisApi, plan: Plan, watch: WatchSettings, deadline: float
 ) -> list[JobListing | PolarisError]:
+    # The listings are held together until the tick is judged: they share max_jobs.
+    share = watch.max_jobs // max(1, len(plan.queries))
+    pages = min(watch.max_pages, max(1, share // watch.page_size))
+
     async def one(index: int) -> JobListing | PolarisError:
         q = plan.queries[index]
         try:
@@ -111,8 +122,17 @@ async def _list(
                     types=q.types,
                     table=q.table,
                     page_size=watch.page_size,
-                    max_pages=watch.max_pages,
+                    max_pages=pages,
                 )
+        except PolarisListingIncompleteError as exc:
+            if pages == watch.max_pages:
+                return exc
+            return PolarisListingIncompleteError(
+                f"the listing passed {pages * watch.page_size:,} jobs, its share of [watch] "
+                f"max_jobs ({watch.max_jobs:,} for {len(plan.queries)} listing(s) a tick), "
+                "and was cut off: raise max_jobs if the project really has that many jobs",
+                endpoint="list_jobs",
+            )
         except PolarisError as exc:
             return exc
         except TimeoutError:

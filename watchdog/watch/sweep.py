@@ -21,14 +21,14 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import structlog
 
 from watchdog.domain.samples import SampleBook, SampleRow
 from watchdog.polaris.api import PolarisApi
-from watchdog.polaris.errors import PolarisError
+from watchdog.polaris.errors import PolarisError, PolarisMalformedError
 from watchdog.polaris.models import Metrics
 
 log = structlog.get_logger(__name__)
@@ -127,13 +127,19 @@ class MetricsSweep:
         """When the job's metrics were last fetched and recorded (None: never)."""
         return self._sampled.get(job_id)
 
-    def staleness(self, now: float) -> float:
-        """Age of the oldest data a metric rule relies on: the longest a target has gone
-        without a good answer (counted from when it became a target, if never)."""
-        ages = [
-            now - self._sampled.get(job_id, since) for job_id, since in self._target_since.items()
-        ]
-        return max(ages, default=0.0)
+    def staleness(self, now: float, jobs: Iterable[str] | None = None) -> float:
+        """Age of the oldest data a metric rule relies on: the longest a target (of
+        ``jobs``, when given) has gone without a good answer (counted from when it became
+        a target, if never)."""
+        since = self._target_since
+        chosen = since.keys() if jobs is None else [j for j in jobs if j in since]
+        return max((now - self._sampled.get(j, since[j]) for j in chosen), default=0.0)
+
+    @property
+    def bad_jobs(self) -> frozenset[str]:
+        """Targets whose last answer could not be counters (impossible values, an answer
+        that is not one): their metric rules are blind, the others' are not."""
+        return frozenset(self._bad_jobs & self._targets.keys())
 
     @property
     def period(self) -> float | None:
@@ -230,6 +236,10 @@ class MetricsSweep:
         self._visited[job_id] = now
         if isinstance(answer, Exception):
             report.failed += 1
+            if isinstance(answer, PolarisMalformedError | ValueError):
+                # Not an outage (those are the meta-alert's): this job's answer cannot be
+                # read, now and probably next time — said once, as for impossible values.
+                self._say_bad(job_id, f"unreadable answer: {answer}")
             return
         values = {metric: counter_value(answer.totals.get(metric)) for metric in wanted}
         recorded = False
@@ -247,12 +257,16 @@ class MetricsSweep:
             report.fetched += 1
             return
         report.bad += 1
+        shown = {metric: answer.totals.get(metric) for metric in bad}
+        self._say_bad(job_id, repr(shown))
+
+    def _say_bad(self, job_id: str, what: str) -> None:
         if job_id not in self._bad_jobs:
             self._bad_jobs.add(job_id)
-            shown = {metric: answer.totals.get(metric) for metric in bad}
             self._log.warning(
                 "watch.bad_metrics",
                 job_id=job_id,
-                metrics=repr(shown)[:200],
-                why="missing, negative, not finite or absurdly large: unknown until it is fixed",
+                metrics=what[:200],
+                why="missing, negative, not finite, absurdly large or not numbers: unknown "
+                "until it is fixed",
             )

@@ -21,6 +21,7 @@ from watchdog.domain.alerts import AlertState, JobFacts, Phase, RuleFacts
 from watchdog.domain.names import SLACK_USER_ID
 from watchdog.polaris.models import TERMINAL_STATUSES
 from watchdog.rules.durations import format_duration
+from watchdog.rules.windows import ABSURD
 from watchdog.slack import text as tx
 from watchdog.slack.actions import MAX_VALUE, Action, ButtonValue, encode_value
 
@@ -79,10 +80,12 @@ def user(user_id: str) -> str:
 
 
 def number(value: float) -> str:
+    """A value of a metric line: whole numbers with thousands separators, else two
+    decimals; as :func:`watchdog.rules.windows.number`, never inf, nan or 1e+308."""
     if not math.isfinite(value):
-        return str(value)
-    if abs(value) >= 1e15:
-        return f"{value:.3g}"
+        return "n/a"
+    if abs(value) > ABSURD:
+        return "out of range"
     return f"{int(value):,}" if value == int(value) else f"{value:,.2f}"
 
 

@@ -33,6 +33,7 @@ from watchdog.polaris.errors import (
 from watchdog.polaris.models import KNOWN_METRICS, Job
 from watchdog.polaris.models import Metrics as JobMetrics
 from watchdog.rules.durations import format_duration
+from watchdog.rules.windows import number
 from watchdog.slack import text as tx
 from watchdog.slack.alerts.parts import user as mention
 from watchdog.slack.commands import parse
@@ -288,7 +289,7 @@ def metrics_reply(job_id: str, metrics: JobMetrics, project: str | None = None) 
         return Reply(f"*Metrics of* {what}: none reported yet.")
     known = [name for name in KNOWN_METRICS if name in metrics.totals]
     names = known + sorted(set(metrics.totals) - set(known))
-    lines = [f"• {esc(name, 100)}: {metrics.totals[name]:,.0f}" for name in names]
+    lines = [f"• {esc(name, 100)}: {number(metrics.totals[name])}" for name in names]
     listed = _listed(lines, "{n} more metrics not shown")
     return Reply(f"*Metrics of* {what} (totals)\n{listed}")
 

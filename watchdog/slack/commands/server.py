@@ -2,8 +2,9 @@
 
 Each request goes through the same narrow gate before the :class:`CommandService` sees
 it: a bounded body (413 before anything large is buffered) read within a bounded time
-(408), Slack's signature over the raw bytes (401), a well-formed form or payload (400),
-and only then the service, whose reply is the 200 body. Slack shows a 500 as an ugly
+(408), Slack's signature over the raw bytes (401), not a replay of a request already
+served (an empty 200, :mod:`watchdog.slack.commands.replay`), a well-formed form or
+payload (400), and only then the service, whose reply is the 200 body. Slack shows a 500 as an ugly
 "dispatch failed", so anything that goes wrong past the gate is logged and answered as a
 polite ephemeral 200.
 
@@ -29,6 +30,7 @@ from watchdog.errors import WatchdogError
 from watchdog.metrics import BotMetrics
 from watchdog.slack.commands import replies
 from watchdog.slack.commands.payloads import parse_interaction, parse_slash_form
+from watchdog.slack.commands.replay import ReplayGuard
 from watchdog.slack.commands.replies import Reply
 from watchdog.slack.commands.service import CommandService
 from watchdog.slack.commands.verify import RequestVerifier, VerificationError
@@ -88,12 +90,14 @@ class SlackEndpoints:
         self,
         service: CommandService,
         verifier: RequestVerifier,
+        replays: ReplayGuard,
         metrics: BotMetrics,
         max_body: int = 64 * 1024,
         body_timeout: float = BODY_TIMEOUT,
     ) -> None:
         self._service = service
         self._verifier = verifier
+        self._replays = replays
         self._metrics = metrics
         self._max_body = max_body
         self._body_timeout = body_timeout
@@ -129,10 +133,16 @@ class SlackEndpoints:
         try:
             body = await self._read_body(request)
             try:
-                self._verifier.verify(body, request.headers)
+                signed = self._verifier.verify(body, request.headers)
             except VerificationError as exc:
                 log.warning("slack.request_rejected", endpoint=endpoint, reason=exc.reason)
                 raise _Refused(401, "invalid request signature") from None
+            if not await self._replays.first_time(signed):
+                # Slack never sends one signed request twice: this is a copy. It gets
+                # what a served request gets, an empty 200, and nothing is done.
+                log.warning("slack.request_replayed", endpoint=endpoint)
+                self._metrics.commands.labels(endpoint, "replayed").inc()
+                return web.Response(status=200)
             reply = await serve(_form(body))
         except _Refused as refused:
             self._metrics.commands.labels(endpoint, f"http_{refused.status}").inc()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from pydantic import SecretStr
 from slack_sdk.signature import Clock, SignatureVerifier
@@ -27,6 +28,17 @@ MAX_SKEW = 300.0
 
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
+
+
+@dataclass(frozen=True, slots=True)
+class Signed:
+    """What a verified request was signed with: what tells it from a replay of it."""
+
+    timestamp: int
+    signature: str
+
+    def __repr__(self) -> str:
+        return f"Signed(timestamp={self.timestamp}, signature=...)"  # never shown
 
 
 class VerificationError(InputError):
@@ -67,8 +79,9 @@ class RequestVerifier:
         self._max_skew = max_skew
         self._sdk = SignatureVerifier(secret, clock=_InjectedClock(clock))
 
-    def verify(self, body: bytes, headers: Mapping[str, str]) -> None:
-        """Return when the request is authentic; raise :class:`VerificationError` if not."""
+    def verify(self, body: bytes, headers: Mapping[str, str]) -> Signed:
+        """The request's timestamp and signature when it is authentic; raise
+        :class:`VerificationError` if not."""
         timestamp = _header(headers, TIMESTAMP_HEADER)
         signature = _header(headers, SIGNATURE_HEADER)
         if timestamp is None:
@@ -93,6 +106,7 @@ class RequestVerifier:
             valid = False
         if not valid:
             raise VerificationError("bad signature")
+        return Signed(int(timestamp), signature.strip())
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
