@@ -33,7 +33,8 @@ from watchdog.rules.ruleset import RuleSet
 from watchdog.settings import Settings
 from watchdog.store import Store
 from watchdog.store.sqlite import SqliteStore
-from watchdog.watch.loop import TickReport, Watcher
+from watchdog.watch.loop import Watcher
+from watchdog.watch.tick import TickReport
 
 CHANNEL = "C0BENCH"
 BOT_TOKEN = "xoxb-bench"

@@ -47,7 +47,8 @@ from watchdog.polaris.client import PolarisClient, RetryPolicy
 from watchdog.rules.holder import RulesHolder
 from watchdog.rules.load import parse_ruleset
 from watchdog.store import Fence, OutboxRecord, Store
-from watchdog.watch.loop import TickReport, Watcher
+from watchdog.watch.loop import Watcher
+from watchdog.watch.tick import TickReport
 
 #: A round epoch second (a multiple of 30 and 60), so tick times are easy to read.
 START = 1_700_000_040.0

@@ -36,7 +36,8 @@ from watchdog.rules.model import ExecutionRule, StalledRule
 from watchdog.store import Silence, Store
 from watchdog.store.memory import MemoryStore
 from watchdog.store.sqlite import SqliteStore
-from watchdog.watch.loop import TickReport, Watcher
+from watchdog.watch.loop import Watcher
+from watchdog.watch.tick import TickReport
 from watchdog.watch.verdicts import verdict_for
 
 CLICKS, VIEWS, ORDERS = job_id(1), job_id(2), job_id(3)

@@ -24,7 +24,6 @@ import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 
 import structlog
 
@@ -51,7 +50,7 @@ from watchdog.watch.judge import Tally
 from watchdog.watch.lifecycle import Timing, Verdict
 from watchdog.watch.observe import Observation
 from watchdog.watch.sweep import MetricsSweep
-from watchdog.watch.tick import TickContext, judge_tick
+from watchdog.watch.tick import TickContext, TickReport, judge_tick
 
 log = structlog.get_logger(__name__)
 
@@ -65,23 +64,6 @@ _META_FACTS = RuleFacts(
 
 class LeaseLost(WatchdogError):
     """Another replica took the project's lease: this tick's results are dropped."""
-
-
-@dataclass
-class TickReport:
-    now: float
-    seconds: float = 0.0
-    jobs: int = 0
-    listings_failed: int = 0
-    lookups: int = 0
-    evaluations: int = 0
-    targets: int = 0
-    notifications: Counter[str] = field(default_factory=Counter)
-    firing: int = 0
-
-    @property
-    def outcome(self) -> str:
-        return "partial" if self.listings_failed else "ok"
 
 
 class Watcher:

@@ -57,6 +57,7 @@ class Observation:
             jobs={**self.jobs, **other.jobs},
             looked_up={**self.looked_up, **other.looked_up},
             targets=other.targets,
+            ageless={**self.ageless, **other.ageless},
         )
 
 
@@ -69,12 +70,15 @@ async def observe(
     alerting: Mapping[str, Iterable[str]],
     *,
     deadline: float,
+    listings: int | None = None,
 ) -> Observation:
     """List jobs as ``plan`` says, and look up the jobs of ``alerting`` (rule name → job
     ids with live alerts) that left their listing; everything by ``deadline`` (event-loop
-    time): what is not done by then is a failure of that listing or lookup."""
+    time): what is not done by then is a failure of that listing or lookup. ``listings``:
+    how many listings the whole tick holds together (default: this plan's), which share
+    ``max_jobs``."""
     rules = list(rules)
-    seen = Observation(await _list(api, plan, watch, deadline))
+    seen = Observation(await _list(api, plan, watch, deadline, listings or len(plan.queries)))
     for result in seen.results:
         if isinstance(result, JobListing):
             seen.listed.append({job.id: job for job in result.jobs})
@@ -106,10 +110,10 @@ async def observe(
 
 
 async def _list(
-    api: PolarisApi, plan: Plan, watch: WatchSettings, deadline: float
+    api: PolarisApi, plan: Plan, watch: WatchSettings, deadline: float, listings: int
 ) -> list[JobListing | PolarisError]:
     # The listings are held together until the tick is judged: they share max_jobs.
-    share = watch.max_jobs // max(1, len(plan.queries))
+    share = watch.max_jobs // max(1, listings)
     pages = min(watch.max_pages, max(1, share // watch.page_size))
 
     async def one(index: int) -> JobListing | PolarisError:
@@ -129,7 +133,7 @@ async def _list(
                 return exc
             return PolarisListingIncompleteError(
                 f"the listing passed {pages * watch.page_size:,} jobs, its share of [watch] "
-                f"max_jobs ({watch.max_jobs:,} for {len(plan.queries)} listing(s) a tick), "
+                f"max_jobs ({watch.max_jobs:,} for {listings} listing(s) a tick), "
                 "and was cut off: raise max_jobs if the project really has that many jobs",
                 endpoint="list_jobs",
             )

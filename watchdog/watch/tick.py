@@ -15,8 +15,9 @@ fresh samples with their real timestamps.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from watchdog.domain.alerts import AlertState
 from watchdog.domain.oncall import Ack
@@ -64,6 +65,25 @@ class TickContext:
         )
 
 
+@dataclass
+class TickReport:
+    """What one tick did, for logs and metrics."""
+
+    now: float
+    seconds: float = 0.0
+    jobs: int = 0
+    listings_failed: int = 0
+    lookups: int = 0
+    evaluations: int = 0
+    targets: int = 0
+    notifications: Counter[str] = field(default_factory=Counter)
+    firing: int = 0
+
+    @property
+    def outcome(self) -> str:
+        return "partial" if self.listings_failed else "ok"
+
+
 async def judge_tick(
     api: PolarisApi,
     context: TickContext,
@@ -104,8 +124,16 @@ async def judge_tick(
         by_rule: dict[str, list[str]] = {}
         for state in states.values():
             by_rule.setdefault(state.rule, []).append(state.job_id)
-        watch = context.watch
-        return await observe(api, rules, rules_plan, watch, now, by_rule, deadline=deadline)
+        return await observe(
+            api,
+            rules,
+            rules_plan,
+            context.watch,
+            now,
+            by_rule,
+            deadline=deadline,
+            listings=len(context.listing_plan.queries) + len(context.metric_plan.queries),
+        )
 
     first = new_tally(alerts)
     listed = await look(context.listing_rules, context.listing_plan, alerts)
