@@ -137,7 +137,7 @@ class OnCallService(CommandService):
             if refused is not None:
                 return refused
             log.info("slack.command", channel=req.channel_id)
-            self._spawn(self._run_oncall(command, name, req))
+            self._spawn(self._answer(self._oncall(command, req), name, req.response_url))
             if isinstance(command, AckJob):
                 doing = "Withdrawing the acknowledgement of" if command.undo else "Acknowledging"
                 return Reply(f"⏳ {doing} {code(command.job.shown, 80)}…")
@@ -158,17 +158,6 @@ class OnCallService(CommandService):
             return None
 
     # ---- slash commands --------------------------------------------------------------
-
-    async def _run_oncall(self, command: OnCallCommand, name: str, req: SlashRequest) -> None:
-        try:
-            reply, outcome = await self._oncall(command, req), "ok"
-        except CommandFailed as exc:
-            reply, outcome = Reply(f"⚠️ {esc(exc.text, 3000)}"), "error"
-        except Exception:
-            log.exception("slack.command_crashed")
-            reply, outcome = replies.CRASHED, "crashed"
-        self._count(name, outcome)
-        await self._respond(req.response_url, reply)
 
     async def _oncall(self, command: OnCallCommand, req: SlashRequest) -> Reply:
         now = self._clock()

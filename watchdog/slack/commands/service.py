@@ -176,15 +176,20 @@ class CommandService:
         task.add_done_callback(self._tasks.discard)
 
     async def _run_slash(self, command: Command, name: str, req: SlashRequest) -> None:
+        await self._answer(self._execute(command, req), name, req.response_url)
+
+    async def _answer(self, work: Awaitable[Reply], name: str, response_url: str) -> None:
+        """Await a command's answer, count how it went, and send it to ``response_url``;
+        a failure becomes its reason, a crash a polite line (and a logged traceback)."""
         try:
-            reply, outcome = await self._execute(command, req), "ok"
+            reply, outcome = await work, "ok"
         except CommandFailed as exc:
             reply, outcome = Reply(f"⚠️ {tx.esc(exc.text, 3000)}"), "error"
         except Exception:
             log.exception("slack.command_crashed")
             reply, outcome = replies.CRASHED, "crashed"
         self._count(name, outcome)
-        await self._respond(req.response_url, reply)
+        await self._respond(response_url, reply)
 
     async def _execute(self, command: Command, req: SlashRequest) -> Reply:
         """The answer to a command; raises :class:`CommandFailed` when it cannot be given."""
