@@ -51,9 +51,6 @@ DEFAULT_RATE = 50.0
 LIFTED_RATE = 2000.0
 PAGE_SIZE = 500  # [watch]'s default
 TARGET_EFFICIENCY = 0.9
-#: A flip can land just after a tick listed: it waits up to one interval for the next,
-#: so the listing tick and the delivery must fit in what the target adds to it.
-TARGET_TICK = SLACK
 _POLL = 0.2
 
 
@@ -241,15 +238,21 @@ async def _one_bot(
 
 
 def tick_figure(ticks: Sequence[float], what: str, *, title: str = TITLE) -> Figure:
-    """The listing tick's p95 against the slack the latency target leaves."""
+    """The whole listing tick's p95, for information.
+
+    It is no target: a tick judges and commits the listing-only rules on their own
+    listings before it reads the metric rules' listings (see ``watch/tick.py``), so a
+    health alert waits for the short first phase, not for the whole tick. What bounds the
+    latency is the latency figure itself.
+    """
     p95 = percentile(ticks, 95)
     return announce(
         Figure(
             title,
-            f"listing tick, {what}: p95 over {len(ticks)} ticks",
+            f"listing tick (both phases), {what}: p95 over {len(ticks)} ticks",
             f"{p95:.2f} s (median {median(ticks):.2f} s, max {max(ticks):.2f} s)",
-            f"≤ {TARGET_TICK:g} s (the latency target's slack)",
-            p95 <= TARGET_TICK,
+            "for information: health alerts commit in the tick's first phase",
+            None,
         )
     )
 
