@@ -18,7 +18,7 @@ from typing import Any, cast
 
 from watchdog.polaris.api import JobListing, PolarisApi
 from watchdog.polaris.errors import PolarisNotFoundError
-from watchdog.polaris.models import Job, Metrics
+from watchdog.polaris.models import Job, Metrics, read_model
 
 _ERROR_EVERY = 33  # ~3 % of jobs in health error, like the simulator's large scenario
 _SKIPPING_EVERY = 20  # 5 % of jobs skip rows by error
@@ -69,7 +69,7 @@ class FakePolaris:
     @functools.cached_property
     def jobs(self) -> list[Job]:
         """Every job as a model (for benchmarks that evaluate without listing)."""
-        return [Job.model_validate(payload) for payload in self._payloads()]
+        return [read_model(Job, payload) for payload in self._payloads()]
 
     def _payloads(self) -> Iterator[dict[str, Any]]:
         for index, job_id in enumerate(self._ids):
@@ -118,7 +118,7 @@ class FakePolaris:
                 continue
             if table is not None and payload["target"]["tableName"] != table:
                 continue
-            listing.jobs.append(Job.model_validate(payload))
+            listing.jobs.append(read_model(Job, payload))
         listing.pages = max(1, -(-len(listing.jobs) // page_size))
         self.requests += listing.pages
         return listing
@@ -132,7 +132,7 @@ class FakePolaris:
         index = self._index.get(job_id)
         if index is None:
             raise PolarisNotFoundError(f"Job {job_id} not found", endpoint="get_job", status=404)
-        return Job.model_validate(job_payload(index, job_id, born=self._born))
+        return read_model(Job, job_payload(index, job_id, born=self._born))
 
     async def set_status(self, job_id: str, desired: str) -> Job:
         raise NotImplementedError("the benchmarks never change a job")

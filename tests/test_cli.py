@@ -116,6 +116,18 @@ async def test_jobs_json_is_parseable_and_complete(sim: Simulator, polaris_url: 
     assert listed[0]["executionStatus"] == "running" and listed[0]["target"]["tableName"] == "t0"
 
 
+async def test_status_json_is_the_job_in_polaris_field_names(
+    sim: Simulator, polaris_url: str
+) -> None:
+    """status --json prints one job as Polaris spells it, health nested, no null fields."""
+    job = sim.add_job(table="broken_stream", behaviour="static_error")
+    code, out = await run("status", job.id, "--json")
+    shown = json.loads(out)
+    assert code == 0 and shown["id"] == job.id and shown["target"]["tableName"] == "broken_stream"
+    assert shown["health"]["status"] == "error" and "executionStatus" in shown
+    assert None not in shown.values()
+
+
 async def test_jobs_filters_go_to_polaris(sim: Simulator, polaris_url: str) -> None:
     """--health error --type streaming lists the streaming jobs in error only."""
     sim.add_job(table="fine")

@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watchdog.polaris.models import Job
+from watchdog.polaris.models import Job, read_model
 from watchdog.rules.evaluate import matches, needs_samples
 from watchdog.rules.load import parse_ruleset
 from watchdog.rules.model import (
@@ -45,7 +45,7 @@ def make_job(job_id: str, **overrides: Any) -> Job:
         "maxParseExceptions": 1000,
     }
     raw.update(overrides)
-    return Job.model_validate(raw)
+    return read_model(Job, raw)
 
 
 def query_of(result: Plan, rule: str) -> ListQuery:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from watchdog.domain.alerts import Condition
 from watchdog.domain.samples import SampleBook, Series
-from watchdog.polaris.models import UNLIMITED_PARSE_EXCEPTIONS, Job
+from watchdog.polaris.models import UNLIMITED_PARSE_EXCEPTIONS, Job, read_model
 from watchdog.rules.evaluate import evaluate, increase, matches, needs_samples, window
 from watchdog.rules.load import parse_ruleset
 from watchdog.rules.model import (
@@ -48,7 +48,7 @@ def make_job(**overrides: Any) -> Job:
         "lastUpdatedTimestamp": "2024-08-01T08:00:00Z",
     }
     raw.update(overrides)
-    return Job.model_validate(raw)
+    return read_model(Job, raw)
 
 
 def feed(book: SampleBook, metric: str, values: Sequence[float], *, job_id: str = JOB_ID) -> float:

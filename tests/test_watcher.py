@@ -30,7 +30,7 @@ from watchdog.deliver.terminal import TerminalNotifier
 from watchdog.devtools.polaris_sim.simulator import Simulator
 from watchdog.domain.alerts import DEFAULT_PROJECT, META_RULE, Phase
 from watchdog.domain.samples import SampleBook
-from watchdog.polaris.models import Job
+from watchdog.polaris.models import Job, read_model
 from watchdog.rules.holder import RulesHolder
 from watchdog.rules.model import ExecutionRule, StalledRule
 from watchdog.store import Silence, Store
@@ -499,13 +499,14 @@ def test_a_stalled_alert_resolves_when_its_job_is_suspended() -> None:
     """A stalled rule fetches no metrics for a suspended job, yet its verdict is "inactive",
     not "unknown": the alert resolves instead of firing for ever."""
     rule = StalledRule(name="stalled", kind="stalled", within=600)
-    job = Job.model_validate(
+    job = read_model(
+        Job,
         {
             "id": job_id(1),
             "type": "streaming",
             "executionStatus": "suspended",
             "health": {"status": "ok"},
-        }
+        },
     )
     state = alert(job_id(1), rule="stalled")
     verdict = verdict_for(rule, job, state, SampleBook(10), START, sampled={})
@@ -516,13 +517,14 @@ def test_a_stalled_alert_resolves_when_its_job_is_suspended() -> None:
 def test_a_failed_job_alert_does_not_resolve_when_the_job_grows_old() -> None:
     """max_age keeps old failures from starting alerts; it does not end one that fires."""
     rule = ExecutionRule(name="failed", status=("failed",), max_age=86_400.0)
-    job = Job.model_validate(
+    job = read_model(
+        Job,
         {
             "id": job_id(1),
             "type": "batch",
             "executionStatus": "failed",
             "lastUpdatedTimestamp": "2023-11-14T22:00:00Z",
-        }
+        },
     )
     later = START + 2 * 86_400
     assert verdict_for(rule, job, None, SampleBook(10), later, sampled={}) is None

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from watchdog.domain.names import PROJECT_NAME
 from watchdog.errors import EXIT_FAILURE, InputError
 from watchdog.polaris.errors import PolarisError, check_job_id
-from watchdog.polaris.models import EXECUTION_STATUSES, HEALTH_STATUSES, JOB_TYPES, Job
+from watchdog.polaris.models import EXECUTION_STATUSES, HEALTH_STATUSES, JOB_TYPES, Job, document
 from watchdog.rules.load import load_ruleset
 from watchdog.rules.problems import did_you_mean
 from watchdog.rules.ruleset import RuleSet
@@ -201,7 +201,7 @@ def _print_jobs(
     if as_json:
         dumped: list[dict[str, Any]] = []
         for project, job in listed:
-            raw = job.model_dump(by_alias=True, exclude_none=True)
+            raw = document(job)
             dumped.append({"project": project, **raw} if several else raw)
         json.dump(dumped, out, indent=2)
         print(file=out)
@@ -233,7 +233,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO, settings: Settings) -> int
     async def work(client: PolarisClient, project: str | None, job_id: str) -> int:
         job = await client.get_job(job_id)
         if args.json:
-            print(job.model_dump_json(by_alias=True, exclude_none=True), file=out)
+            print(json.dumps(document(job), separators=(",", ":")), file=out)
             return 0
         print(f"job       {job.id}", file=out)
         if project:

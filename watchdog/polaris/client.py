@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import aiohttp
 import structlog
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import SecretStr, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from watchdog.polaris.api import JobListing, JobPage
@@ -44,11 +44,12 @@ from watchdog.polaris.models import (
     JobStatus,
     LogEntry,
     Metrics,
+    read_model,
 )
 from watchdog.polaris.retry import DEFAULT_RETRY, RetryPolicy
 
 log = structlog.get_logger(__name__)
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M")  # a model of polaris.models: a BaseModel or a pydantic dataclass
 
 MAX_PAGE_SIZE = 1000
 #: The largest answer read: a page of 1,000 jobs is a few MB; past this it is not Polaris'.
@@ -238,7 +239,7 @@ class PolarisClient:
     @staticmethod
     def _model(model: type[M], raw: Any, endpoint: str) -> M:
         try:
-            return model.model_validate(raw)
+            return read_model(model, raw)
         except ValidationError as exc:
             raise PolarisMalformedError(
                 f"unexpected answer shape: {exc.errors()[0]['msg']}", endpoint=endpoint
@@ -263,7 +264,7 @@ class PolarisClient:
         unparsed: set[str] = set()
         for item in values:
             try:
-                jobs.append(Job.model_validate(item))
+                jobs.append(read_model(Job, item))
             except ValidationError as exc:
                 # One odd job must not blind the bot to the other thousand.
                 job_id = item.get("id") if isinstance(item, dict) else None

@@ -5,6 +5,11 @@ unknown fields and defaults the optional ones. Enumerations are kept as plain st
 a new job type or status must not turn a whole listing into a parse error. The health
 object is a union keyed by ``status`` (``ok`` / ``warn`` with a code / ``error`` with a
 code and a message), as the API documents it.
+
+A listing holds every job of a project at once (5,000 and more), so the job and what it
+nests are slotted pydantic dataclasses: about 0.3 KB a job besides its strings, where a
+``BaseModel`` (an instance ``__dict__`` and a set of the fields given) costs ~2.5 KB. The
+answers about one job stay ``BaseModel`` classes. :func:`read_model` validates either kind.
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic.dataclasses import dataclass
 
 #: Cumulative counters of ``GET /jobs/{id}/metrics`` (``totals``).
 KNOWN_METRICS: tuple[str, ...] = (
@@ -71,18 +77,52 @@ def parse_timestamp(value: object) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+_CONFIG = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+#: The dataclasses say ``frozen`` in their decorator (pydantic warns when both do).
+_DATACLASS_CONFIG = ConfigDict(extra="ignore", populate_by_name=True)
+
+T = TypeVar("T")
+
+
+_ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
+
+
+def _adapter(model: type[Any]) -> TypeAdapter[Any]:
+    # Building an adapter compiles a validator: once per model, not once per answer.
+    adapter = _ADAPTERS.get(model)
+    if adapter is None:
+        adapter = _ADAPTERS[model] = TypeAdapter(model)
+    return adapter
+
+
+def read_model(model: type[T], raw: Any) -> T:
+    """``raw`` (decoded JSON) validated as ``model``; raises pydantic's ValidationError."""
+    value: T = _adapter(model).validate_python(raw)
+    return value
+
+
+def document(value: object) -> dict[str, Any]:
+    """A model as Polaris spells it (aliases, no unset optional fields): for ``--json``."""
+    dumped: dict[str, Any] = _adapter(type(value)).dump_python(
+        value, mode="json", by_alias=True, exclude_none=True
+    )
+    return dumped
+
+
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    model_config = _CONFIG
 
 
-class LogEntry(_Model):
+@dataclass(frozen=True, slots=True, config=_DATACLASS_CONFIG)
+class LogEntry:
     timestamp: str | None = None
     health_status: str | None = Field(default=None, alias="healthStatus")
     code: str | None = None
     message: str | None = None
 
 
-class HealthOk(_Model):
+@dataclass(frozen=True, slots=True, config=_DATACLASS_CONFIG)
+class HealthOk:
     status: Literal["ok"]
 
     @property
@@ -94,7 +134,8 @@ class HealthOk(_Model):
         return ""
 
 
-class HealthWarn(_Model):
+@dataclass(frozen=True, slots=True, config=_DATACLASS_CONFIG)
+class HealthWarn:
     status: Literal["warn"]
     code: str = "unknown"
     log: LogEntry | None = None
@@ -104,7 +145,8 @@ class HealthWarn(_Model):
         return (self.log.message or "") if self.log else ""
 
 
-class HealthError(_Model):
+@dataclass(frozen=True, slots=True, config=_DATACLASS_CONFIG)
+class HealthError:
     status: Literal["error"]
     code: str = "unknown"
     message: str | None = None
@@ -121,17 +163,20 @@ class HealthError(_Model):
 Health = Annotated[HealthOk | HealthWarn | HealthError, Field(discriminator="status")]
 
 
-class Target(_Model):
+@dataclass(frozen=True, slots=True, config=_DATACLASS_CONFIG)
+class Target:
     type: str | None = None
     table_name: str | None = Field(default=None, alias="tableName")
 
 
-class Source(_Model):
+@dataclass(frozen=True, slots=True, config=_DATACLASS_CONFIG)
+class Source:
     type: str | None = None
     connection_name: str | None = Field(default=None, alias="connectionName")
 
 
-class Job(_Model):
+@dataclass(frozen=True, slots=True, config=_DATACLASS_CONFIG)
+class Job:
     """A job as ``GET /jobs`` and ``GET /jobs/{id}`` return it (only what we use)."""
 
     id: str

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from watchdog.polaris.api import JobListing
 from watchdog.polaris.errors import PolarisNotFoundError, PolarisUnavailableError
-from watchdog.polaris.models import Job, Metrics
+from watchdog.polaris.models import Job, Metrics, read_model
 from watchdog.testing.file import JobSpec
 
 _T = TypeVar("_T")
@@ -77,7 +77,7 @@ class CasePolaris:
             raw["target"] = {"type": "table", "tableName": spec.table}
         if spec.max_parse_exceptions is not None:
             raw["maxParseExceptions"] = spec.max_parse_exceptions
-        return Job.model_validate(raw)
+        return read_model(Job, raw)
 
     async def list_jobs(
         self,
