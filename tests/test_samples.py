@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from watchdog.domain.samples import SampleBook, Series, capacity_for
@@ -40,7 +42,40 @@ def test_capacity_bounds_storage_whatever_the_uptime() -> None:
     """A day of ticks stored in a 10-point ring still holds 10 points and 10 points' bytes."""
     series = filled(10, 2880)
     assert len(series) == 10
-    assert len(series._data) == 20  # interleaved (t, value): nothing grows past capacity
+    assert (len(series._ms), len(series._values)) == (10, 10)  # nothing grows past capacity
+    assert series._ms.itemsize == 4  # milliseconds in 32 bits: 12 bytes a point
+
+
+def test_times_are_kept_to_the_millisecond_never_later() -> None:
+    """The first time exactly, later ones to the millisecond rounded down (float noise
+    such as 0.3 - 0.1 aside), so a point is never after the moment it was taken."""
+    series = Series(8)
+    assert series.append(1_700_000_000.123456, 1.0)
+    assert series.append(1_700_000_000.1238, 2.0) is False  # 0.34 ms later: same ms
+    assert series.append(1_700_000_030.4567, 2.0)
+    first, second = series.window(0.0, math.inf)
+    assert first == (1_700_000_000.123456, 1.0)
+    assert second[0] <= 1_700_000_030.4567 and 1_700_000_030.4567 - second[0] < 0.001
+    tenths = Series(4)
+    for t in (0.1, 0.2, 0.3):
+        assert tenths.append(t, t)
+    assert [t for t, _ in tenths.window(0.0, 0.3)] == pytest.approx([0.1, 0.2, 0.3])
+    assert tenths.before_or_at(0.3) == pytest.approx((0.3, 0.3))
+
+
+def test_a_series_lives_past_the_32_bit_millisecond_range() -> None:
+    """Offsets from the first point outgrow 32 bits after ~24.8 days: the base moves on,
+    the points and their times stay; a gap longer than that keeps only the new point."""
+    series = Series(4)
+    day = 86_400.0
+    times = [t * 0.25 * day for t in range(1, 200)]  # 50 days, a point every 6 hours
+    for t in times:
+        assert series.append(t, t)
+    assert [t for t, _ in series.window(0.0, math.inf)] == pytest.approx(times[-4:])
+    assert series.last() == pytest.approx((times[-1], times[-1]))
+    assert series.append(times[-1] + 30 * day, 1.0)  # a month's silence
+    assert series.window(0.0, math.inf) == [pytest.approx((times[-1] + 30 * day, 1.0))]
+    assert not series.append(float("nan"), 1.0) and not series.append(math.inf, 1.0)
 
 
 def test_duplicate_or_earlier_time_is_ignored() -> None:

@@ -145,9 +145,10 @@ class Watcher:
         rules = self._rules.current
         self.book = SampleBook(max(self.book.capacity, self._capacity(rules)))
         self.sweep = self._new_sweep()
-        # Slices of a few ticks: an hour of 10,000 series is ~1.2 M rows, too many to
-        # hold at once next to the book they are loaded into.
-        step = 10 * rules.watch.interval
+        # Slices of one tick: an hour of 10,000 series is ~1.2 M rows at ~0.3 KB each as
+        # rows (new strings for every id), so even ten ticks at once (100,000 rows, ~30
+        # MB) would set the process' resident high-water mark for good.
+        step = rules.watch.interval
         start, loaded = now - self._retention(rules), 0
         while start <= now:
             rows = await self._store.load_samples(self.project, start, start + step)
