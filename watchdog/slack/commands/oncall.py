@@ -147,15 +147,8 @@ class OnCallService(CommandService):
         if click.action not in (Action.ACK, Action.UNACK):
             return await super().handle_click(click)
         name = "button_ack" if click.action is Action.ACK else "button_unack"
-        with bound_contextvars(user=click.user_id, command=name, job_id=click.value.job_id):
-            refused = self._gate(name, click.response_url, click.user_id, True)
-            if refused is not None:
-                if self._allowed_url(click.response_url):
-                    self._spawn(self._respond(click.response_url, refused))
-                return None
-            log.info("slack.click", channel=click.channel_id)
-            self._spawn(self._run_ack_click(click, name))
-            return None
+        self._start_click(click, name, self._run_ack_click)
+        return None
 
     # ---- slash commands --------------------------------------------------------------
 

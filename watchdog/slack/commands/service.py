@@ -118,16 +118,22 @@ class CommandService:
     async def handle_click(self, click: Click) -> Reply | None:
         """Start a button's action. Slack ignores what a ``block_actions`` ack carries, so
         every answer, a refusal included, goes through the click's ``response_url``."""
-        name = f"button_{_VERB[click.action]}"
+        self._start_click(click, f"button_{_VERB[click.action]}", self._run_click)
+        return None
+
+    def _start_click(
+        self, click: Click, name: str, run: Callable[[Click, str], Coroutine[Any, Any, None]]
+    ) -> None:
+        """Gate a click (operators only, a trusted response URL), then ``run`` it in the
+        background; a refusal goes to the click's response URL."""
         with bound_contextvars(user=click.user_id, command=name, job_id=click.value.job_id):
             refused = self._gate(name, click.response_url, click.user_id, True)
             if refused is not None:
                 if self._allowed_url(click.response_url):
                     self._spawn(self._respond(click.response_url, refused))
-                return None
+                return
             log.info("slack.click", channel=click.channel_id)
-            self._spawn(self._run_click(click, name))
-            return None
+            self._spawn(run(click, name))
 
     async def drain(self) -> None:
         """Wait until every background task (including ones they start) has finished."""
