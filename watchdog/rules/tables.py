@@ -53,7 +53,7 @@ class WatchSettings(Frozen):
     #: always says "more results" must not hold the bot for ever)
     max_pages: StrictInt = Field(default=200, ge=1)
     #: jobs one tick's listings may hold together (each of N listings up to max_jobs / N);
-    #: past it a listing is incomplete. A listed job costs ~3.5 KB of memory: this bounds
+    #: past it a listing is incomplete. A listed job costs ~1.5 KB of memory: this bounds
     #: what a listing that never ends can take
     max_jobs: StrictInt = Field(default=20_000, ge=100)
     #: how long one tick's listings may take (default: twice the interval); past it the
