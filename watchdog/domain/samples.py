@@ -88,6 +88,9 @@ class Series:
     def _time(self, slot: int) -> float:
         return self._base + self._ms[slot] / 1000.0
 
+    def _point(self, slot: int) -> tuple[float, float]:
+        return (self._time(slot), self._values[slot])
+
     def _offset(self, t: float) -> int:
         """Whole milliseconds from ``_base`` to ``t``, rounded down. The microsecond added
         first absorbs float noise (``(0.3 - 0.1) * 1000`` is 199.999…), which is far
@@ -147,8 +150,7 @@ class Series:
     def last(self) -> tuple[float, float] | None:
         if not self._size:
             return None
-        slot = self._slot(self._size - 1)
-        return (self._time(slot), self._values[slot])
+        return self._point(self._slot(self._size - 1))
 
     def last_time(self) -> float | None:
         """Time of the newest point (cheaper than :meth:`last` when only that is needed)."""
@@ -157,9 +159,12 @@ class Series:
         return self._time(self._slot(self._size - 1))
 
     def _count_at_or_before(self, t: float) -> int:
-        """How many points have time <= ``t`` (binary search over the ring)."""
+        """How many points have time <= ``t``."""
+        return self._count_up_to(self._offset(t))
+
+    def _count_up_to(self, limit: int) -> int:
+        """How many points have an offset <= ``limit`` ms (binary search over the ring)."""
         ms, head, cap = self._ms, self._head, self._cap
-        limit = self._offset(t)
         lo, hi = 0, self._size
         while lo < hi:
             mid = (lo + hi) >> 1
@@ -179,24 +184,14 @@ class Series:
 
     def points_since(self, t0: float) -> list[tuple[float, float]]:
         """Points with time >= ``t0``, oldest first."""
-        ms, head, cap = self._ms, self._head, self._cap
-        limit = math.ceil((t0 - self._base) * 1000.0 - 0.001)
-        lo, hi = 0, self._size
-        while lo < hi:  # first index with time >= t0
-            mid = (lo + hi) >> 1
-            if ms[(head + mid) % cap] < limit:
-                lo = mid + 1
-            else:
-                hi = mid
-        return self._points(lo, self._size)
+        first = (t0 - self._base) * 1000.0 - 0.001  # offsets from here on are >= t0
+        before = math.ceil(first) - 1 if math.isfinite(first) else (_FAR if first > 0 else -1)
+        return self._points(self._count_up_to(before), self._size)
 
     def before_or_at(self, t: float) -> tuple[float, float] | None:
         """The latest point with time <= ``t``, if any."""
         count = self._count_at_or_before(t)
-        if not count:
-            return None
-        slot = self._slot(count - 1)
-        return (self._time(slot), self._values[slot])
+        return self._point(self._slot(count - 1)) if count else None
 
     def window(self, start: float, end: float) -> list[tuple[float, float]]:
         """A baseline point, then every point with ``start < t <= end``, oldest first.
