@@ -263,6 +263,43 @@ async def test_a_restart_resumes_the_sweep_where_it_stood(sim: Simulator, clock:
     await store.close()
 
 
+class CountingStore(MemoryStore):
+    """A MemoryStore that records how many rows each ``load_samples`` call returned."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock=clock)
+        self.loads: list[int] = []
+
+    async def load_samples(
+        self, project: str, since: float, until: float | None = None
+    ) -> list[tuple[str, str, float, float]]:
+        rows = await super().load_samples(project, since, until)
+        self.loads.append(len(rows))
+        return rows
+
+
+async def test_a_restart_restores_an_hour_in_a_few_bounded_queries(
+    sim: Simulator, clock: FakeClock
+) -> None:
+    """An hour of 1 s samples (a 1 h window, interval 1 s) comes back whole, in slices
+    sized by the density read so far: a handful of queries, not one per interval."""
+    hourly = RULES.replace('interval = "30s"', 'interval = "1s"').replace(
+        'within = "2m"\n\n[[rules]]', 'within = "1h"\n\n[[rules]]', 1
+    )
+    jobs = [sim.add_job(type="streaming", table=f"t{n}", job_id=job_id(n)).id for n in (1, 2, 3)]
+    store = CountingStore(clock)
+    await store.open()
+    rows = [(job, SKIPPED, START - age, float(age)) for age in range(1, 3601) for job in jobs]
+    await store.append_samples(DEFAULT_PROJECT, rows)
+    async with serve_polaris(sim, concurrency=1) as client:
+        watcher, _ = wire(client, store, holder(hourly), clock, RecordingNotifier())
+        await lead(watcher, store)
+    restored = [watcher.book.series(job, SKIPPED) for job in jobs]
+    assert [len(series) for series in restored if series is not None] == [3600, 3600, 3600]
+    assert sum(store.loads) == len(rows) and len(store.loads) <= 5
+    await store.close()
+
+
 async def test_the_sweep_reports_its_period_and_staleness(
     start: Start, sim: Simulator, clock: FakeClock
 ) -> None:

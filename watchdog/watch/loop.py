@@ -54,6 +54,8 @@ from watchdog.watch.tick import TickContext, TickReport, judge_tick
 
 log = structlog.get_logger(__name__)
 
+#: Sample rows one restoring query aims at (~3 MB as rows).
+_RESTORE_ROWS = 10_000
 _META_FACTS = RuleFacts(
     name=META_RULE,
     kind="meta",
@@ -145,15 +147,20 @@ class Watcher:
         rules = self._rules.current
         self.book = SampleBook(max(self.book.capacity, self._capacity(rules)))
         self.sweep = self._new_sweep()
-        # Slices of one tick: an hour of 10,000 series is ~1.2 M rows at ~0.3 KB each as
-        # rows (new strings for every id), so even ten ticks at once (100,000 rows, ~30
-        # MB) would set the process' resident high-water mark for good.
+        # In slices of ~_RESTORE_ROWS rows: an hour of 10,000 series is ~1.2 M rows at
+        # ~0.3 KB each as rows (new strings for every id), so 100,000 rows at once (~30
+        # MB) would set the process' resident high-water mark for good, while slices of
+        # one interval would be thousands of queries with a short interval. The first
+        # slice is one interval; each next one is sized by the density just read.
+        retention = self._retention(rules)
         step = rules.watch.interval
-        start, loaded = now - self._retention(rules), 0
+        start, loaded = now - retention, 0
         while start <= now:
             rows = await self._store.load_samples(self.project, start, start + step)
             loaded += self.book.load(rows)
             start += step
+            grown = step * _RESTORE_ROWS / max(len(rows), 1)
+            step = min(max(grown, rules.watch.interval), retention)
         self.sweep.resume_from_book()
         self._log.info("watch.restored", alerts=len(self._alerts), samples=loaded)
 
