@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from watchdog.polaris.errors import is_job_id
@@ -110,6 +110,9 @@ def test_bad_commands_are_usage_errors(text: str, reason: str) -> None:
 
 
 @given(st.text(max_size=300))
+# Escapes: repr writes each of these characters as up to ten, so cutting the text at 40
+# characters still quoted 200 of them.
+@example("0000000000" + "\x1b" * 8 + "\U0001019d" * 22)
 def test_parse_command_is_total(text: str) -> None:
     """Any text yields a command or a UsageError, never another exception."""
     try:

@@ -159,8 +159,15 @@ _JOB_COMMANDS: dict[str, type[JobCommand]] = {
 
 
 def _shown(text: str, limit: int = 40) -> str:
-    """User text quoted in an error, cut short so a reply never balloons."""
-    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+    """User text quoted in an error, cut short so a reply never balloons: at most
+    ``limit`` characters between the quotes *as shown*, since ``repr`` writes a control
+    or unprintable character as an escape of up to ten."""
+    shown = repr(text)
+    cut = text
+    while len(shown) > limit + 2:
+        cut = cut[: min(len(cut) - 1, limit - 1)]
+        shown = repr(cut + "…")
+    return shown
 
 
 def is_job_prefix(text: str) -> bool:
